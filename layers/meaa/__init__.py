@@ -1,0 +1,37 @@
+"""MEAA: facial mood estimation (MTCNN + mini-Xception on onnxruntime).
+
+Public contract::
+
+    from meaa import MoodEstimator
+    analysis = MoodEstimator().analyze(image_bytes_or_array)
+    for face in analysis.faces:
+        face.box    # (x, y, w, h) in original-image pixels
+        face.mood   # "positive" | "negative" | "neutral" | "other"
+        face.moods  # {"positive": p, "negative": p, "neutral": p, "other": p}, sums to 1
+"""
+
+from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
+from meaa.labels import EMOTIONS, MOODS
+from meaa.results import Analysis, Face
+
+__all__ = [
+    "EMOTIONS",
+    "MOODS",
+    "Analysis",
+    "Face",
+    "ImageTooLarge",
+    "InvalidImage",
+    "InvalidInput",
+    "MeaaError",
+    "MoodEstimator",
+    "UnsupportedFormat",
+]
+
+
+def __getattr__(name: str):
+    # Lazy: importing meaa for its errors or dataclasses must not import onnxruntime.
+    if name == "MoodEstimator":
+        from meaa.pipeline import MoodEstimator
+
+        return MoodEstimator
+    raise AttributeError(name)
