@@ -1,0 +1,3 @@
+from meaa.cli import main
+
+raise SystemExit(main())

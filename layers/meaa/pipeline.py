@@ -1,0 +1,155 @@
+"""``MoodEstimator``: image bytes -> faces -> moods, with models cached per process.
+
+Lambda reuses a container across invocations: the first call loads the ONNX sessions (lazily, so
+importing this module stays cheap) and later calls, from any ``MoodEstimator`` with the same settings,
+reuse them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from meaa.classifier import MoodClassifier, load_manifest
+from meaa.config import Settings
+from meaa.cropping import crop_faces
+from meaa.decoding import decode_image
+from meaa.detector import FaceDetections, MTCNNDetector
+from meaa.errors import InvalidInput
+from meaa.labels import EMOTIONS, MOODS
+from meaa.results import Analysis, Face
+
+_ENGINES: dict[Settings, "_Engine"] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class _Engine:
+    """The loaded models for one ``Settings``."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.detector = MTCNNDetector(
+            settings.models_dir,
+            threads=settings.threads,
+            detect_max_side=settings.detect_max_side,
+            min_face_px=settings.min_face_px,
+            min_face_fraction=settings.min_face_fraction,
+            thresholds=settings.thresholds,
+            scale_factor=settings.scale_factor,
+        )
+        self.classifier = MoodClassifier(settings.models_dir, settings.mood_model, settings.threads)
+        detector_entry = load_manifest(settings.models_dir)["models"]["onet"]
+        self.model_version = f"mtcnn:{detector_entry['sha256'][:12]}+{self.classifier.version}"
+
+
+def _engine_for(settings: Settings) -> _Engine:
+    engine = _ENGINES.get(settings)
+    if engine is None:
+        with _ENGINES_LOCK:
+            engine = _ENGINES.get(settings)
+            if engine is None:
+                engine = _ENGINES[settings] = _Engine(settings)
+    return engine
+
+
+def _as_bgr(image: np.ndarray) -> np.ndarray:
+    """Accept BGR uint8 HxWx3, BGRA HxWx4 or gray HxW arrays; refuse anything else."""
+    if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
+        raise InvalidInput("an image array must be numpy uint8")
+    if image.ndim == 2:
+        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2BGR)
+    raise InvalidInput(f"an image array must be HxW, HxWx3 or HxWx4; got shape {image.shape}")
+
+
+class MoodEstimator:
+    """Faces and moods in an image. Cheap to construct; models load on first use and are shared."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+
+    @property
+    def _engine(self) -> _Engine:
+        return _engine_for(self.settings)
+
+    @property
+    def model_version(self) -> str:
+        return self._engine.model_version
+
+    def warm_up(self) -> None:
+        """Load the models and run each once, so the first real request pays no initialisation."""
+        self.analyze(np.zeros((64, 64, 3), np.uint8))
+        self.classify_faces(np.zeros((1, 48, 48), np.uint8))
+
+    def analyze(self, image: bytes | bytearray | memoryview | np.ndarray) -> Analysis:
+        """Detect every face and classify its mood. Raises ``meaa.errors.MeaaError`` on bad input."""
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        if isinstance(image, (bytes, bytearray, memoryview)):
+            bgr = decode_image(
+                bytes(image), max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
+            )
+            timings["decode"] = (time.perf_counter() - started) * 1000.0
+        else:
+            bgr = _as_bgr(image)
+        engine = self._engine
+
+        mark = time.perf_counter()
+        detections = engine.detector.detect_faces(bgr)
+        timings["detect"] = (time.perf_counter() - mark) * 1000.0
+
+        mark = time.perf_counter()
+        faces = self._classify_detections(engine, bgr, detections)
+        timings["classify"] = (time.perf_counter() - mark) * 1000.0
+        timings["total"] = (time.perf_counter() - started) * 1000.0
+        height, width = bgr.shape[:2]
+        return Analysis(
+            width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings
+        )
+
+    def classify_faces(self, crops: np.ndarray) -> np.ndarray:
+        """Mood probabilities float32 [N,4] (MOODS order) for uint8 gray face crops [N,H,W] of any size."""
+        return self._engine.classifier.predict(crops).moods
+
+    def _classify_detections(self, engine: _Engine, bgr: np.ndarray, detections: FaceDetections) -> list[Face]:
+        if not len(detections):
+            return []
+        crops = crop_faces(
+            bgr,
+            detections.boxes,
+            detections.landmarks,
+            engine.classifier.input_size,
+            margin=self.settings.crop_margin,
+            align=self.settings.align_faces,
+        )
+        predictions = engine.classifier.predict(crops)
+        height, width = bgr.shape[:2]
+        faces = []
+        for index in range(len(detections)):
+            moods = predictions.moods[index]
+            emotions = predictions.emotions[index] if predictions.emotions is not None else None
+            faces.append(
+                Face(
+                    box=_clip_box(detections.boxes[index], width, height),
+                    score=float(detections.scores[index]),
+                    landmarks=tuple((float(x), float(y)) for x, y in detections.landmarks[index]),
+                    moods={name: float(p) for name, p in zip(MOODS, moods)},
+                    mood=MOODS[int(np.argmax(moods))],
+                    emotions={name: float(p) for name, p in zip(EMOTIONS, emotions)} if emotions is not None else {},
+                )
+            )
+        return faces
+
+
+def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x1, y1, x2, y2) floats -> (x, y, w, h) ints inside the image."""
+    x1 = int(np.clip(np.floor(box[0]), 0, width - 1))
+    y1 = int(np.clip(np.floor(box[1]), 0, height - 1))
+    x2 = int(np.clip(np.ceil(box[2]), x1 + 1, width))
+    y2 = int(np.clip(np.ceil(box[3]), y1 + 1, height))
+    return (x1, y1, x2 - x1, y2 - y1)
