@@ -1,0 +1,384 @@
+"""meaa.decoding: typed errors for bad input, caps enforced from headers, correct pixels and orientation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+from skimage import data as skimage_data
+
+from meaa.decoding import decode_image, read_image_header, read_image_size
+from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
+from tests.images import (
+    UNSUPPORTED_SAMPLES,
+    bmp_top_down,
+    bmp_with_claimed_size,
+    encode,
+    exif_app1_payload,
+    jpeg_with_claimed_size,
+    jpeg_without_frame_header,
+    pattern_image,
+    png_16bit,
+    png_bgra,
+    png_raw,
+    png_with_claimed_size,
+    webp_with_vp8x,
+    with_app1,
+    with_exif_orientation,
+)
+
+MAX_BYTES = 20 * 1024 * 1024  # the service's defaults (meaa.config.Settings)
+MAX_PIXELS = 50_000_000
+HEIGHT, WIDTH = 48, 64  # not square, so a swapped width/height shows
+
+
+def decode(data: bytes, **caps: int) -> np.ndarray:
+    return decode_image(data, max_bytes=caps.get("max_bytes", MAX_BYTES), max_pixels=caps.get("max_pixels", MAX_PIXELS))
+
+
+def bgr() -> np.ndarray:
+    return pattern_image(HEIGHT, WIDTH)
+
+
+def jpeg() -> bytes:
+    return encode(bgr(), ".jpg", jpeg_quality=95)
+
+
+def png() -> bytes:
+    return encode(bgr(), ".png")
+
+
+def webp_lossy() -> bytes:
+    return encode(bgr(), ".webp", webp_quality=90)
+
+
+def webp_lossless() -> bytes:
+    return encode(bgr(), ".webp", webp_quality=101)
+
+
+def bmp() -> bytes:
+    return encode(bgr(), ".bmp")
+
+
+def cut(make: Callable[[], bytes], fraction: float) -> Callable[[], bytes]:
+    return lambda: make()[: max(1, int(len(make()) * fraction))]
+
+
+def cut_at(make: Callable[[], bytes], length: int) -> Callable[[], bytes]:
+    return lambda: make()[:length]
+
+
+def random_bytes(seed: int, size: int = 4096) -> bytes:
+    return np.random.default_rng(seed).bytes(size)
+
+
+OK = (HEIGHT, WIDTH, 3)
+
+# (id, input builder, expected error class or expected output shape); MeaaError means "any typed error"
+BAD_AND_ODD_INPUTS: list[tuple[str, Callable[[], bytes], type[MeaaError] | tuple[int, int, int]]] = [
+    ("empty", lambda: b"", InvalidImage),
+    ("jpeg_soi_only", cut_at(jpeg, 2), InvalidImage),
+    ("jpeg_cut_in_app0", cut_at(jpeg, 10), InvalidImage),
+    ("jpeg_cut_at_100_bytes", cut_at(jpeg, 100), InvalidImage),
+    ("jpeg_cut_at_25pct", cut(jpeg, 0.25), InvalidImage),
+    ("jpeg_cut_at_50pct", cut(jpeg, 0.5), InvalidImage),
+    ("jpeg_cut_at_90pct", cut(jpeg, 0.9), InvalidImage),
+    ("jpeg_missing_last_byte", lambda: jpeg()[:-1], InvalidImage),
+    ("jpeg_without_sof", jpeg_without_frame_header, InvalidImage),
+    ("png_signature_only", cut_at(png, 8), InvalidImage),
+    ("png_cut_in_ihdr", cut_at(png, 20), InvalidImage),
+    ("png_cut_at_50pct", cut(png, 0.5), InvalidImage),
+    ("png_missing_last_byte", lambda: png()[:-1], InvalidImage),
+    ("png_zero_width", lambda: png_with_claimed_size(0, 10), InvalidImage),
+    ("webp_riff_header_only", cut_at(webp_lossy, 12), InvalidImage),
+    ("webp_cut_in_vp8_header", cut_at(webp_lossy, 26), InvalidImage),
+    ("webp_cut_at_50pct", cut(webp_lossy, 0.5), InvalidImage),
+    ("webp_lossless_cut_at_50pct", cut(webp_lossless, 0.5), InvalidImage),
+    ("bmp_cut_in_header", cut_at(bmp, 20), InvalidImage),
+    ("bmp_cut_at_50pct", cut(bmp, 0.5), InvalidImage),
+    ("random_bytes", lambda: np.random.default_rng(1).bytes(4096), InvalidImage),
+    # Random "headers" may claim any size, so any typed error is right here (MeaaError = any subclass).
+    *(
+        (f"random_bytes_after_jpeg_soi_{seed}", (lambda seed=seed: b"\xff\xd8\xff" + random_bytes(seed)), MeaaError)
+        for seed in range(5)
+    ),
+    ("random_bytes_after_png_signature", lambda: png()[:8] + np.random.default_rng(3).bytes(4096), InvalidImage),
+    ("text", lambda: b"hello, this is not an image\n", InvalidImage),
+    ("html", lambda: b"<!DOCTYPE html><html><body><img src='x.jpg'></body></html>", InvalidImage),
+    ("json", lambda: b'{"image": "base64..."}', InvalidImage),
+    ("png_claiming_100000x100000", lambda: png_with_claimed_size(100_000, 100_000), ImageTooLarge),
+    ("png_claiming_10000x6000", lambda: png_with_claimed_size(10_000, 6_000), ImageTooLarge),
+    ("jpeg_sof_claiming_60000x60000", lambda: jpeg_with_claimed_size(60_000, 60_000), ImageTooLarge),
+    ("bmp_claiming_100000x100000_top_down", lambda: bmp_with_claimed_size(100_000, -100_000), ImageTooLarge),
+    ("webp_vp8x_claiming_16384x16384", lambda: webp_with_vp8x(webp_lossy(), 16_384, 16_384), ImageTooLarge),
+    ("webp_animated", lambda: webp_with_vp8x(webp_lossy(), flags=0x02), UnsupportedFormat),
+    ("jpeg_1x1", lambda: encode(pattern_image(1, 1), ".jpg"), (1, 1, 3)),
+    ("png_1x1", lambda: encode(pattern_image(1, 1), ".png"), (1, 1, 3)),
+    ("png_16bit", lambda: png_16bit(HEIGHT, WIDTH)[0], OK),
+    ("png_bgra", lambda: png_bgra(pattern_image(HEIGHT, WIDTH, channels=4)), OK),
+    ("png_gray", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=1), ".png"), OK),
+    ("png_gray_alpha", lambda: png_raw(np.zeros((HEIGHT, WIDTH, 2), np.uint8), color_type=4), OK),
+    ("png_palette", lambda: png_raw(np.zeros((HEIGHT, WIDTH), np.uint8), 3, palette=np.eye(3) * 255), OK),
+    ("jpeg_gray", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=1), ".jpg"), OK),
+    ("jpeg_progressive", lambda: encode(bgr(), ".jpg", jpeg_progressive=1), OK),
+    ("bmp", bmp, OK),
+    ("bmp_gray_palette", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=1), ".bmp"), OK),
+    ("bmp_bgra", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=4), ".bmp"), OK),
+    ("bmp_top_down", lambda: bmp_top_down(bgr()), OK),
+    ("webp_lossy", webp_lossy, OK),
+    ("webp_lossless", webp_lossless, OK),
+    ("webp_alpha", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=4), ".webp"), OK),
+    ("webp_vp8x", lambda: webp_with_vp8x(webp_lossy()), OK),
+    ("jpeg_exif_orientation_6", lambda: with_exif_orientation(jpeg(), 6), (WIDTH, HEIGHT, 3)),
+    ("jpeg_exif_orientation_out_of_range", lambda: with_exif_orientation(jpeg(), 9), OK),
+    ("jpeg_exif_garbage", lambda: with_app1(jpeg(), b"Exif\x00\x00MM\x00*\xff\xff\xff\xff"), OK),
+    ("jpeg_exif_truncated_ifd", lambda: with_app1(jpeg(), exif_app1_payload(6)[:20]), OK),
+    *(
+        (f"unsupported_{name}", (lambda sample=sample: sample), UnsupportedFormat)
+        for name, sample in UNSUPPORTED_SAMPLES.items()
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [pytest.param(make, expected, id=name) for name, make, expected in BAD_AND_ODD_INPUTS],
+)
+def test_bad_and_odd_inputs_give_typed_errors_or_bgr_images(
+    make: Callable[[], bytes], expected: type[MeaaError] | tuple[int, int, int]
+) -> None:
+    data = make()
+    if isinstance(expected, tuple):
+        image = decode(data)
+        assert image.dtype == np.uint8 and image.shape == expected and image.flags.c_contiguous
+    else:
+        with pytest.raises(expected) as raised:
+            decode(data)
+        error = raised.value
+        assert expected is MeaaError or type(error) is expected
+        assert error.to_dict() == {"code": type(error).code, "message": error.message}
+        assert error.code != MeaaError.code and error.message
+
+
+def test_error_classes_map_to_http_statuses() -> None:
+    assert (InvalidImage.http_status, UnsupportedFormat.http_status, ImageTooLarge.http_status) == (400, 415, 413)
+
+
+@pytest.mark.parametrize("not_bytes", ["a string", None, 12, np.zeros(4, np.uint8)])
+def test_non_bytes_input_is_invalid_input(not_bytes: object) -> None:
+    with pytest.raises(InvalidInput):
+        decode(not_bytes)  # type: ignore[arg-type]
+
+
+def test_bytearray_and_memoryview_are_accepted() -> None:
+    expected = decode(png())
+    assert np.array_equal(decode(bytearray(png())), expected)
+    assert np.array_equal(decode(memoryview(png())), expected)
+
+
+@pytest.mark.parametrize("make", [jpeg, png, webp_lossy, bmp], ids=["jpeg", "png", "webp", "bmp"])
+def test_pixel_cap_is_inclusive_and_checked_against_the_header(make: Callable[[], bytes]) -> None:
+    data = make()
+    assert decode(data, max_pixels=WIDTH * HEIGHT).shape == OK
+    with pytest.raises(ImageTooLarge, match=f"{WIDTH}x{HEIGHT}"):
+        decode(data, max_pixels=WIDTH * HEIGHT - 1)
+
+
+def test_byte_cap_is_inclusive() -> None:
+    data = png()
+    assert decode(data, max_bytes=len(data)).shape == OK
+    with pytest.raises(ImageTooLarge, match=str(len(data))):
+        decode(data, max_bytes=len(data) - 1)
+
+
+def test_byte_cap_is_checked_before_the_format() -> None:
+    with pytest.raises(ImageTooLarge):
+        decode(b"not an image at all", max_bytes=4)
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "bmp"])
+def test_random_corruption_gives_only_typed_errors_or_images(fmt: str) -> None:
+    """Seeded mutations of a valid file: truncations and flipped bytes anywhere, headers included."""
+    source = {"jpeg": jpeg, "png": png, "webp": webp_lossy, "bmp": bmp}[fmt]()
+    rng = np.random.default_rng(7)
+    for _ in range(60):
+        mutated = bytearray(source[: rng.integers(1, len(source) + 1)])
+        for position in rng.integers(0, len(mutated), size=rng.integers(1, 4)):
+            mutated[position] = rng.integers(0, 256)
+        try:
+            image = decode(bytes(mutated))
+        except MeaaError:
+            continue
+        assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+# --- correct pixels ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make", [png, webp_lossless, bmp, lambda: bmp_top_down(bgr())], ids=["png", "webp_lossless", "bmp", "bmp_top_down"]
+)
+def test_lossless_formats_round_trip_exactly(make: Callable[[], bytes]) -> None:
+    assert np.array_equal(decode(make()), bgr())
+
+
+@pytest.mark.parametrize(
+    ("make", "tolerance"), [(jpeg, 3.0), (webp_lossy, 4.0)], ids=["jpeg_q95", "webp_q90"]
+)
+def test_lossy_formats_round_trip_within_tolerance(make: Callable[[], bytes], tolerance: float) -> None:
+    decoded = decode(make()).astype(np.float32)
+    assert np.abs(decoded - bgr()).mean() < tolerance
+
+
+def test_gray_becomes_three_equal_channels() -> None:
+    gray = pattern_image(HEIGHT, WIDTH, channels=1)
+    decoded = decode(encode(gray, ".png"))
+    assert all(np.array_equal(decoded[..., channel], gray) for channel in range(3))
+
+
+def test_16bit_png_is_scaled_by_1_over_257_with_rounding() -> None:
+    data, samples = png_16bit(HEIGHT, WIDTH)
+    expected = np.round(samples / 257.0).astype(np.uint8)
+    decoded = decode(data)
+    assert np.array_equal(decoded, expected)
+    # Truncation (v >> 8) would differ on many of these random samples.
+    assert not np.array_equal(decoded, (samples >> 8).astype(np.uint8))
+
+
+def test_16bit_gray_extremes() -> None:
+    samples = np.array([[0, 128, 129, 257, 32767, 65535]], np.uint16)
+    decoded = decode(png_raw(samples, color_type=0, bit_depth=16))
+    assert decoded[0, :, 0].tolist() == [0, 0, 1, 1, 127, 255]
+
+
+def test_alpha_is_composited_over_white() -> None:
+    bgra = np.zeros((2, 4, 4), np.uint8)
+    bgra[..., :3] = (40, 80, 120)
+    bgra[0, :, 3] = (0, 64, 128, 255)
+    bgra[1, :, 3] = 255
+    decoded = decode(png_bgra(bgra))
+    alpha = bgra[..., 3:].astype(np.float64) / 255
+    expected = np.round(bgra[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
+    assert np.abs(decoded.astype(int) - expected).max() <= 1
+    assert decoded[0, 0].tolist() == [255, 255, 255] and decoded[0, 3].tolist() == [40, 80, 120]
+
+
+def test_gray_alpha_and_palette_transparency_are_composited_over_white() -> None:
+    gray_alpha = np.array([[[100, 0], [100, 255]]], np.uint8)
+    assert decode(png_raw(gray_alpha, color_type=4))[0].tolist() == [[255] * 3, [100] * 3]
+    palette = np.array([[255, 0, 0], [0, 0, 255]])  # RGB: red, blue
+    indices = np.array([[0, 1]], np.uint8)
+    decoded = decode(png_raw(indices, color_type=3, palette=palette, transparency=b"\x00"))
+    assert decoded[0].tolist() == [[255, 255, 255], [255, 0, 0]]  # transparent red -> white; blue (BGR)
+
+
+def test_16bit_rgba_png_is_scaled_then_composited() -> None:
+    rgba = np.zeros((1, 2, 4), np.uint16)
+    rgba[..., :3] = 257 * 200
+    rgba[..., 3] = (0, 65535)
+    assert decode(png_raw(rgba, color_type=6, bit_depth=16))[0].tolist() == [[255] * 3, [200] * 3]
+
+
+def test_bmp_fourth_byte_is_ignored_not_treated_as_alpha() -> None:
+    bgra = pattern_image(HEIGHT, WIDTH, channels=4)
+    bgra[..., 3] = 0  # typical of 32-bit BI_RGB files: the byte is padding
+    assert np.array_equal(decode(encode(bgra, ".bmp")), bgra[..., :3])
+
+
+# --- header reader ----------------------------------------------------------------------------------
+
+ALL_FORMAT_SAMPLES: list[tuple[str, Callable[[], bytes]]] = [
+    ("jpeg", jpeg),
+    ("jpeg", lambda: encode(bgr(), ".jpg", jpeg_progressive=1)),
+    ("jpeg", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=1), ".jpg")),
+    ("png", png),
+    ("png", lambda: png_16bit(HEIGHT, WIDTH)[0]),
+    ("png", lambda: png_bgra(pattern_image(HEIGHT, WIDTH, channels=4))),
+    ("webp", webp_lossy),
+    ("webp", webp_lossless),
+    ("webp", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=4), ".webp")),
+    ("webp", lambda: webp_with_vp8x(webp_lossless())),
+    ("bmp", bmp),
+    ("bmp", lambda: bmp_top_down(bgr())),
+    ("bmp", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=1), ".bmp")),
+    *(("jpeg", (lambda o=o: with_exif_orientation(jpeg(), o))) for o in range(1, 9)),
+]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "make"), ALL_FORMAT_SAMPLES, ids=[f"{fmt}{i}" for i, (fmt, _) in enumerate(ALL_FORMAT_SAMPLES)]
+)
+def test_header_size_agrees_with_decoded_shape(fmt: str, make: Callable[[], bytes]) -> None:
+    data = make()
+    found_format, width, height = read_image_size(data)
+    assert found_format == fmt
+    assert decode(data).shape == (height, width, 3)
+
+
+@pytest.mark.parametrize(
+    ("width", "height"), [(1, 1), (65535, 3), (3, 65535), (16383, 16383)]
+)
+def test_header_reader_handles_extreme_sizes(width: int, height: int) -> None:
+    assert read_image_size(jpeg_with_claimed_size(width, height)) == ("jpeg", width, height)
+    assert read_image_size(png_with_claimed_size(width, height)) == ("png", width, height)
+    assert read_image_size(bmp_with_claimed_size(width, -height)) == ("bmp", width, height)
+    assert read_image_size(webp_with_vp8x(webp_lossy(), width, height)) == ("webp", width, height)
+
+
+def test_header_reader_raises_the_same_typed_errors() -> None:
+    with pytest.raises(InvalidImage):
+        read_image_size(b"")
+    with pytest.raises(UnsupportedFormat):
+        read_image_size(UNSUPPORTED_SAMPLES["gif89a"])
+    with pytest.raises(InvalidImage):
+        read_image_size(png()[:20])
+
+
+# --- EXIF orientation -------------------------------------------------------------------------------
+
+
+def stored_for_orientation(upright: np.ndarray, orientation: int) -> np.ndarray:
+    """What a camera stores so that applying EXIF ``orientation`` shows ``upright`` (numpy only)."""
+    return {
+        1: lambda a: a,
+        2: np.fliplr,
+        3: lambda a: np.rot90(a, 2),
+        4: np.flipud,
+        5: lambda a: a.transpose(1, 0, 2),
+        6: lambda a: np.rot90(a, 1),  # shown after a 90 degree clockwise turn
+        7: lambda a: np.rot90(a, 2).transpose(1, 0, 2),
+        8: lambda a: np.rot90(a, -1),  # shown after a 90 degree counter-clockwise turn
+    }[orientation](upright)
+
+
+@pytest.fixture(scope="module")
+def astronaut_bgr() -> np.ndarray:
+    """scikit-image's astronaut, cropped to 512 x 384 so a transposition changes the shape."""
+    return np.ascontiguousarray(skimage_data.astronaut()[:, 64:448, ::-1])
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"], ids=["intel", "motorola"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_comes_out_upright(astronaut_bgr: np.ndarray, orientation: int, byte_order: str) -> None:
+    stored = np.ascontiguousarray(stored_for_orientation(astronaut_bgr, orientation))
+    data = with_exif_orientation(encode(stored, ".jpg", jpeg_quality=95), orientation, byte_order)
+
+    decoded = decode(data)
+
+    assert decoded.shape == astronaut_bgr.shape
+    assert read_image_size(data) == ("jpeg", astronaut_bgr.shape[1], astronaut_bgr.shape[0])
+    assert np.abs(decoded.astype(np.float32) - astronaut_bgr).mean() < 3.0
+    # OpenCV's own EXIF handling (IMREAD_COLOR) must agree pixel for pixel.
+    assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    # The test means something: ignoring the tag would not give the upright picture.
+    if orientation != 1:
+        as_stored = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION)
+        assert as_stored.shape != decoded.shape or np.abs(as_stored.astype(np.float32) - astronaut_bgr).mean() > 20
+
+
+def test_exif_orientation_is_reported_by_the_header_reader() -> None:
+    header = read_image_header(with_exif_orientation(jpeg(), 8, ">"))
+    assert (header.format, header.width, header.height, header.orientation) == ("jpeg", WIDTH, HEIGHT, 8)
+    assert read_image_header(jpeg()).orientation == 1
