@@ -51,7 +51,7 @@ class MoodClassifier:
             raise ValueError(f"mood model {name!r} has classes {self.classes}, expected {EMOTIONS} or {MOODS}")
         self.version = f"{name}:{entry['sha256'][:12]}"
         self.model = OnnxModel(os.path.join(models_dir, entry["file"]), threads)
-        self.input_size = int(entry.get("input_size") or self.model.input_shape[-1])
+        self.input_size = int(self.model.input_shape[-1])  # square input, read from the graph
 
     def predict(self, crops: np.ndarray) -> MoodPredictions:
         """Classify uint8 gray crops [N,H,W] of any size (resized here to the model's input)."""

@@ -46,10 +46,12 @@ class Settings:
     detect_max_side: int = 640
     # Smallest face to find, in full-resolution pixels and as a fraction of the image's short side;
     # the larger of the two applies.
+    # 0.1 of the short side is 48 px on a 640x480 frame: a selfie face is 2-4 times that, and the faces
+    # of a group photo at that resolution are still larger.
     min_face_px: int = 20
-    min_face_fraction: float = 0.0
+    min_face_fraction: float = 0.1
     # MTCNN stage thresholds (P-Net, R-Net, O-Net) and pyramid scale factor.
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)
+    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.9)
     scale_factor: float = 0.709
     # Face crop fed to the mood classifier: margin as a fraction of the box side; eye alignment.
     crop_margin: float = 0.2

@@ -88,6 +88,7 @@ class MoodEstimator:
 
     def analyze(self, image: bytes | bytearray | memoryview | np.ndarray) -> Analysis:
         """Detect every face and classify its mood. Raises ``meaa.errors.MeaaError`` on bad input."""
+        engine = self._engine
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if isinstance(image, (bytes, bytearray, memoryview)):
@@ -97,7 +98,6 @@ class MoodEstimator:
             timings["decode"] = (time.perf_counter() - started) * 1000.0
         else:
             bgr = _as_bgr(image)
-        engine = self._engine
 
         mark = time.perf_counter()
         detections = engine.detector.detect_faces(bgr)
