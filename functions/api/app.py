@@ -39,6 +39,8 @@ API_GATEWAY_BASE_PATH = "/"
 class JsonLogFormatter(logging.Formatter):
     """One JSON object per line: CloudWatch Logs Insights and local tools can query the fields."""
 
+    converter = time.gmtime  # timestamps in UTC, marked "Z"
+
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
@@ -57,7 +59,6 @@ def _json_logger(name: str) -> logging.Logger:
     if not logger.handlers:
         stream = logging.StreamHandler(sys.stdout)
         stream.setFormatter(JsonLogFormatter())
-        logging.Formatter.converter = time.gmtime
         logger.addHandler(stream)
         logger.setLevel(logging.INFO)
         logger.propagate = False  # Lambda's root handler would print every line a second time
