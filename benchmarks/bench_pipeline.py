@@ -16,6 +16,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,17 +24,18 @@ ROOT = Path(__file__).resolve().parents[1]
 FRAMES = ("640x480 one face", "640x480 group (6 faces)", "1920x1080 one face")
 
 
-def _frame_bytes(name: str) -> bytes:
+def write_frames(folder: Path) -> None:
+    """JPEG files of the three frames (made here, so the measured children never import scikit-image)."""
     from tests.images import encode
     from tests.sample_faces import group_frame, one_face_frame
 
-    if name == FRAMES[0]:
-        image = one_face_frame(640, 480)
-    elif name == FRAMES[1]:
-        image = group_frame(640, 480, columns=3, rows=2).image
-    else:
-        image = one_face_frame(1920, 1080)
-    return encode(image, ".jpg", jpeg_quality=90)
+    images = [one_face_frame(640, 480), group_frame(640, 480, columns=3, rows=2).image, one_face_frame(1920, 1080)]
+    for index, image in enumerate(images):
+        (folder / f"{index}.jpg").write_bytes(encode(image, ".jpg", jpeg_quality=90))
+
+
+def _frame_bytes(folder: Path, name: str) -> bytes:
+    return (folder / f"{FRAMES.index(name)}.jpg").read_bytes()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -41,13 +43,13 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def child_warm(repeats: int) -> dict:
+def child_warm(folder: Path, repeats: int) -> dict:
     from meaa import MoodEstimator
 
     estimator = MoodEstimator()
     results = {}
     for name in FRAMES:
-        data = _frame_bytes(name)
+        data = _frame_bytes(folder, name)
         for _ in range(10):
             estimator.analyze(data)
         stages: dict[str, list[float]] = {"decode": [], "detect": [], "classify": [], "total": []}
@@ -68,7 +70,7 @@ def child_warm(repeats: int) -> dict:
     return results
 
 
-def child_cold() -> dict:
+def child_cold(folder: Path) -> dict:
     started = time.perf_counter()
     import cv2  # noqa: F401
     import numpy  # noqa: F401
@@ -77,7 +79,7 @@ def child_cold() -> dict:
     from meaa import MoodEstimator
 
     imported = time.perf_counter()
-    data = _frame_bytes(FRAMES[0])
+    data = _frame_bytes(folder, FRAMES[0])
     prepared = time.perf_counter()
     estimator = MoodEstimator()
     estimator.model_version  # forces the model load
@@ -93,11 +95,11 @@ def child_cold() -> dict:
     }
 
 
-def _run_child(mode: str, *args: str) -> dict:
+def _run_child(mode: str, folder: Path, *args: str) -> dict:
     env = {**os.environ, "MEAA_THREADS": os.environ.get("MEAA_THREADS", "1"), "OMP_NUM_THREADS": "1"}
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers"), str(ROOT)])
     output = subprocess.run(
-        [sys.executable, __file__, "--child", mode, *args], env=env, check=True, capture_output=True, text=True
+        [sys.executable, __file__, "--child", mode, "--frames", str(folder), *args], env=env, check=True, capture_output=True, text=True
     ).stdout
     return json.loads(output.strip().splitlines()[-1])
 
@@ -107,16 +109,24 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--cold-runs", type=int, default=5)
     parser.add_argument("--child", choices=["warm", "cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child == "warm":
-        print(json.dumps(child_warm(args.repeats)))
+        print(json.dumps(child_warm(args.frames, args.repeats)))
         return
     if args.child == "cold":
-        print(json.dumps(child_cold()))
+        print(json.dumps(child_cold(args.frames)))
         return
+    sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_frames(Path(tmp))
+        report(Path(tmp), args)
+
+
+def report(folder: Path, args: argparse.Namespace) -> None:
 
     threads = os.environ.get("MEAA_THREADS", "1")
-    warm = _run_child("warm", "--repeats", str(args.repeats))
+    warm = _run_child("warm", folder, "--repeats", str(args.repeats))
     print(f"Warm latency, ms (p50 / p90 over {args.repeats} runs, MEAA_THREADS={threads}, JPEG input)\n")
     print("| frame | faces | decode | detect | classify | total without decode |")
     print("| --- | --- | --- | --- | --- | --- |")
@@ -125,7 +135,7 @@ def main() -> None:
         cells = " | ".join(f"{row[s][0]:.1f} / {row[s][1]:.1f}" for s in ("decode", "detect", "classify", "total"))
         print(f"| {name} | {row['faces']} | {cells} |")
 
-    colds = [_run_child("cold") for _ in range(args.cold_runs)]
+    colds = [_run_child("cold", folder) for _ in range(args.cold_runs)]
     print(f"\nCold start in a fresh process, ms (median of {args.cold_runs})\n")
     print("| import numpy+cv2+onnxruntime+meaa | load models | first 640x480 frame | cold start total | peak RSS (cold) |")
     print("| --- | --- | --- | --- | --- |")
@@ -135,7 +145,6 @@ def main() -> None:
         f" {med['peak_rss_mb']:.0f} MB |"
     )
 
-    sys.path[:0] = [str(ROOT / "layers")]
     from meaa.classifier import load_manifest
     from meaa.config import Settings
 
