@@ -82,16 +82,23 @@ def exif_app1_payload(orientation: int, byte_order: str = "<") -> bytes:
     return b"Exif\x00\x00" + tiff
 
 
-def with_app1(jpeg: bytes, payload: bytes) -> bytes:
-    """Insert an APP1 segment with ``payload`` right after SOI (where EXIF puts it)."""
+def with_app1(jpeg: bytes, payload: bytes, after_app0: bool = False) -> bytes:
+    """Insert an APP1 segment with ``payload`` right after SOI (where EXIF puts it), or after the
+    JFIF APP0 segment that OpenCV writes (where some editors put it)."""
     if jpeg[:2] != b"\xff\xd8":
         raise ValueError("not a JPEG")
-    return jpeg[:2] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
+    at = 2
+    if after_app0:
+        marker, offset, length = next(jpeg_segments(jpeg))
+        if marker != 0xE0:
+            raise ValueError("the JPEG has no APP0 segment first")
+        at = offset + 2 + length
+    return jpeg[:at] + b"\xff\xe1" + struct.pack(">H", len(payload) + 2) + payload + jpeg[at:]
 
 
-def with_exif_orientation(jpeg: bytes, orientation: int, byte_order: str = "<") -> bytes:
+def with_exif_orientation(jpeg: bytes, orientation: int, byte_order: str = "<", after_app0: bool = False) -> bytes:
     """The same JPEG with an EXIF APP1 segment carrying ``orientation`` (1..8 are meaningful)."""
-    return with_app1(jpeg, exif_app1_payload(orientation, byte_order))
+    return with_app1(jpeg, exif_app1_payload(orientation, byte_order), after_app0)
 
 
 def jpeg_with_claimed_size(width: int, height: int) -> bytes:

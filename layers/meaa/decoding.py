@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, UnsupportedFormat  # noqa: E402
 
-__all__ = ["ImageHeader", "decode_image", "read_image_header", "read_image_size"]
+__all__ = ["SUPPORTED_FORMATS", "ImageHeader", "decode_image", "read_image_header", "read_image_size"]
 
 SUPPORTED_FORMATS = ("jpeg", "png", "webp", "bmp")
 

@@ -132,6 +132,7 @@ BAD_AND_ODD_INPUTS: list[tuple[str, Callable[[], bytes], type[MeaaError] | tuple
     ("webp_alpha", lambda: encode(pattern_image(HEIGHT, WIDTH, channels=4), ".webp"), OK),
     ("webp_vp8x", lambda: webp_with_vp8x(webp_lossy()), OK),
     ("jpeg_exif_orientation_6", lambda: with_exif_orientation(jpeg(), 6), (WIDTH, HEIGHT, 3)),
+    ("jpeg_exif_8_after_jfif", lambda: with_exif_orientation(jpeg(), 8, after_app0=True), (WIDTH, HEIGHT, 3)),
     ("jpeg_exif_orientation_out_of_range", lambda: with_exif_orientation(jpeg(), 9), OK),
     ("jpeg_exif_garbage", lambda: with_app1(jpeg(), b"Exif\x00\x00MM\x00*\xff\xff\xff\xff"), OK),
     ("jpeg_exif_truncated_ifd", lambda: with_app1(jpeg(), exif_app1_payload(6)[:20]), OK),
@@ -381,4 +382,13 @@ def test_every_exif_orientation_comes_out_upright(astronaut_bgr: np.ndarray, ori
 def test_exif_orientation_is_reported_by_the_header_reader() -> None:
     header = read_image_header(with_exif_orientation(jpeg(), 8, ">"))
     assert (header.format, header.width, header.height, header.orientation) == ("jpeg", WIDTH, HEIGHT, 8)
+    assert read_image_header(with_exif_orientation(jpeg(), 3, after_app0=True)).orientation == 3
     assert read_image_header(jpeg()).orientation == 1
+
+
+def test_exif_after_the_jfif_segment_is_honoured_like_opencv_does(astronaut_bgr: np.ndarray) -> None:
+    stored = np.ascontiguousarray(stored_for_orientation(astronaut_bgr, 6))
+    data = with_exif_orientation(encode(stored, ".jpg", jpeg_quality=95), 6, after_app0=True)
+    decoded = decode(data)
+    assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
+    assert np.abs(decoded.astype(np.float32) - astronaut_bgr).mean() < 3.0
