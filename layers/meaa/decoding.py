@@ -137,7 +137,7 @@ def read_image_header(data: bytes) -> ImageHeader:
         return _read_bmp_header(data)
     known = _sniff_unsupported(data)
     if known is not None:
-        raise UnsupportedFormat(f"{known} images are not supported; send JPEG, PNG, WebP or BMP")
+        raise UnsupportedFormat(f"{known} is not a supported format; send JPEG, PNG, WebP or BMP")
     raise InvalidImage("the data is not an image (expected JPEG, PNG, WebP or BMP)")
 
 
