@@ -301,7 +301,8 @@ def build_emotion(layers: dict[str, dict[str, np.ndarray]], config: dict) -> onn
                 if cfg["depth_multiplier"] != 1:
                     raise ValueError(f"depth_multiplier in {name}")
                 depthwise = w["depthwise_kernel"].astype(np.float32).transpose(2, 3, 0, 1)  # [in, 1, kh, kw]
-                x = g.conv(x, f"{name}.depthwise", depthwise, None, strides=(sh, sh), pads=pads, group=depthwise.shape[0])
+                channels = depthwise.shape[0]
+                x = g.conv(x, f"{name}.depthwise", depthwise, None, strides=(sh, sh), pads=pads, group=channels)
                 weight, bias = _folded_conv(w["pointwise_kernel"], bn)
                 conv_pads = (0, 0, 0, 0)
                 conv_strides = (1, 1)
@@ -312,7 +313,9 @@ def build_emotion(layers: dict[str, dict[str, np.ndarray]], config: dict) -> onn
                 own_bias = w["bias"].astype(np.float64)
                 if bn is not None:
                     own_bias = own_bias * bn.scale_shift()[0]
-                bias = own_bias.astype(np.float32) if bias is None else (bias.astype(np.float64) + own_bias).astype(np.float32)
+                if bias is not None:
+                    own_bias = own_bias + bias.astype(np.float64)
+                bias = own_bias.astype(np.float32)
             x = g.conv(x, name, weight, bias, strides=conv_strides, pads=conv_pads)
             if bn is not None:
                 bn_name = consumers[name][0]

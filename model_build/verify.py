@@ -205,7 +205,8 @@ def classification_metrics(probabilities: np.ndarray, labels: np.ndarray) -> dic
 
 def fer_crops_64(images_48: np.ndarray) -> np.ndarray:
     """FER2013 48x48 faces resized to 64x64 with cv2.INTER_LINEAR, as fer does."""
-    return np.stack([cv2.resize(img, (EMOTION_SIZE, EMOTION_SIZE), interpolation=cv2.INTER_LINEAR) for img in images_48])
+    size = (EMOTION_SIZE, EMOTION_SIZE)
+    return np.stack([cv2.resize(image, size, interpolation=cv2.INTER_LINEAR) for image in images_48])
 
 
 # ---------------------------------------------------------------------------------- detection
@@ -255,15 +256,110 @@ def load_meaa_detector(models_dir: Path):
 # --------------------------------------------------------------------------------------- main
 
 
-def compare_networks(
-    report: Report, label: str, reference: dict[str, np.ndarray], ours: dict[str, np.ndarray]
-) -> dict[str, float]:
-    diffs = {}
-    for key, value in reference.items():
-        diff = float(np.abs(ours[key] - value).max()) if value.size else 0.0
-        diffs[key] = diff
-        report.add(f"{label} {key} max|diff|", diff, f"{NETWORK_TOLERANCE:g}", diff <= NETWORK_TOLERANCE)
-    return diffs
+@dataclass
+class Verification:
+    """The source models, our sessions, the photos with facenet-pytorch's detections, and the results."""
+
+    networks: dict[str, torch.nn.Module]
+    emotion_keras: object
+    ours: dict[str, OnnxNet]
+    photos: dict[str, np.ndarray]
+    detections: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+    rng: np.random.Generator
+    report: Report = field(default_factory=Report)
+    worst: dict[str, float] = field(default_factory=dict)
+
+    def compare(self, label: str, model: str, reference: dict[str, np.ndarray], ours: dict[str, np.ndarray]) -> None:
+        for key, value in reference.items():
+            diff = float(np.abs(ours[key] - value).max()) if value.size else 0.0
+            self.worst[f"{model}.{key}"] = max(self.worst.get(f"{model}.{key}", 0.0), diff)
+            self.report.add(f"{label} {key} max|diff|", diff, f"{NETWORK_TOLERANCE:g}", diff <= NETWORK_TOLERANCE)
+
+    def check_pnet(self) -> None:
+        """P-Net on pyramid levels of every photo."""
+        levels = [pyramid_level(self.photos["astronaut"], s) for s in (0.6, 0.3, 0.15)]
+        levels += [pyramid_level(self.photos["composite"], 0.1), pyramid_level(self.photos["coffee"], 0.13)]
+        levels += [pyramid_level(rgb, 0.4) for name, rgb in self.photos.items() if name.startswith("jaffe_")]
+        for index, image in enumerate(levels):
+            x = reference_images.mtcnn_normalise(image)
+            label = f"pnet[{index}] {image.shape[2]}x{image.shape[3]}"
+            self.compare(label, "pnet", run_facenet(self.networks["pnet"], "pnet", x), self.ours["pnet"](x))
+
+    def check_rnet_onet(self) -> None:
+        """R-Net and O-Net on jittered crops around every detected face, plus non-face crops."""
+        for name, size in (("rnet", 24), ("onet", 48)):
+            parts = [box_crops(rgb, self.detections[p][0], size, self.rng, 4) for p, rgb in self.photos.items()
+                     if len(self.detections[p][0])]
+            parts.append(random_crops(self.photos["coffee"], size, 8, self.rng))
+            x = reference_images.mtcnn_normalise(np.concatenate(parts))
+            self.compare(f"{name} {len(x)} crops", name, run_facenet(self.networks[name], name, x), self.ours[name](x))
+
+    def check_emotion_on_photos(self) -> None:
+        crops = [gray_face_crops(rgb, self.detections[p][0], self.rng, 3) for p, rgb in self.photos.items()
+                 if len(self.detections[p][0])]
+        x = reference_images.emotion_normalise(np.concatenate(crops))
+        reference = {"probabilities": run_keras(self.emotion_keras, x)}
+        self.compare(f"emotion {len(x)} photo crops", "emotion", reference, self.ours["emotion"](x))
+
+    def check_emotion_on_fer2013(self, path: Path) -> dict:
+        """All of FER2013 val through both models; accuracy and F1 of each (returned for the manifest)."""
+        val = np.load(path)
+        x = reference_images.emotion_normalise(fer_crops_64(val["images"]))
+        keras_probabilities = run_keras(self.emotion_keras, x)
+        onnx_probabilities = self.ours["emotion"](x)["probabilities"]
+        self.compare(f"emotion fer2013_val ({len(x)})", "emotion", {"probabilities": keras_probabilities},
+                     {"probabilities": onnx_probabilities})
+        labels = val["labels"].astype(np.int64)
+        measured = {"onnx": classification_metrics(onnx_probabilities, labels),
+                    "keras": classification_metrics(keras_probabilities, labels)}
+        for key in ("accuracy_7", "accuracy_4", "weighted_f1_4"):
+            ours, keras = measured["onnx"][key], measured["keras"][key]
+            gap = abs(ours - keras)
+            self.report.add(f"fer2013_val {key}: ours {ours:.4f} vs keras {keras:.4f}", gap,
+                            f"{ACCURACY_TOLERANCE:g}", gap <= ACCURACY_TOLERANCE)
+        return {"n": int(len(labels)), "preprocessing": "48x48 -> 64x64 cv2.INTER_LINEAR", **measured}
+
+    def check_detection(self, detector) -> None:
+        """meaa.detector (BGR in) against facenet-pytorch's MTCNN.detect (RGB in) on every photo."""
+        summary = {"min_iou": 1.0, "box_px": 0.0, "landmark_px": 0.0}
+        for name, rgb in self.photos.items():
+            boxes, _, landmarks = self.detections[name]
+            found = detector.detect_faces(np.ascontiguousarray(rgb[:, :, ::-1]))
+            match = match_detections(found, boxes, landmarks)
+            self.report.add(f"detect {name}: {len(found.boxes)} vs facenet {len(boxes)} faces", "", "same",
+                            match.count_diff == 0)
+            if len(boxes):
+                self.report.add(
+                    f"detect {name} min IoU (box / landmark max px {match.box_px:.2f} / {match.landmark_px:.2f})",
+                    match.min_iou, f">={MIN_DETECTION_IOU:g}", match.min_iou >= MIN_DETECTION_IOU,
+                )
+            summary = {"min_iou": min(summary["min_iou"], match.min_iou), "box_px": max(summary["box_px"], match.box_px),
+                       "landmark_px": max(summary["landmark_px"], match.landmark_px)}
+        print("meaa.detector vs facenet-pytorch, all photos: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
+
+
+def manifest_metrics(worst: dict[str, float], fer2013_val: dict | None) -> dict[str, dict]:
+    versions = {"facenet-pytorch": FACENET.version, "fer": FER.version, "torch": torch.__version__,
+                "keras": sys.modules["keras"].__version__, "onnxruntime": ort.__version__}
+
+    def parity(model: str) -> dict[str, float]:
+        return {k.split(".", 1)[1]: float(f"{v:.3g}") for k, v in worst.items() if k.startswith(model + ".")}
+
+    metrics = {
+        name: {
+            "parity_max_abs_diff": parity(name),
+            "parity_reference": f"facenet-pytorch {FACENET.version} {name[0].upper()}Net module",
+            "measured_with": versions,
+        }
+        for name in ("pnet", "rnet", "onet")
+    }
+    metrics["emotion"] = {
+        "parity_max_abs_diff": parity("emotion"),
+        "parity_reference": f"fer {FER.version} emotion_model.hdf5 in keras {versions['keras']}",
+        **({"fer2013_val": fer2013_val} if fer2013_val else {}),
+        "measured_with": versions,
+    }
+    return metrics
 
 
 def main() -> int:
@@ -272,24 +368,11 @@ def main() -> int:
     parser.add_argument("--jaffe", type=Path, help="jaffe_dev.npz (256x256 portraits)")
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     parser.add_argument("--update-manifest", action="store_true", help="write the measured metrics into manifest.json")
-    parser.add_argument("--write-reference", type=Path, help="write the reference npz for tests/unit/test_model_parity.py")
+    parser.add_argument("--write-reference", type=Path, help="write the npz for tests/unit/test_model_parity.py")
     args = parser.parse_args()
-
     torch.set_num_threads(2)
-    rng = np.random.default_rng(20261126)
-    report = Report()
-    workdir = Path(tempfile.mkdtemp(prefix="meaa-verify-"))
-    networks = facenet_networks()
-    emotion_keras = keras_emotion_model(workdir)
-    ours = {name: OnnxNet(args.models_dir / f"{name}.onnx") for name in ("pnet", "rnet", "onet", "emotion")}
-    facenet = MTCNN(keep_all=True, device="cpu")  # defaults: min_face_size=20, thresholds 0.6/0.7/0.7, factor 0.709
-    manifest_path = args.models_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    for name, entry in manifest["models"].items():
-        actual = sha256_of((args.models_dir / entry["file"]).read_bytes())
-        report.add(f"{name} manifest sha256", "match" if actual == entry["sha256"] else "differs", "", actual == entry["sha256"])
 
-    # Real images: scikit-image photos (+ JAFFE portraits when given), with facenet-pytorch's boxes.
+    facenet = MTCNN(keep_all=True, device="cpu")  # defaults: min_face_size=20, thresholds 0.6/0.7/0.7, factor 0.709
     photos = {
         "astronaut": reference_images.astronaut_rgb(),
         "composite": reference_images.composite_rgb(),
@@ -299,99 +382,40 @@ def main() -> int:
         jaffe = np.load(args.jaffe)
         for index in range(0, len(jaffe["images"]), 12):
             photos[f"jaffe_{jaffe['names'][index]}"] = np.repeat(jaffe["images"][index][:, :, None], 3, axis=2)
-    detections = {name: facenet_detect(facenet, rgb) for name, rgb in photos.items()}
+    check = Verification(
+        networks=facenet_networks(),
+        emotion_keras=keras_emotion_model(Path(tempfile.mkdtemp(prefix="meaa-verify-"))),
+        ours={name: OnnxNet(args.models_dir / f"{name}.onnx") for name in ("pnet", "rnet", "onet", "emotion")},
+        photos=photos,
+        detections={name: facenet_detect(facenet, rgb) for name, rgb in photos.items()},
+        rng=np.random.default_rng(20261126),
+    )
+    manifest_path = args.models_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    for name, entry in manifest["models"].items():
+        same = sha256_of((args.models_dir / entry["file"]).read_bytes()) == entry["sha256"]
+        check.report.add(f"{name} manifest sha256", "match" if same else "differs", "", same)
 
-    # --- P-Net on pyramid levels
-    pnet_inputs = [pyramid_level(photos["astronaut"], s) for s in (0.6, 0.3, 0.15)]
-    pnet_inputs += [pyramid_level(photos["composite"], 0.1), pyramid_level(photos["coffee"], 0.13)]
-    pnet_inputs += [pyramid_level(rgb, 0.4) for name, rgb in photos.items() if name.startswith("jaffe_")]
-    worst: dict[str, float] = {}
-    for index, image in enumerate(pnet_inputs):
-        x = reference_images.mtcnn_normalise(image)
-        for key, diff in compare_networks(report, f"pnet[{index}] {image.shape[2]}x{image.shape[3]}",
-                                          run_facenet(networks["pnet"], "pnet", x), ours["pnet"](x)).items():
-            worst[f"pnet.{key}"] = max(worst.get(f"pnet.{key}", 0.0), diff)
-
-    # --- R-Net / O-Net on crops around detected faces (+ random non-face crops)
-    crop_inputs: dict[str, np.ndarray] = {}
-    for name, size in (("rnet", 24), ("onet", 48)):
-        parts = [box_crops(photos[p], detections[p][0], size, rng, 4) for p in photos if len(detections[p][0])]
-        parts.append(random_crops(photos["coffee"], size, 8, rng))
-        crop_inputs[name] = np.concatenate(parts)
-        x = reference_images.mtcnn_normalise(crop_inputs[name])
-        for key, diff in compare_networks(report, f"{name} {len(x)} crops", run_facenet(networks[name], name, x), ours[name](x)).items():
-            worst[f"{name}.{key}"] = diff
-
-    # --- emotion on gray face crops of the photos and on all of FER2013 val
-    face_photos = [p for p in photos if len(detections[p][0])]
-    emotion_crops = np.concatenate([gray_face_crops(photos[p], detections[p][0], rng, 3) for p in face_photos])
-    x = reference_images.emotion_normalise(emotion_crops)
-    worst["emotion.probabilities"] = compare_networks(
-        report, f"emotion {len(x)} photo crops", {"probabilities": run_keras(emotion_keras, x)}, ours["emotion"](x)
-    )["probabilities"]
-
-    emotion_metrics: dict[str, dict[str, float]] = {}
-    if args.fer_val:
-        val = np.load(args.fer_val)
-        x = reference_images.emotion_normalise(fer_crops_64(val["images"]))
-        keras_probabilities = run_keras(emotion_keras, x)
-        onnx_probabilities = ours["emotion"](x)["probabilities"]
-        diff = compare_networks(report, f"emotion fer2013_val ({len(x)})", {"probabilities": keras_probabilities},
-                                {"probabilities": onnx_probabilities})["probabilities"]
-        worst["emotion.probabilities"] = max(worst["emotion.probabilities"], diff)
-        labels = val["labels"].astype(np.int64)
-        emotion_metrics["onnx"] = classification_metrics(onnx_probabilities, labels)
-        emotion_metrics["keras"] = classification_metrics(keras_probabilities, labels)
-        for key in ("accuracy_7", "accuracy_4", "weighted_f1_4"):
-            gap = abs(emotion_metrics["onnx"][key] - emotion_metrics["keras"][key])
-            report.add(f"fer2013_val {key}: ours {emotion_metrics['onnx'][key]:.4f} vs keras {emotion_metrics['keras'][key]:.4f}",
-                       gap, f"{ACCURACY_TOLERANCE:g}", gap <= ACCURACY_TOLERANCE)
-
-    # --- full detection vs meaa.detector
+    check.check_pnet()
+    check.check_rnet_onet()
+    check.check_emotion_on_photos()
+    fer2013_val = check.check_emotion_on_fer2013(args.fer_val) if args.fer_val else None
+    models_passed = all(row[3] for row in check.report.rows)  # detection below also depends on meaa's code
     detector = load_meaa_detector(args.models_dir)
-    models_passed = all(row[3] for row in report.rows)  # detection below depends on meaa's code too
-    detection_summary: dict[str, float] = {"min_iou": 1.0, "box_px": 0.0, "landmark_px": 0.0}
     if detector is not None:
-        for name, rgb in photos.items():
-            boxes, _, landmarks = detections[name]
-            found = detector.detect_faces(np.ascontiguousarray(rgb[:, :, ::-1]))
-            match = match_detections(found, boxes, landmarks)
-            report.add(f"detect {name}: {len(found.boxes)} vs facenet {len(boxes)} faces", "", "same", match.count_diff == 0)
-            if len(boxes):
-                report.add(f"detect {name} min IoU (box / landmark max px {match.box_px:.2f} / {match.landmark_px:.2f})",
-                           match.min_iou, f">={MIN_DETECTION_IOU:g}", match.min_iou >= MIN_DETECTION_IOU)
-            detection_summary["min_iou"] = min(detection_summary["min_iou"], match.min_iou)
-            detection_summary["box_px"] = max(detection_summary["box_px"], match.box_px)
-            detection_summary["landmark_px"] = max(detection_summary["landmark_px"], match.landmark_px)
+        check.check_detection(detector)
     else:
-        for name in photos:
-            report.add(f"facenet detect {name}", f"{len(detections[name][0])} faces", "", True)
-
-    passed = report.print()
-    if detector is not None:
-        print("meaa.detector vs facenet-pytorch over all photos: " + ", ".join(f"{k} {v:.3f}" for k, v in detection_summary.items()))
+        for name, (boxes, _, _) in check.detections.items():
+            check.report.add(f"facenet detect {name}", f"{len(boxes)} faces", "", True)
+    passed = check.report.print()
 
     if args.update_manifest and models_passed:
-        versions = {"facenet-pytorch": FACENET.version, "fer": FER.version, "torch": torch.__version__,
-                    "keras": sys.modules["keras"].__version__, "onnxruntime": ort.__version__}
-        for name in ("pnet", "rnet", "onet"):
-            manifest["models"][name]["metrics"] = {
-                "parity_max_abs_diff": {k.split(".", 1)[1]: float(f"{v:.3g}") for k, v in worst.items() if k.startswith(name + ".")},
-                "parity_reference": f"facenet-pytorch {FACENET.version} {name.upper()[0]}Net module",
-                "measured_with": versions,
-            }
-        manifest["models"]["emotion"]["metrics"] = {
-            "parity_max_abs_diff": {"probabilities": float(f"{worst['emotion.probabilities']:.3g}")},
-            "parity_reference": f"fer {FER.version} emotion_model.hdf5 in keras {versions['keras']}",
-            **({"fer2013_val": {"n": int(len(np.load(args.fer_val)["labels"])), "preprocessing": "48x48 -> 64x64 cv2.INTER_LINEAR",
-                                **emotion_metrics}} if emotion_metrics else {}),
-            "measured_with": versions,
-        }
+        for name, metrics in manifest_metrics(check.worst, fer2013_val).items():
+            manifest["models"][name]["metrics"] = metrics
         manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
         print(f"metrics written to {manifest_path}")
-
     if args.write_reference and models_passed:
-        write_reference(args.write_reference, networks, emotion_keras, facenet, rng)
+        write_reference(args.write_reference, check.networks, check.emotion_keras, facenet, check.rng)
     return 0 if passed else 1
 
 
@@ -403,7 +427,8 @@ def write_reference(path: Path, networks, emotion_keras, facenet: MTCNN, rng: np
     arrays: dict[str, np.ndarray] = {}
     for name, rgb in (("astronaut", astronaut), ("composite", composite), ("coffee", coffee)):
         boxes, scores, landmarks = facenet_detect(facenet, rgb)
-        arrays.update({f"detect_{name}_boxes": boxes, f"detect_{name}_scores": scores, f"detect_{name}_landmarks": landmarks})
+        arrays.update({f"detect_{name}_boxes": boxes, f"detect_{name}_scores": scores,
+                       f"detect_{name}_landmarks": landmarks})
     face_boxes = arrays["detect_astronaut_boxes"]
     pnet_images = {"pnet_a": pyramid_level(astronaut, 0.15), "pnet_b": pyramid_level(coffee, 0.1)}
     for key, image in pnet_images.items():
@@ -415,9 +440,13 @@ def write_reference(path: Path, networks, emotion_keras, facenet: MTCNN, rng: np
         arrays[f"{name}_image"] = image
         for output, value in run_facenet(networks[name], name, reference_images.mtcnn_normalise(image)).items():
             arrays[f"{name}_{output}"] = value
-    gray = np.concatenate([gray_face_crops(astronaut, face_boxes, rng, 5), gray_face_crops(composite, arrays["detect_composite_boxes"][:3], rng, 1)])
+    gray = np.concatenate([
+        gray_face_crops(astronaut, face_boxes, rng, 5),
+        gray_face_crops(composite, arrays["detect_composite_boxes"][:3], rng, 1),
+    ])
     arrays["emotion_image"] = gray
-    arrays["emotion_probabilities"] = run_keras(emotion_keras, reference_images.emotion_normalise(gray)).astype(np.float32)
+    emotion = run_keras(emotion_keras, reference_images.emotion_normalise(gray))
+    arrays["emotion_probabilities"] = emotion.astype(np.float32)
     arrays["sources"] = np.array(f"facenet-pytorch {FACENET.version} (torch {torch.__version__}); fer {FER.version} "
                                  f"emotion_model.hdf5 (keras {sys.modules['keras'].__version__})")
     path.parent.mkdir(parents=True, exist_ok=True)
