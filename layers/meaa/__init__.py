@@ -10,6 +10,14 @@ Public contract::
         face.moods  # {"positive": p, "negative": p, "neutral": p, "other": p}, sums to 1
 """
 
+# OpenCV reads its decoder pixel limit once, at its import: set it before anything imports cv2 so it
+# backs up meaa.decoding's own header check.
+import os as _os
+
+from meaa.config import OPENCV_PIXEL_CEILING
+
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(OPENCV_PIXEL_CEILING))
+
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
 from meaa.labels import EMOTIONS, MOODS
 from meaa.results import Analysis, Face

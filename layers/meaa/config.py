@@ -9,6 +9,11 @@ import os
 from dataclasses import dataclass, field
 
 
+# OpenCV's own decoder pixel limit (268 Mpx, ~805 MB as BGR): a backstop far above any sensible
+# max_image_pixels; set as OPENCV_IO_MAX_IMAGE_PIXELS by meaa/__init__.py before cv2 is imported.
+OPENCV_PIXEL_CEILING = 1 << 28
+
+
 def _env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     return int(raw) if raw not in (None, "") else default

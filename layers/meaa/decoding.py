@@ -17,8 +17,8 @@ Output is always BGR uint8 ``HxWx3``, C-contiguous:
   or WebP is ignored (phone photos are JPEG; HEIC is unsupported).
 
 OpenCV's own backstop, ``OPENCV_IO_MAX_IMAGE_PIXELS`` (default 2**30), is read once when ``cv2`` is
-first imported. If it is unset, this module sets it to ``OPENCV_PIXEL_CEILING`` before importing
-``cv2`` -- effective only when this is the process's first ``import cv2``. Whatever value is in force,
+first imported; ``meaa/__init__.py`` sets it to ``OPENCV_PIXEL_CEILING`` if unset, before any
+``import cv2`` of the package -- effective when that is the process's first ``import cv2``. Whatever value is in force,
 ``decode_image`` refuses images above ``min(max_pixels, that value)`` as ``ImageTooLarge``, so the
 two limits never disagree into a confusing ``InvalidImage``.
 """
@@ -30,13 +30,10 @@ import re
 import struct
 from dataclasses import dataclass
 
-OPENCV_PIXEL_CEILING = 1 << 28  # 268 Mpx (~805 MB as BGR): far above any sensible max_pixels
-os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(OPENCV_PIXEL_CEILING))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402  (must follow the environment default above)
-import numpy as np  # noqa: E402
-
-from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, UnsupportedFormat  # noqa: E402
+from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, UnsupportedFormat
 
 __all__ = ["SUPPORTED_FORMATS", "ImageHeader", "decode_image", "read_image_header", "read_image_size"]
 
