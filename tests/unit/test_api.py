@@ -267,3 +267,24 @@ def test_sample_events_match_their_generator():
     spec.loader.exec_module(make_events)
     for name, event in make_events.build_events().items():
         assert load_event(name) == event, f"events/{name} is stale: run events/make_events.py"
+
+
+def test_a_server_fault_is_a_json_500_that_leaks_nothing(monkeypatch, tmp_path, api_log_lines):
+    """Models missing from the package is the server's fault: /health says so, uploads get a bare 500."""
+    monkeypatch.setenv("MEAA_MODELS_DIR", str(tmp_path / "no-models-here"))
+    broken = load_handler("ApiFunction")
+    with TestClient(broken.app, raise_server_exceptions=False) as broken_client:
+        health = broken_client.get("/health").json()
+        assert health["models_loaded"] is False and health["model_version"] is None
+        response = upload_raw(broken_client, jpeg_of(data.coffee()))
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": {"code": "internal_error", "message": "Internal error"},
+        "request_id": response.headers["x-request-id"],
+    }
+    lines = api_log_lines()
+    assert any(line["message"] == "model warm-up failed" and "exception" in line for line in lines)
+    failure = [line for line in lines if line["message"] == "unhandled error"]
+    assert len(failure) == 1 and "no-models-here" in failure[0]["exception"]  # details go to the log only
+    request_line = [line for line in lines if line["message"] == "request" and line["path"] == UPLOAD]
+    assert request_line[-1]["status"] == 500 and request_line[-1]["error_code"] == "internal_error"
