@@ -19,7 +19,6 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
 
@@ -81,13 +80,17 @@ def _layer_logical_id(reference: Any) -> str | None:
     return None
 
 
-def function_spec(function_logical_id: str, template: dict[str, Any] | None = None) -> FunctionSpec:
-    """Resolve CodeUri, Handler (Globals apply), layer ContentUris and literal env vars of a function."""
-    template = template if template is not None else load_template()
+def function_spec(function_logical_id: str, template_path: Path = TEMPLATE_PATH) -> FunctionSpec:
+    """Resolve CodeUri, Handler (Globals apply), layer ContentUris and literal env vars of a function.
+
+    Paths in the template are relative to the template's directory, as for ``sam build``.
+    """
+    template = load_template(template_path)
+    base_dir = template_path.resolve().parent
     resources = template["Resources"]
     resource = resources.get(function_logical_id)
     if resource is None or resource.get("Type") != "AWS::Serverless::Function":
-        raise KeyError(f"{function_logical_id} is not an AWS::Serverless::Function in {TEMPLATE_PATH.name}")
+        raise KeyError(f"{function_logical_id} is not an AWS::Serverless::Function in {template_path}")
     global_function = (template.get("Globals") or {}).get("Function") or {}
     properties = {**global_function, **resource.get("Properties", {})}
 
@@ -103,7 +106,7 @@ def function_spec(function_logical_id: str, template: dict[str, Any] | None = No
             continue
         layer = resources[layer_id]
         content_uri = layer["Properties"]["ContentUri"]
-        layer_dirs.append((REPO_ROOT / content_uri).resolve())
+        layer_dirs.append((base_dir / content_uri).resolve())
 
     environment: dict[str, str] = {}
     for source in (global_function, resource.get("Properties", {})):
@@ -114,7 +117,7 @@ def function_spec(function_logical_id: str, template: dict[str, Any] | None = No
 
     return FunctionSpec(
         logical_id=function_logical_id,
-        code_dir=(REPO_ROOT / code_uri).resolve(),
+        code_dir=(base_dir / code_uri).resolve(),
         handler=handler,
         layer_dirs=tuple(dict.fromkeys(layer_dirs)),
         environment=environment,
@@ -133,9 +136,9 @@ def _purge_modules(names: set[str]) -> None:
             del sys.modules[module_name]
 
 
-def load_handler(function_logical_id: str) -> Callable[[dict, Any], Any]:
+def load_handler(function_logical_id: str, template_path: Path = TEMPLATE_PATH) -> Callable[[dict, Any], Any]:
     """Import the function's handler module afresh (like a cold start) and return the handler callable."""
-    spec = function_spec(function_logical_id)
+    spec = function_spec(function_logical_id, template_path)
     search_path = [str(spec.code_dir), *(str(layer_dir) for layer_dir in spec.layer_dirs)]
     sys.path[:] = search_path + [entry for entry in sys.path if entry not in search_path]
     _purge_modules(_top_level_module_names(spec.code_dir) | {spec.module_name.split(".", 1)[0]})
@@ -145,11 +148,6 @@ def load_handler(function_logical_id: str) -> Callable[[dict, Any], Any]:
     if spec.code_dir not in module_file.parents:
         raise ImportError(f"{spec.module_name} resolved to {module_file}, not under {spec.code_dir}")
     return getattr(module, spec.function_name)
-
-
-@lru_cache(maxsize=None)
-def _cached_spec(function_logical_id: str) -> FunctionSpec:
-    return function_spec(function_logical_id)
 
 
 @dataclass

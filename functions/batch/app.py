@@ -1,0 +1,313 @@
+"""S3 -> DynamoDB batch scorer: images and videos dropped under ``incoming/`` get mood results.
+
+Handler: ``app.handler`` (template.yaml, BatchFunction). Each S3 event record is one object:
+
+- an image gives one RESULT item; a video gives one FRAME item per sampled frame plus a RESULT item
+  with the summary (see ``items.py`` for the layout);
+- a bad object (not an image, corrupt video, too large) gets a RESULT item of kind ``failure`` with
+  the ``meaa.errors`` code, and the other records go on;
+- an infrastructure error (throttling, S3 or DynamoDB unreachable, access denied) raises, so Lambda
+  retries the event and, after the retries, sends it to the on-failure queue.
+
+S3 delivers events at least once: the RESULT item is written last with a condition, and a record
+whose RESULT item already exists is skipped, so a replayed event writes nothing new. Frame items have
+deterministic keys, so a half-finished earlier attempt is overwritten, never duplicated.
+
+The function never writes to S3 (no recursive trigger) and never logs image bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import lru_cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+import items
+import video
+from meaa import MoodEstimator
+from meaa.config import Settings
+from meaa.errors import ImageTooLarge, InvalidImage, MeaaError, UnsupportedFormat
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
+# Leave this much of the invocation for writing the frames and the summary of a long video.
+VIDEO_TIME_RESERVE_MS = 20_000
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """Settings of the batch function, from its environment (template.yaml, BatchFunction)."""
+
+    table_name: str
+    incoming_prefix: str = "incoming/"
+    video_sample_fps: float = 2.0
+    max_object_bytes: int = 200_000_000
+    max_video_frames: int = 1800
+    max_timeline_segments: int = 2000
+
+    @classmethod
+    def from_env(cls) -> "BatchConfig":
+        return cls(
+            table_name=os.environ["TABLE_NAME"],
+            incoming_prefix=os.environ.get("INCOMING_PREFIX", cls.incoming_prefix),
+            video_sample_fps=float(os.environ.get("VIDEO_SAMPLE_FPS") or cls.video_sample_fps),
+            max_object_bytes=int(os.environ.get("MAX_OBJECT_BYTES") or cls.max_object_bytes),
+            max_video_frames=int(os.environ.get("MAX_VIDEO_FRAMES") or cls.max_video_frames),
+        )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per log line; extra fields come from ``logger.info(..., extra={"fields": {...}})``."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "level": record.levelname,
+            "message": record.getMessage(),
+            "logger": record.name,
+            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
+        }
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class StdoutHandler(logging.Handler):
+    """Writes to whatever ``sys.stdout`` is at emit time (Lambda sends stdout to CloudWatch Logs)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # noqa: BLE001 - logging must never break scoring
+            self.handleError(record)
+
+
+def _make_logger() -> logging.Logger:
+    logger = logging.getLogger("meaa.batch")
+    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    if not logger.handlers:
+        handler = StdoutHandler()
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
+
+
+LOGGER = _make_logger()
+_BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
+
+
+@lru_cache(maxsize=1)
+def _s3_client():
+    # Created on first use (not at import) so that the endpoint and credentials of the invocation's
+    # environment apply; reused across invocations of a warm container.
+    return boto3.client("s3", config=_BOTO_CONFIG)
+
+
+@lru_cache(maxsize=1)
+def _table(table_name: str):
+    return boto3.resource("dynamodb", config=_BOTO_CONFIG).Table(table_name)
+
+
+@lru_cache(maxsize=1)
+def _estimator() -> MoodEstimator:
+    return MoodEstimator(Settings.from_env())
+
+
+class Superseded(Exception):
+    """The object was replaced after this event was sent; the newer object has an event of its own."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _is_missing(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion")
+
+
+def _is_precondition_failed(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") in ("412", "PreconditionFailed")
+
+
+def _object_args(obj: items.S3Object) -> dict[str, Any]:
+    args: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
+    if obj.version_id:
+        args["VersionId"] = obj.version_id
+    elif obj.etag:
+        args["IfMatch"] = f'"{obj.etag}"'
+    return args
+
+
+def _checked_size(obj: items.S3Object, max_bytes: int) -> int:
+    """HEAD the object revision of the event; refuse it before reading when it is over the cap."""
+    try:
+        head = _s3_client().head_object(**_object_args(obj))
+    except ClientError as error:
+        if _is_precondition_failed(error):
+            raise Superseded(obj.key) from error
+        raise
+    size = int(head["ContentLength"])
+    if size > max_bytes:
+        raise ImageTooLarge(f"object is {size} bytes, over the cap of {max_bytes}")
+    if size == 0:
+        raise InvalidImage("object is empty")
+    return size
+
+
+def _get_body(obj: items.S3Object):
+    try:
+        return _s3_client().get_object(**_object_args(obj))["Body"]
+    except ClientError as error:
+        if _is_precondition_failed(error):
+            raise Superseded(obj.key) from error
+        raise
+
+
+def _score_image(obj: items.S3Object, processed_at: str) -> dict[str, Any]:
+    data = _get_body(obj).read()
+    analysis = _estimator().analyze(data).to_dict()
+    return items.result_item(obj, "image", processed_at, **items.analysis_attributes(analysis))
+
+
+def _score_video(obj: items.S3Object, config: BatchConfig, processed_at: str, context: Any) -> dict[str, Any]:
+    """Copy the video to /tmp, score sampled frames, batch-write FRAME items; return the summary item."""
+    summary = items.VideoSummary()
+    truncated_by: str | None = None
+    model_version: str | None = None
+    with tempfile.NamedTemporaryFile(suffix=obj.extension, dir=tempfile.gettempdir()) as local:
+        for chunk in _get_body(obj).iter_chunks(chunk_size=1 << 20):
+            local.write(chunk)
+        local.flush()
+        try:
+            sampler = video.VideoSampler(local.name, config.video_sample_fps)
+        except video.UndecodableVideo as error:
+            raise InvalidImage(f"corrupt or unsupported video: {error}") from error
+        with sampler, _table(config.table_name).batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+            try:
+                for frame in sampler.frames():
+                    analysis = _estimator().analyze(frame.image).to_dict()
+                    model_version = analysis["model_version"]
+                    writer.put_item(Item=items.frame_item(obj, frame.time_ms, frame.index, analysis, processed_at))
+                    summary.add(frame.time_ms, analysis["mood"], analysis["moods"])
+                    if summary.frames_sampled >= config.max_video_frames:
+                        truncated_by = "max_video_frames"
+                    elif context is not None and context.get_remaining_time_in_millis() < VIDEO_TIME_RESERVE_MS:
+                        truncated_by = "time_limit"
+                    if truncated_by:
+                        break
+            except video.UndecodableVideo as error:
+                raise InvalidImage(f"corrupt or unsupported video: {error}") from error
+        attributes = summary.attributes()
+        if len(attributes["timeline"]) > config.max_timeline_segments:
+            attributes["timeline"] = attributes["timeline"][: config.max_timeline_segments]
+            truncated_by = truncated_by or "timeline_segments"
+        return items.result_item(
+            obj,
+            "video",
+            processed_at,
+            width=sampler.info.width,
+            height=sampler.info.height,
+            source_fps=sampler.info.fps,
+            sample_fps=config.video_sample_fps,
+            duration_ms=sampler.duration_ms,
+            frames_decoded=sampler.frames_decoded,
+            truncated=truncated_by is not None,
+            truncated_by=truncated_by,
+            model_version=model_version,
+            **attributes,
+        )
+
+
+def _put_result(table, item: dict[str, Any]) -> bool:
+    """Write the RESULT item unless one exists (a concurrent duplicate delivery); True if written."""
+    try:
+        table.put_item(Item=item, ConditionExpression="attribute_not_exists(pk)")
+        return True
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+def process_record(record: dict[str, Any], config: BatchConfig, context: Any = None) -> dict[str, Any]:
+    """Score one S3 event record; returns what happened (for the log and the handler's answer)."""
+    started = time.perf_counter()
+    obj = items.S3Object.from_record(record, config.incoming_prefix)
+    outcome: dict[str, Any] = {"bucket": obj.bucket, "key": obj.key, "revision": obj.revision}
+    if not obj.key.startswith(config.incoming_prefix):
+        outcome["status"] = "ignored_outside_prefix"
+        return outcome
+
+    table = _table(config.table_name)
+    existing = table.get_item(Key={"pk": obj.partition_key, "sk": obj.result_sort_key}, ConsistentRead=True)
+    if "Item" in existing:
+        outcome["status"] = "duplicate"
+        return outcome
+
+    processed_at = _now()
+    try:
+        if obj.extension in IMAGE_EXTENSIONS:
+            _checked_size(obj, min(config.max_object_bytes, _estimator().settings.max_image_bytes))
+            item = _score_image(obj, processed_at)
+        elif obj.extension in VIDEO_EXTENSIONS:
+            _checked_size(obj, config.max_object_bytes)
+            item = _score_video(obj, config, processed_at, context)
+        else:
+            raise UnsupportedFormat(f"file type {obj.extension or '(none)'} is neither an image nor a video")
+    except MeaaError as error:
+        item = items.result_item(obj, "failure", processed_at, error=error.to_dict())
+    except Superseded:
+        outcome["status"] = "superseded"
+        return outcome
+    except ClientError as error:
+        if not _is_missing(error):
+            raise
+        item = items.result_item(
+            obj, "failure", processed_at, error={"code": "object_not_found", "message": "object no longer exists"}
+        )
+
+    written = _put_result(table, item)
+    outcome.update(
+        status=("failed" if item["kind"] == "failure" else "scored") if written else "duplicate",
+        kind=item["kind"],
+        face_count=item.get("face_count"),
+        frames_sampled=item.get("frames_sampled"),
+        error_code=item.get("error", {}).get("code"),
+        duration_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return outcome
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Lambda entry point for S3 ObjectCreated notifications."""
+    config = BatchConfig.from_env()
+    request_id = getattr(context, "aws_request_id", None)
+    outcomes = []
+    for record in event.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated") or "s3" not in record:
+            LOGGER.info("ignored record", extra={"fields": {"request_id": request_id, "event": record.get("eventName")}})
+            continue
+        try:
+            outcome = process_record(record, config, context)
+        except Exception:
+            LOGGER.exception(
+                "record failed; the event will be retried",
+                extra={"fields": {"request_id": request_id, "key": record["s3"]["object"].get("key")}},
+            )
+            raise
+        LOGGER.info("record processed", extra={"fields": {"request_id": request_id, **outcome}})
+        outcomes.append(outcome)
+    return {"records": len(outcomes), "outcomes": outcomes}

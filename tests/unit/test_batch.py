@@ -1,0 +1,265 @@
+"""The S3 -> DynamoDB batch scorer, invoked like Lambda (template.yaml's BatchFunction) on moto.
+
+S3 and DynamoDB are moto's in-process mocks (``mock_aws``); the table is created from the template's
+ResultsTable definition; the models are the real ones from the layer.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from boto3.dynamodb.conditions import Key
+from moto import mock_aws
+
+from meaa.labels import MOODS
+from tests.batch_support import (
+    BUCKET,
+    TABLE,
+    all_items,
+    create_results_table,
+    event_for,
+    face_jpeg,
+    face_video_bytes,
+    no_face_jpeg,
+    put_object,
+)
+from tests.lambda_loader import lambda_context, load_handler
+
+SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch):
+    """moto S3 + DynamoDB with the drop bucket and the results table; yields (s3 client, dynamodb resource)."""
+    for name, value in {
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "TABLE_NAME": TABLE,
+        "INCOMING_PREFIX": "incoming/",
+        "VIDEO_SAMPLE_FPS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MAX_OBJECT_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    with mock_aws():
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        create_results_table(boto3.client("dynamodb"))
+        yield s3, boto3.resource("dynamodb")
+
+
+@pytest.fixture
+def handler():
+    return load_handler("BatchFunction")
+
+
+def invoke(handler, event: dict[str, Any]) -> dict[str, Any]:
+    return handler(event, lambda_context("BatchFunction"))
+
+
+def result_items(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [item for item in items if item["sk"].endswith("#RESULT")]
+
+
+def test_image_gets_one_result_item_with_faces_moods_and_provenance(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/selfie (1).jpg", face_jpeg())
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "scored"
+    items = all_items(dynamodb)
+    assert len(items) == 1
+    item = items[0]
+    assert item["pk"] == f"OBJECT#{BUCKET}/{SUBJECT_DIR}/selfie (1).jpg"
+    assert item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert item["kind"] == "image"
+    assert (item["subject"], item["session"]) == ("patient 007", "2026-11-26 morning")
+    assert item["key"] == entry["key"] and item["etag"] == entry["etag"] and item["bucket"] == BUCKET
+    assert item["face_count"] == 1 and len(item["faces"]) == 1
+    assert item["mood"] in MOODS
+    assert isinstance(item["moods"]["positive"], Decimal)
+    assert abs(sum(item["moods"].values()) - 1) < Decimal("0.001")
+    assert set(item["faces"][0]) >= {"box", "score", "mood", "moods", "emotions"}
+    assert item["model_version"] and item["processed_at"]
+
+
+def test_replayed_image_event_writes_nothing_new(aws, handler) -> None:
+    s3, dynamodb = aws
+    event = event_for([put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())])
+
+    invoke(handler, event)
+    before = all_items(dynamodb)
+    answer = invoke(handler, event)
+
+    assert answer["outcomes"][0]["status"] == "duplicate"
+    assert all_items(dynamodb) == before  # same items, same processed_at: nothing rewritten
+
+
+def test_overwritten_object_gets_results_of_its_own_revision(aws, handler) -> None:
+    s3, dynamodb = aws
+    first = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    invoke(handler, event_for([first]))
+    second = put_object(s3, f"{SUBJECT_DIR}/a.jpg", no_face_jpeg())
+
+    # The first event arriving late, after the overwrite, must not score the new bytes as the old revision.
+    late = invoke(handler, event_for([first]))
+    invoke(handler, event_for([second]))
+
+    assert late["outcomes"][0]["status"] == "duplicate"
+    by_revision = {item["revision"]: item for item in all_items(dynamodb)}
+    assert set(by_revision) == {first["etag"], second["etag"]}
+    assert by_revision[first["etag"]]["face_count"] == 1
+    assert by_revision[second["etag"]]["face_count"] == 0
+    assert by_revision[second["etag"]]["mood"] is None
+
+
+def test_event_for_a_replaced_object_is_skipped_as_superseded(aws, handler) -> None:
+    s3, dynamodb = aws
+    old = put_object(s3, f"{SUBJECT_DIR}/b.jpg", face_jpeg())
+    put_object(s3, f"{SUBJECT_DIR}/b.jpg", no_face_jpeg())
+
+    answer = invoke(handler, event_for([old]))
+
+    assert answer["outcomes"][0]["status"] == "superseded"
+    assert all_items(dynamodb) == []
+
+
+def test_video_gets_frame_items_and_a_summary_and_replay_adds_none(aws, handler, tmp_path: Path) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/clip été.mp4", face_video_bytes(tmp_path))
+    event = event_for([entry], template_event="s3_put_video.json")
+
+    answer = invoke(handler, event)
+    first = all_items(dynamodb)
+    replay = invoke(handler, event)
+
+    assert answer["outcomes"][0]["status"] == "scored"
+    assert replay["outcomes"][0]["status"] == "duplicate"
+    assert all_items(dynamodb) == first
+    frames = sorted((item for item in first if item["kind"] == "frame"), key=lambda item: item["frame_ms"])
+    (summary,) = result_items(first)
+    # 3 s at 10 fps sampled at 2 fps: t = 0, 500, ..., 2500 ms.
+    assert [frame["frame_ms"] for frame in frames] == [0, 500, 1000, 1500, 2000, 2500]
+    assert all(frame["sk"] == f"REV#{entry['etag']}#FRAME#{int(frame['frame_ms']):010d}" for frame in frames)
+    assert [frame["face_count"] for frame in frames] == [1, 1, 1, 0, 0, 0]
+    assert summary["kind"] == "video"
+    assert summary["frames_sampled"] == 6 and summary["frames_with_face"] == 3
+    assert summary["duration_ms"] == 3000 and summary["source_fps"] == 10
+    assert sum(summary["mood_shares"].values()) == 1
+    assert summary["mood"] in MOODS
+    timeline = summary["timeline"]
+    assert timeline[0]["start_ms"] == 0 and timeline[-1] == {"start_ms": 1500, "end_ms": 2500, "mood": "none"}
+    assert summary["truncated"] is False
+    assert "subject_time" in summary and all("subject_time" not in frame for frame in frames)
+
+
+def test_bad_objects_get_failure_items_and_good_records_still_score(aws, handler, tmp_path: Path) -> None:
+    s3, dynamodb = aws
+    good = put_object(s3, f"{SUBJECT_DIR}/good.jpg", face_jpeg())
+    not_image = put_object(s3, f"{SUBJECT_DIR}/notes.jpg", b"these are not the pixels you are looking for")
+    truncated = put_object(s3, f"{SUBJECT_DIR}/cut.png", face_jpeg()[:300])
+    empty = put_object(s3, f"{SUBJECT_DIR}/empty.jpeg", b"")
+    corrupt_video = put_object(s3, f"{SUBJECT_DIR}/broken.mp4", b"\x00\x00\x00\x18ftypmp42" + bytes(4000))
+    half_video = face_video_bytes(tmp_path)
+    cut_video = put_object(s3, f"{SUBJECT_DIR}/cut.mov", half_video[: len(half_video) // 3])
+    gif = put_object(s3, f"{SUBJECT_DIR}/anim.gif", b"GIF89a" + bytes(100))
+    event = event_for([not_image, truncated, empty, corrupt_video, cut_video, gif, good])
+
+    answer = invoke(handler, event)
+
+    statuses = {outcome["key"].rsplit("/", 1)[1]: outcome["status"] for outcome in answer["outcomes"]}
+    assert statuses["good.jpg"] == "scored"
+    items = {item["key"].rsplit("/", 1)[1]: item for item in result_items(all_items(dynamodb))}
+    assert len(items) == 7, "every record leaves a RESULT item: nothing is lost"
+    codes = {name: item["error"]["code"] for name, item in items.items() if item["kind"] == "failure"}
+    assert codes == {
+        "notes.jpg": "invalid_image",
+        "cut.png": "invalid_image",
+        "empty.jpeg": "invalid_image",
+        "broken.mp4": "invalid_image",
+        "cut.mov": "invalid_image",
+        "anim.gif": "unsupported_format",
+    }
+    assert items["good.jpg"]["face_count"] == 1
+    assert all(item["error"]["message"] for item in items.values() if item["kind"] == "failure")
+
+
+def test_object_over_the_size_cap_is_refused_before_reading(aws, handler, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3, dynamodb = aws
+    monkeypatch.setenv("MAX_OBJECT_BYTES", "1000")
+    entry = put_object(s3, f"{SUBJECT_DIR}/big.jpg", face_jpeg())
+
+    invoke(handler, event_for([entry]))
+
+    (item,) = all_items(dynamodb)
+    assert item["kind"] == "failure" and item["error"]["code"] == "image_too_large"
+
+
+def test_deleted_object_gets_a_not_found_failure(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/gone.jpg", face_jpeg())
+    s3.delete_object(Bucket=BUCKET, Key=entry["key"])
+
+    invoke(handler, event_for([entry]))
+
+    (item,) = all_items(dynamodb)
+    assert item["error"]["code"] == "object_not_found"
+
+
+def test_subject_index_lists_one_row_per_object_over_time(aws, handler, tmp_path: Path) -> None:
+    s3, dynamodb = aws
+    image = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    image["event_time"] = "2026-11-26T07:00:00.000Z"
+    clip = put_object(s3, f"{SUBJECT_DIR}/b.mp4", face_video_bytes(tmp_path))
+    clip["event_time"] = "2026-11-26T08:00:00.000Z"
+    other = put_object(s3, "incoming/patient 008/s1/c.jpg", face_jpeg())
+    invoke(handler, event_for([clip, image, other]))
+
+    rows = dynamodb.Table(TABLE).query(IndexName="BySubject", KeyConditionExpression=Key("subject").eq("patient 007"))
+
+    assert [row["key"] for row in rows["Items"]] == [image["key"], clip["key"]]
+    assert [row["kind"] for row in rows["Items"]] == ["image", "video"]
+
+
+def test_key_outside_the_incoming_layout_is_scored_without_subject(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, "incoming/loose.jpg", face_jpeg())
+
+    invoke(handler, event_for([entry]))
+
+    (item,) = all_items(dynamodb)
+    assert item["kind"] == "image" and "subject" not in item and "subject_time" not in item
+
+
+def test_infrastructure_error_raises_so_lambda_retries(aws, handler, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3, _ = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+
+    with pytest.raises(Exception) as raised:
+        invoke(handler, event_for([entry]))
+
+    assert "ResourceNotFoundException" in str(raised.value)
+
+
+def test_logs_are_json_and_never_contain_object_bytes(aws, handler, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    s3, _ = aws
+    body = b"plain text pretending to be a jpeg, with a marker XYZZY-SECRET"
+    entry = put_object(s3, f"{SUBJECT_DIR}/fake.jpg", body)
+
+    invoke(handler, event_for([entry]))
+
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines, "the handler logs one line per record"
+    records = [json.loads(line) for line in lines]
+    assert any(record.get("status") == "failed" and record.get("error_code") == "invalid_image" for record in records)
+    assert "XYZZY" not in "\n".join(lines)
