@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -18,6 +19,10 @@ from typing import Literal
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+# python-multipart logs a warning for every parse error it then raises; the error reaches the request's
+# own JSON log line as its code, so its unstructured duplicate is silenced.
+logging.getLogger("python_multipart.multipart").setLevel(logging.ERROR)
 
 # Lambda's synchronous payload limit is 6 MB for the whole event, and API Gateway base64-encodes binary
 # bodies into that event (x 4/3), so about 4.5 MB of image is the most that can reach the function.
