@@ -288,3 +288,13 @@ def test_a_server_fault_is_a_json_500_that_leaks_nothing(monkeypatch, tmp_path, 
     assert len(failure) == 1 and "no-models-here" in failure[0]["exception"]  # details go to the log only
     request_line = [line for line in lines if line["message"] == "request" and line["path"] == UPLOAD]
     assert request_line[-1]["status"] == 500 and request_line[-1]["error_code"] == "internal_error"
+
+
+def test_lambda_log_line_carries_both_request_ids(handler, api_log_lines):
+    event = load_event("api_upload_raw_jpeg.json")
+    context = lambda_context("ApiFunction")
+    assert handler(event, context)["statusCode"] == 200
+    (line,) = [line for line in api_log_lines() if line["message"] == "request"]
+    assert line["request_id"] == event["requestContext"]["requestId"]
+    assert line["lambda_request_id"] == context.aws_request_id
+    assert (line["status"], line["face_count"], line["upload_style"], line["path"]) == (200, 1, "raw", UPLOAD)
