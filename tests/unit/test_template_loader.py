@@ -1,0 +1,116 @@
+"""tests/lambda_loader.py: handlers are imported from template.yaml's CodeUri/Handler/layers, afresh."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+from tests.lambda_loader import REPO_ROOT, function_spec, lambda_context, load_handler, load_template
+
+TWO_FUNCTIONS = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Function:
+    Runtime: python3.12
+    Handler: app.handler
+    Layers: [!Ref SharedLayer]
+    Environment:
+      Variables:
+        FROM_GLOBALS: "yes"
+Resources:
+  SharedLayer:
+    Type: AWS::Serverless::LayerVersion
+    Properties:
+      ContentUri: layer/
+  FirstFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: first
+      Environment:
+        Variables:
+          TABLE: !Ref Table
+  SecondFunction:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: second
+      Handler: app.other
+      MemorySize: 2048
+      Timeout: 42
+  Table:
+    Type: AWS::DynamoDB::Table
+    Properties:
+      TableName: !Sub "${AWS::StackName}-t"
+Outputs:
+  Arn:
+    Value: !GetAtt FirstFunction.Arn
+"""
+
+
+def _write_project(root: Path) -> Path:
+    (root / "layer" / "shared_lib").mkdir(parents=True)
+    (root / "layer" / "shared_lib" / "__init__.py").write_text("NAME = 'shared'\n")
+    for name, function in (("first", "handler"), ("second", "other")):
+        (root / name).mkdir()
+        (root / name / "helper.py").write_text(f"WHO = {name!r}\n")
+        (root / name / "app.py").write_text(
+            textwrap.dedent(
+                f"""
+                import helper
+                import shared_lib
+
+                def {function}(event, context):
+                    return {{"function": helper.WHO, "layer": shared_lib.NAME, "event": event}}
+                """
+            )
+        )
+    template = root / "template.yaml"
+    template.write_text(TWO_FUNCTIONS)
+    return template
+
+
+def test_short_form_intrinsics_load_as_plain_data(tmp_path: Path) -> None:
+    document = load_template(_write_project(tmp_path))
+    assert document["Resources"]["FirstFunction"]["Properties"]["Environment"]["Variables"]["TABLE"] == {"Ref": "Table"}
+    assert document["Resources"]["Table"]["Properties"]["TableName"] == {"Fn::Sub": "${AWS::StackName}-t"}
+    assert document["Outputs"]["Arn"]["Value"] == {"Fn::GetAtt": ["FirstFunction", "Arn"]}
+
+
+def test_spec_applies_globals_and_resolves_layer_paths(tmp_path: Path) -> None:
+    template = _write_project(tmp_path)
+    first = function_spec("FirstFunction", template)
+    second = function_spec("SecondFunction", template)
+    assert first.code_dir == (tmp_path / "first").resolve() and first.handler == "app.handler"
+    assert second.handler == "app.other"
+    assert first.layer_dirs == ((tmp_path / "layer").resolve(),)
+    assert first.environment == {"FROM_GLOBALS": "yes"}  # !Ref values cannot be known offline
+
+
+def test_two_functions_named_app_do_not_share_modules(tmp_path: Path) -> None:
+    template = _write_project(tmp_path)
+    first = load_handler("FirstFunction", template)
+    second = load_handler("SecondFunction", template)
+    first_again = load_handler("FirstFunction", template)
+
+    assert first({"n": 1}, None) == {"function": "first", "layer": "shared", "event": {"n": 1}}
+    assert second({}, None)["function"] == "second"
+    assert first_again({}, None)["function"] == "first"
+    assert first.__module__ == "app" and sys.modules["app"].__file__ == str((tmp_path / "first" / "app.py").resolve())
+    assert first_again is not first, "each load is a fresh import, like a cold start"
+
+
+def test_repository_functions_resolve_to_their_directories() -> None:
+    for logical_id, directory in (("ApiFunction", "functions/api"), ("BatchFunction", "functions/batch")):
+        spec = function_spec(logical_id)
+        assert spec.code_dir == REPO_ROOT / directory
+        assert spec.handler == "app.handler"
+        assert spec.layer_dirs == (REPO_ROOT / "layers",)
+    batch = load_handler("BatchFunction")
+    assert Path(sys.modules[batch.__module__].__file__) == REPO_ROOT / "functions/batch/app.py"
+
+
+def test_context_carries_request_id_and_template_memory(tmp_path: Path) -> None:
+    context = lambda_context("BatchFunction")
+    assert context.function_name == "BatchFunction" and len(context.aws_request_id) == 36
+    assert 0 < context.get_remaining_time_in_millis() <= context.timeout_s * 1000
+    assert lambda_context().aws_request_id != context.aws_request_id
