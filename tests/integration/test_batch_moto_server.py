@@ -1,0 +1,106 @@
+"""The batch scorer end to end against moto's server: boto3 speaks HTTP to 127.0.0.1, as to AWS.
+
+An image and a short video go under ``incoming/<subject>/<session>/``; the handler (imported the way
+Lambda does, from template.yaml) runs on the S3 event; the items are read back; the event is replayed
+and nothing is duplicated; corrupt objects give failure items and nothing is lost.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections import Counter
+from pathlib import Path
+from typing import Any, Iterator
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from tests.batch_support import (
+    BUCKET,
+    TABLE,
+    all_items,
+    create_results_table,
+    event_for,
+    face_jpeg,
+    face_video_bytes,
+    put_object,
+)
+from tests.lambda_loader import lambda_context, load_handler
+
+SESSION_DIR = "incoming/subject-42/session 2026-11-26"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    for name, value in {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "TABLE_NAME": TABLE,
+        "VIDEO_SAMPLE_FPS": "2",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.delenv("MAX_OBJECT_BYTES", raising=False)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def _key_counts(items: list[dict[str, Any]]) -> Counter:
+    return Counter((item["pk"], item["sk"]) for item in items)
+
+
+def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
+    moto_endpoint: str, tmp_path: Path
+) -> None:
+    s3 = boto3.client("s3")  # AWS_ENDPOINT_URL points every client at the moto server
+    assert s3.meta.endpoint_url == moto_endpoint
+    s3.create_bucket(Bucket=BUCKET)
+    create_results_table(boto3.client("dynamodb"))
+    dynamodb = boto3.resource("dynamodb")
+    image = put_object(s3, f"{SESSION_DIR}/front camera.jpg", face_jpeg())
+    clip = put_object(s3, f"{SESSION_DIR}/clip.mp4", face_video_bytes(tmp_path))
+    corrupt_image = put_object(s3, f"{SESSION_DIR}/corrupt.png", b"\x89PNG\r\n\x1a\n" + bytes(200))
+    corrupt_video = put_object(s3, f"{SESSION_DIR}/corrupt.avi", b"RIFF" + bytes(500))
+    event = event_for([image, clip, corrupt_image, corrupt_video])
+    handler = load_handler("BatchFunction")
+
+    first = handler(event, lambda_context("BatchFunction"))
+    items_after_first = all_items(dynamodb)
+    replay = handler(event, lambda_context("BatchFunction"))
+    items_after_replay = all_items(dynamodb)
+
+    assert [outcome["status"] for outcome in first["outcomes"]] == ["scored", "scored", "failed", "failed"]
+    assert [outcome["status"] for outcome in replay["outcomes"]] == ["duplicate"] * 4
+    counts = _key_counts(items_after_replay)
+    assert max(counts.values()) == 1, "no (pk, sk) twice"
+    by_key = lambda item: (item["pk"], item["sk"])  # noqa: E731 - scan order is not defined
+    assert sorted(items_after_replay, key=by_key) == sorted(items_after_first, key=by_key), "nothing rewritten"
+
+    results = {item["key"].rsplit("/", 1)[1]: item for item in items_after_replay if item["sk"].endswith("#RESULT")}
+    assert set(results) == {"front camera.jpg", "clip.mp4", "corrupt.png", "corrupt.avi"}, "nothing lost"
+    assert results["front camera.jpg"]["face_count"] == 1
+    assert results["front camera.jpg"]["subject"] == "subject-42"
+    assert results["front camera.jpg"]["session"] == "session 2026-11-26"
+    assert results["clip.mp4"]["kind"] == "video" and results["clip.mp4"]["frames_sampled"] == 6
+    assert results["corrupt.png"]["error"]["code"] == "invalid_image"
+    assert results["corrupt.avi"]["error"]["code"] == "invalid_image"
+    frames = [item for item in items_after_replay if item["kind"] == "frame"]
+    assert len(frames) == 6 and all(item["key"] == clip["key"] for item in frames)
+    # The scorer only reads the drop bucket: the objects are exactly the four uploaded.
+    listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    assert sorted(entry["Key"] for entry in listed) == sorted(o["key"] for o in (image, clip, corrupt_image, corrupt_video))
