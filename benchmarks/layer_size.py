@@ -27,6 +27,7 @@ LAYER_NAME = "MeaaLayer"
 ALIASES = {"opencv_python_headless": "cv2"}
 # Fixed per-file cost of a zip entry (local header + central directory record), plus the name twice.
 ZIP_ENTRY_OVERHEAD = 30 + 46
+SMALL_BYTES = 200_000
 
 
 @dataclass
@@ -70,8 +71,21 @@ def format_table(title: str, sizes: dict[str, GroupSize]) -> tuple[str, GroupSiz
         zipped=sum(s.zipped for s in sizes.values()),
     )
     lines = [f"### {title}", "", "| package | files | MB unzipped | MB zipped |", "| --- | ---: | ---: | ---: |"]
+    small = GroupSize()
+    small_names = 0
     for name, size in sorted(sizes.items(), key=lambda item: item[1].unzipped, reverse=True):
+        if size.unzipped < SMALL_BYTES:  # one row for the crowd of small packages and modules
+            small_names += 1
+            small.files += size.files
+            small.unzipped += size.unzipped
+            small.zipped += size.zipped
+            continue
         lines.append(f"| {name} | {size.files} | {size.unzipped / 1e6:.1f} | {size.zipped / 1e6:.1f} |")
+    if small_names:
+        lines.append(
+            f"| ({small_names} others under {SMALL_BYTES / 1e6:.1f} MB) | {small.files} "
+            f"| {small.unzipped / 1e6:.1f} | {small.zipped / 1e6:.1f} |"
+        )
     lines.append(f"| **total** | {total.files} | **{total.unzipped / 1e6:.1f}** | **{total.zipped / 1e6:.1f}** |")
     return "\n".join(lines), total
 
