@@ -1,0 +1,131 @@
+"""Time the batch scorer per sampled video frame and turn it into Lambda cost per 1000 frames.
+
+Runs the real handler (imported from template.yaml like Lambda) on a generated selfie video in moto's
+in-process S3/DynamoDB, one onnxruntime thread (MEAA_THREADS=1, as deployed). Prints per-frame times
+(whole handler, and the model alone), the peak RSS of the process, and the cost table.
+
+Usage::
+
+    python benchmarks/batch_cost.py [--seconds 20] [--fps 30] [--sample-fps 2] [--size 640x480]
+
+Cost model: Lambda bills GB-seconds. A single-threaded CPU-bound frame takes t seconds on one full
+vCPU (1769 MB); below that Lambda gives a proportional share of a vCPU, so the time grows as
+1769 / memory and the GB-seconds per frame stay about the same; above it the second vCPU idles.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "layers")]
+
+import boto3  # noqa: E402
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from tests.batch_support import BUCKET, TABLE, all_items, create_results_table, event_for, put_object  # noqa: E402
+from tests.lambda_loader import lambda_context, load_handler  # noqa: E402
+from tests.sample_faces import one_face_frame  # noqa: E402
+
+# us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
+ARM64_GB_SECOND_USD = 0.0000133334
+X86_GB_SECOND_USD = 0.0000166667
+REQUEST_USD = 0.20 / 1_000_000
+DYNAMODB_WRITE_UNIT_USD = 0.625 / 1_000_000  # on-demand, per write request unit (1 KB)
+FULL_VCPU_MB = 1769
+
+
+def write_video(path: Path, seconds: float, fps: int, width: int, height: int) -> None:
+    face = one_face_frame(width, height)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    for index in range(int(seconds * fps)):
+        # A hand-held clip: small drift so consecutive frames differ.
+        writer.write(np.roll(face, (index % 9) - 4, axis=1))
+    writer.release()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--fps", type=int, default=30)
+    parser.add_argument("--sample-fps", type=float, default=2.0)
+    parser.add_argument("--size", default="640x480")
+    parser.add_argument("--memory-mb", type=int, nargs="+", default=[1024, 1769, 3008])
+    args = parser.parse_args(argv)
+    width, height = (int(part) for part in args.size.split("x"))
+
+    os.environ.update(
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="bench",
+        AWS_SECRET_ACCESS_KEY="bench",
+        TABLE_NAME=TABLE,
+        VIDEO_SAMPLE_FPS=str(args.sample_fps),
+        MEAA_THREADS="1",
+        LOG_LEVEL="WARNING",
+    )
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    with tempfile.TemporaryDirectory() as scratch, mock_aws():
+        video_path = Path(scratch) / "clip.mp4"
+        write_video(video_path, args.seconds, args.fps, width, height)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket=BUCKET)
+        create_results_table(boto3.client("dynamodb"))
+        handler = load_handler("BatchFunction")
+        from meaa import MoodEstimator
+
+        estimator = MoodEstimator()
+        frame = one_face_frame(width, height)
+        estimator.analyze(frame)  # load the models outside the timings
+        model_ms = []
+        for _ in range(20):
+            started = time.perf_counter()
+            estimator.analyze(frame)
+            model_ms.append((time.perf_counter() - started) * 1000)
+
+        entry = put_object(s3, "incoming/bench/s1/clip.mp4", video_path.read_bytes())
+        started = time.perf_counter()
+        answer = handler(event_for([entry]), lambda_context("BatchFunction", timeout_s=900.0))
+        handler_s = time.perf_counter() - started
+        items = all_items(boto3.resource("dynamodb"))
+
+    frames = answer["outcomes"][0]["frames_sampled"]
+    frame_items = [item for item in items if item["kind"] == "frame"]
+    item_kb = statistics.mean(len(str(item)) for item in frame_items) / 1024
+    per_frame_s = handler_s / frames
+    peak_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+    print(f"video: {args.seconds:g} s, {args.fps} fps, {width}x{height}, mp4v; sampled at {args.sample_fps:g} fps")
+    print(f"frames scored: {frames}; handler: {handler_s:.2f} s = {per_frame_s * 1000:.1f} ms per sampled frame")
+    print(f"  (includes decoding every frame of the video, the model and moto's DynamoDB writes)")
+    print(f"model alone (MoodEstimator.analyze on a {width}x{height} frame, 1 thread): "
+          f"p50 {statistics.median(model_ms):.1f} ms")
+    print(f"frame item size: ~{item_kb:.1f} KB -> {int(np.ceil(item_kb))} write units per frame")
+    print(f"peak RSS of this process: {peak_rss_mb:.0f} MB (includes moto and the test tooling)")
+    print()
+    print("| memory MB | est. s per frame | GB-s per 1000 frames | arm64 USD per 1000 frames | x86_64 USD per 1000 frames |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    write_usd = int(np.ceil(item_kb)) * DYNAMODB_WRITE_UNIT_USD * 1000
+    for memory in args.memory_mb:
+        seconds = per_frame_s * max(1.0, FULL_VCPU_MB / memory)
+        gb_seconds = 1000 * seconds * memory / 1024
+        print(
+            f"| {memory} | {seconds:.3f} | {gb_seconds:.1f} | {gb_seconds * ARM64_GB_SECOND_USD:.5f} "
+            f"| {gb_seconds * X86_GB_SECOND_USD:.5f} |"
+        )
+    print()
+    print(f"plus DynamoDB on-demand writes: {write_usd:.5f} USD per 1000 frame items; "
+          f"invocations: {REQUEST_USD * 1000 / max(frames, 1):.7f} USD per 1000 frames at {frames} frames per video")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
