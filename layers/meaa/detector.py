@@ -109,7 +109,9 @@ class _AreaSampler:
     def __init__(self, rgb: np.ndarray) -> None:
         self.height, self.width = rgb.shape[:2]
         exact_int32 = self.height * self.width * 255 < 2**31
-        self.integral = cv2.integral(rgb, sdepth=cv2.CV_32S if exact_int32 else cv2.CV_64F)
+        integral = cv2.integral(rgb, sdepth=cv2.CV_32S if exact_int32 else cv2.CV_64F)
+        self._row_stride = integral.shape[1]
+        self._table = integral.reshape(-1, 3)  # one row per (y, x): np.take copies 3 channels per index
 
     def sample(self, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """Mean of each window rows x cols, normalised and channels-first: [..., 3, len(rows), len(cols)].
@@ -117,14 +119,21 @@ class _AreaSampler:
         ``rows`` and ``cols`` are (lo, hi) index arrays shaped [..., H] and [..., W].
         """
         (top, bottom), (left, right) = rows, cols
-        top, bottom = top[..., :, None], bottom[..., :, None]
+        top_index = (top * self._row_stride)[..., :, None]
+        bottom_index = (bottom * self._row_stride)[..., :, None]
         left, right = left[..., None, :], right[..., None, :]
-        table = self.integral
-        total = (table[bottom, right] - table[top, right] - table[bottom, left] + table[top, left]).astype(np.float32)
-        total /= ((bottom - top) * (right - left)).astype(np.float32)[..., None]
-        total -= 127.5
-        total *= 0.0078125
-        return np.ascontiguousarray(np.moveaxis(total, -1, -3))
+
+        def corner(index: np.ndarray) -> np.ndarray:
+            return np.take(self._table, index, axis=0)
+
+        total = corner(bottom_index + right) - corner(top_index + right)
+        total -= corner(bottom_index + left)
+        total += corner(top_index + left)
+        mean = total.astype(np.float32)
+        mean /= ((bottom - top)[..., :, None] * (right - left)).astype(np.float32)[..., None]
+        mean -= 127.5
+        mean *= 0.0078125
+        return np.ascontiguousarray(np.moveaxis(mean, -1, -3))
 
     def level(self, scale: float) -> np.ndarray:
         """The pyramid level at ``scale`` (facenet-pytorch's size: int(side * scale + 1)): [1,3,h,w]."""
