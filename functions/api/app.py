@@ -27,7 +27,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import features
 import schemas
+import timeline_routes
+import try_it
 import upload_parsing
 
 
@@ -270,6 +273,13 @@ async def health() -> dict[str, Any]:
         "max_image_bytes": SETTINGS.max_image_bytes,
     }
 
+
+# Optional parts (features.py): the results routes only with auth or locally; the page only when asked for.
+FEATURES = features.ApiFeatures.from_env()
+if FEATURES.results_routes:
+    app.include_router(timeline_routes.router)
+if FEATURES.try_it_page:
+    try_it.install(app)
 
 warm_up()
 handler = Mangum(app, lifespan="off", api_gateway_base_path=API_GATEWAY_BASE_PATH)
