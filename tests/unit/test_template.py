@@ -163,10 +163,21 @@ def test_batch_function_never_writes_to_s3(transformed: dict[str, Any]) -> None:
     assert not {action for action in actions if action.startswith("s3:") and not action.startswith("s3:Get")}
 
 
-def test_api_role_has_no_data_access(transformed: dict[str, Any]) -> None:
+def test_api_role_reads_results_only_when_behind_jwt_and_only_by_query(transformed: dict[str, Any]) -> None:
     role = transformed["ApiFunctionRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [BASIC_EXECUTION]
-    assert not role.get("Policies")
+    (conditional,) = role["Policies"]
+    condition, with_jwt, without_jwt = conditional["Fn::If"]
+    assert condition == "UseJwtAuth" and without_jwt == {"Ref": "AWS::NoValue"}
+    (statement,) = with_jwt["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Allow" and _actions(statement) == ["dynamodb:Query"]
+    assert statement["Resource"] == [
+        {"Fn::GetAtt": ["ResultsTable", "Arn"]},
+        {"Fn::Sub": "${ResultsTable.Arn}/index/BySubject"},
+    ]
+    variables = transformed["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MEAA_AUTH_MODE"] == {"Ref": "AuthMode"}
+    assert variables["TABLE_NAME"] == {"Ref": "ResultsTable"}
 
 
 def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources: dict[str, Any]) -> None:
@@ -208,8 +219,19 @@ def test_upload_route_uses_the_jwt_authorizer_only_when_auth_mode_is_jwt(templat
     upload = resources["UploadRoute"]["Properties"]
     assert upload["RouteKey"] == "POST /upload-meaa-image"
     assert upload["AuthorizationType"] == {"Fn::If": ["UseJwtAuth", "JWT", "NONE"]}
-    routes = {r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-    assert routes == {"POST /upload-meaa-image", "GET /health", "GET /openapi.json", "GET /docs"}
+    routes = {r["Properties"]["RouteKey"]: r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
+    open_routes = {"GET /health", "GET /openapi.json", "GET /docs"}
+    results_routes = {"GET /subjects/{subject}/moods", "GET /objects/{key+}"}
+    page_routes = {"GET /", "GET /static/{file+}"}
+    assert set(routes) == {"POST /upload-meaa-image"} | open_routes | results_routes | page_routes
+    for key in page_routes:  # the static try-it page, only when asked for; it holds no data
+        assert routes[key]["Condition"] == "ServeTryItPage"
+    for key in open_routes:
+        assert routes[key]["Properties"]["AuthorizationType"] == "NONE" and "Condition" not in routes[key]
+    for key in results_routes:  # the stored results exist only behind the authorizer
+        assert routes[key]["Condition"] == "UseJwtAuth"
+        assert routes[key]["Properties"]["AuthorizationType"] == "JWT"
+        assert routes[key]["Properties"]["AuthorizerId"] == {"Ref": "JwtAuthorizer"}
     stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
     assert stage == {"ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"}}
     assert resources["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
