@@ -28,7 +28,7 @@ from meaa.labels import MOODS
 SUBJECT_INDEX = "BySubject"
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKET = timedelta(days=1)
-MAX_BUCKETS = 10_000  # a day of 1-minute buckets is 1440; a week of them is 10080
+MAX_BUCKETS = 10_080  # a week of 1-minute buckets
 MAX_SUBJECT_CHARS = 256
 MAX_KEY_BYTES = 1024  # S3's limit on key length
 DEFAULT_PAGE_ITEMS = 500
