@@ -73,10 +73,9 @@ PRUNE_GLOBS: tuple[str, ...] = (
     "**/*.pyi",
     "cv2/typing",
     "cv2/py.typed",
-    # numpy: headers, the f2py Fortran wrapper generator, the array-API docs, static libs.
+    # numpy: C headers and static libs (numpy/f2py stays: ``from numpy import *`` imports it).
     "numpy/_core/include",
     "numpy/_core/lib",
-    "numpy/f2py",
     "numpy/_pyinstaller",
     "numpy/typing/tests",
     "numpy/doc",
@@ -210,6 +209,7 @@ def verify(build: LayerBuild) -> None:
         "from meaa import MoodEstimator\n"
         "from meaa.config import Settings\n"
         "assert all(m.__file__.startswith(sys.argv[1]) for m in (numpy, cv2, onnxruntime, meaa))\n"
+        "exec('from numpy import *; from cv2 import *', {})  # star imports reach every public submodule\n"
         "for model in sorted(pathlib.Path(Settings().models_dir).glob('*.onnx')):\n"
         "    onnxruntime.InferenceSession(str(model), providers=['CPUExecutionProvider'])\n"
         "image = numpy.random.default_rng(0).integers(0, 255, (240, 320, 3), dtype=numpy.uint8)\n"

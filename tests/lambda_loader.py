@@ -105,8 +105,10 @@ def function_spec(function_logical_id: str, template_path: Path = TEMPLATE_PATH)
         if layer_id is None:
             continue
         layer = resources[layer_id]
-        content_uri = layer["Properties"]["ContentUri"]
-        layer_dirs.append((base_dir / content_uri).resolve())
+        content_dir = (base_dir / layer["Properties"]["ContentUri"]).resolve()
+        # A built layer (sam build, infra/build_layer.py) has its packages under python/, which Lambda
+        # puts on sys.path as /opt/python; in the source tree the ContentUri itself holds them.
+        layer_dirs.append(content_dir / "python" if (content_dir / "python").is_dir() else content_dir)
 
     environment: dict[str, str] = {}
     for source in (global_function, resource.get("Properties", {})):
