@@ -18,6 +18,7 @@ The function never writes to S3 (no recursive trigger) and never logs image byte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -250,6 +251,20 @@ def process_record(record: dict[str, Any], config: BatchConfig, context: Any = N
     if not obj.key.startswith(config.incoming_prefix):
         outcome["status"] = "ignored_outside_prefix"
         return outcome
+
+    if not obj.revision:
+        # Every ObjectCreated event carries an eTag; a hand-made or truncated one may not. Name the
+        # revision from the object itself so the keys stay deterministic.
+        try:
+            head = _s3_client().head_object(Bucket=obj.bucket, Key=obj.key)
+        except ClientError as error:
+            if not _is_missing(error):
+                raise
+            outcome["status"] = "missing"
+            return outcome
+        version_id = head.get("VersionId")
+        obj = dataclasses.replace(obj, etag=head["ETag"].strip('"'), version_id=None if version_id in (None, "null") else version_id)
+        outcome["revision"] = obj.revision
 
     table = _table(config.table_name)
     existing = table.get_item(Key={"pk": obj.partition_key, "sk": obj.result_sort_key}, ConsistentRead=True)

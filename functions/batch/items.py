@@ -51,7 +51,8 @@ class S3Object:
             key=key,
             size=int(s3["object"].get("size") or 0),
             etag=str(s3["object"].get("eTag") or s3["object"].get("etag") or "").strip('"'),
-            version_id=s3["object"].get("versionId") or None,
+            # "null" is the version id of objects written while versioning was off or suspended.
+            version_id=None if s3["object"].get("versionId") in (None, "", "null") else s3["object"]["versionId"],
             created_at=record.get("eventTime") or "",
             subject=subject,
             session=session,

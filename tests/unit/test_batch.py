@@ -263,3 +263,17 @@ def test_logs_are_json_and_never_contain_object_bytes(aws, handler, capsys: pyte
     records = [json.loads(line) for line in lines]
     assert any(record.get("status") == "failed" and record.get("error_code") == "invalid_image" for record in records)
     assert "XYZZY" not in "\n".join(lines)
+
+
+def test_event_without_etag_names_the_revision_from_the_object(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/no-etag.jpg", face_jpeg())
+    event = event_for([entry])
+    del event["Records"][0]["s3"]["object"]["eTag"]
+
+    invoke(handler, event)
+    replay = invoke(handler, event)
+
+    (item,) = all_items(dynamodb)
+    assert item["revision"] == entry["etag"] and item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert replay["outcomes"][0]["status"] == "duplicate"
