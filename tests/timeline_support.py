@@ -19,12 +19,13 @@ from typing import Any
 
 import boto3
 import cv2
+import httpx
 import numpy as np
 from moto.server import ThreadedMotoServer
 
 from tests.batch_support import BUCKET, TABLE, create_results_table, event_for, face_video_bytes, put_object
 from tests.lambda_loader import lambda_context, load_handler
-from tests.sample_faces import group_frame, no_face_images, one_face_frame
+from tests.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
 DAY = datetime(2026, 11, 25, tzinfo=timezone.utc)
 SUBJECT = "subject-1"
@@ -64,12 +65,17 @@ def moto_environment(endpoint: str) -> dict[str, str]:
 
 @contextmanager
 def moto_server() -> Iterator[str]:
+    """moto's server on a free port, with empty backends: moto keeps its state per process, so a server
+    started by another test module would otherwise show that module's bucket and table."""
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield endpoint
     finally:
+        httpx.post(f"{endpoint}/moto-api/reset", timeout=30)
         server.stop()
 
 
@@ -79,16 +85,34 @@ def _jpeg(image: np.ndarray) -> bytes:
     return buffer.tobytes()
 
 
+# The astronaut's mouth in the 512x512 original (x1, y1, x2, y2), for the edited expressions below.
+_MOUTH = (195, 130, 260, 175)
+
+
+def _with_mouth(edit: str) -> np.ndarray:
+    """The astronaut with her smile turned upside down (a frown: the classifier says negative) or
+    stretched open (it says other), cropped like ``one_face_frame(480, 360)``; moods besides positive."""
+    image = astronaut_bgr()
+    x1, y1, x2, y2 = _MOUTH
+    mouth = image[y1:y2, x1:x2]
+    if edit == "frown":
+        image[y1:y2, x1:x2] = cv2.rotate(mouth, cv2.ROTATE_180)
+    else:  # "open": the middle rows of the lips stretched over the whole mouth box
+        image[y1 + 8 : y2 - 3, x1 + 3 : x2 - 2] = cv2.resize(image[150:160, x1 + 3 : x2 - 2], (x2 - x1 - 5, y2 - y1 - 11))
+    crop_h = round(512 * 360 / 480)
+    return cv2.resize(image[:crop_h], (480, 360), interpolation=cv2.INTER_AREA)
+
+
 def _frames() -> list[np.ndarray]:
-    """Real pictures to cycle through: one face (as is, mirrored, gray, darker), a group, no face."""
+    """Real pictures to cycle through: one face (smiling, frowning, open-mouthed, gray), a group, no face."""
     face = one_face_frame(480, 360)
     gray = cv2.cvtColor(cv2.cvtColor(face, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return [
         face,
-        cv2.flip(face, 1),
+        _with_mouth("frown"),
         group_frame(640, 480).image,
+        _with_mouth("open"),
         gray,
-        cv2.convertScaleAbs(face, alpha=0.75, beta=5),
         cv2.resize(no_face_images()["coffee"], (480, 320), interpolation=cv2.INTER_AREA),
     ]
 

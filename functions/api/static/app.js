@@ -99,17 +99,22 @@ function drawAnalysis(canvas, source, sourceWidth, sourceHeight, analysis) {
   }
 }
 
+// A small panel under the box: one bar per mood, its length the probability, on a dark track.
 function drawBars(context, moods, left, top, width, fontSize, canvasHeight) {
-  const rowHeight = Math.max(6, Math.round(fontSize * 0.55));
-  const gap = 2;
-  const needed = MOODS.length * (rowHeight + gap);
-  const start = top + needed <= canvasHeight ? top : Math.max(0, top - needed - fontSize * 2);
+  const rowHeight = Math.max(5, Math.round(fontSize * 0.45));
+  const gap = Math.max(2, Math.round(rowHeight / 3));
+  const padding = gap;
+  const panelHeight = MOODS.length * (rowHeight + gap) - gap + 2 * padding;
+  const panelTop = top + panelHeight <= canvasHeight ? top : Math.max(0, top - panelHeight - fontSize * 2);
+  context.fillStyle = "rgba(20, 24, 33, 0.72)";
+  context.fillRect(left, panelTop, width, panelHeight);
+  const barWidth = width - 2 * padding;
   MOODS.forEach((mood, row) => {
-    const rowTop = start + row * (rowHeight + gap);
-    context.fillStyle = "rgba(255, 255, 255, 0.8)";
-    context.fillRect(left, rowTop, width, rowHeight);
+    const rowTop = panelTop + padding + row * (rowHeight + gap);
+    context.fillStyle = "rgba(255, 255, 255, 0.18)";
+    context.fillRect(left + padding, rowTop, barWidth, rowHeight);
     context.fillStyle = MOOD_COLORS[mood];
-    context.fillRect(left, rowTop, width * moods[mood], rowHeight);
+    context.fillRect(left + padding, rowTop, Math.max(1, barWidth * moods[mood]), rowHeight);
   });
 }
 
@@ -282,6 +287,10 @@ function drawLiveChart(canvas, history, now) {
       drawing = true;
     }
     context.stroke();
+    context.fillStyle = MOOD_COLORS[mood];
+    for (const sample of history) {
+      if (sample.moods) context.fillRect(xOf(sample.time) - 2, yOf(sample.moods[mood]) - 2, 4, 4);
+    }
   }
 }
 
@@ -348,8 +357,8 @@ async function loadTimeline(subject, from, to, bucket) {
   return { buckets, bucketSeconds, truncated: Boolean(cursor) };
 }
 
-// Stacked areas of the mood shares; each run of consecutive buckets with faces is one shape, and a
-// bucket without faces leaves a gap (no data is not "neutral").
+// Stacked areas of the mood shares, in steps: each bucket holds its shares over its own span, so a
+// run of buckets reads as one area and a bucket without faces is a gap (no data is not "neutral").
 function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
   const context = canvas.getContext("2d");
   const pad = { left: 44, right: 12, top: 12, bottom: 28 };
@@ -357,33 +366,24 @@ function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
   const plotHeight = canvas.height - pad.top - pad.bottom;
   context.clearRect(0, 0, canvas.width, canvas.height);
   drawYAxis(context, pad, plotWidth, plotHeight);
-  const xOf = (time) => pad.left + (plotWidth * (time - fromMs)) / (toMs - fromMs);
+  const xOf = (time) => pad.left + (plotWidth * (Math.min(Math.max(time, fromMs), toMs) - fromMs)) / (toMs - fromMs);
   const yOf = (share) => pad.top + plotHeight * (1 - share);
   drawTimeTicks(context, fromMs, toMs, xOf, canvas.height - 8);
-
-  const runs = [];
-  for (const entry of buckets.filter((b) => b.face_count > 0)) {
+  for (const entry of buckets) {
+    if (entry.face_count === 0) continue;
     const start = Date.parse(entry.start);
-    const last = runs.length ? runs[runs.length - 1] : null;
-    if (last && start - Date.parse(last[last.length - 1].start) === bucketMs) last.push(entry);
-    else runs.push([entry]);
-  }
-  for (const run of runs) {
-    // Points at bucket centres; the run is held flat to its first bucket's start and last bucket's end.
-    const xs = run.map((entry) => Date.parse(entry.start) + bucketMs / 2);
-    xs[0] = Date.parse(run[0].start);
-    if (run.length === 1) xs.push(Date.parse(run[0].start) + bucketMs);
-    else xs[xs.length - 1] = Date.parse(run[run.length - 1].start) + bucketMs;
-    const points = run.length === 1 ? [run[0], run[0]] : run;
-    let below = points.map(() => 0);
+    // Whole pixels, so neighbouring buckets meet without a hairline between them.
+    const left = Math.round(xOf(start));
+    const right = Math.round(xOf(start + bucketMs));
+    let below = 0;
     for (const mood of MOODS) {
-      const above = below.map((base, i) => base + points[i].moods[mood]);
-      context.beginPath();
-      points.forEach((_, i) => context.lineTo(xOf(xs[i]), yOf(above[i])));
-      for (let i = points.length - 1; i >= 0; i -= 1) context.lineTo(xOf(xs[i]), yOf(below[i]));
-      context.closePath();
-      context.fillStyle = MOOD_COLORS[mood];
-      context.fill();
+      const above = below + entry.moods[mood];
+      const top = Math.round(yOf(above));
+      const bottom = Math.round(yOf(below));
+      if (bottom > top) {
+        context.fillStyle = MOOD_COLORS[mood];
+        context.fillRect(left, top, Math.max(1, right - left), bottom - top);
+      }
       below = above;
     }
   }

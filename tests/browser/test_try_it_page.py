@@ -1,0 +1,292 @@
+"""The try-it page in a real browser: headless Chromium (Debian's ``chromium`` + ``chromium-driver``)
+driven by selenium, against uvicorn serving the real models with ``MEAA_UI=1`` on 127.0.0.1.
+
+A photo is uploaded through the page's file input and the drawn result is checked in the DOM and in the
+canvas pixels; the webcam mode runs on Chromium's fake camera fed with a real face; the timeline tab
+reads a day of results that the batch handler wrote to moto's server. Screenshots go to
+``docs/screenshots/`` (the README shows them). Skips, saying why, only when no browser can be found.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+from skimage import data
+
+from tests.sample_faces import one_face_frame
+from tests.timeline_support import SUBJECT, faces_in, moto_environment, moto_server, result_item, write_day
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+MOODS = ("positive", "negative", "neutral", "other")
+STARTUP_WAIT_S = 120  # readiness waits for slow machines, not performance assertions
+RESULT_WAIT_S = 120
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,1100",
+    "--force-device-scale-factor=1",
+    # The webcam: no permission prompt, and a fake camera that plays a file (a real face) in a loop.
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+)
+
+
+def _find(env_name: str, *candidates: str) -> str | None:
+    configured = os.environ.get(env_name)
+    if configured:
+        return configured if Path(configured).exists() else None
+    for candidate in candidates:
+        found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
+        if found:
+            return found
+    return None
+
+
+CHROMIUM = _find("CHROMIUM_BINARY", "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
+CHROMEDRIVER = _find("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
+webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r requirements.txt)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason=f"no browser: chromium={CHROMIUM}, chromedriver={CHROMEDRIVER} "
+    "(apt-get install chromium chromium-driver, or set CHROMIUM_BINARY / CHROMEDRIVER)",
+)
+
+from selenium.webdriver.common.by import By  # noqa: E402 - after the skip above
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def day_of_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """moto's server with a day of batch results; yields the environment that points at it."""
+    with pytest.MonkeyPatch.context() as patch, moto_server() as endpoint:
+        environment = moto_environment(endpoint)
+        for name, value in environment.items():
+            patch.setenv(name, value)
+        patch.delenv("AWS_PROFILE", raising=False)
+        uploaded = write_day(tmp_path_factory.mktemp("media"))
+        mine = [entry for entry in uploaded if entry.subject == SUBJECT]
+        environment["EXPECTED_OBJECTS"] = str(len(mine))
+        environment["EXPECTED_FACES"] = str(sum(faces_in(result_item(entry.key)) for entry in mine))
+        yield environment
+
+
+@pytest.fixture(scope="module")
+def server_url(day_of_results: dict[str, str]) -> Iterator[str]:
+    """``make serve``'s command (MEAA_UI=1, MEAA_LOCAL=1) on a free port, reading the moto table."""
+    port = _free_port()
+    env = {**os.environ, **day_of_results, "PYTHONPATH": str(REPO_ROOT / "layers"), "MEAA_UI": "1", "MEAA_LOCAL": "1"}
+    env.pop("MEAA_AUTH_MODE", None)
+    command = [
+        sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(REPO_ROOT / "functions" / "api"),
+        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_WAIT_S
+        while True:
+            if process.poll() is not None:
+                pytest.fail(f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}")
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail("uvicorn did not answer /health")
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _write_y4m(path: Path, frame_bgr: np.ndarray, frames: int = 10) -> Path:
+    """A Y4M clip (the format Chromium's fake camera plays) of one real picture."""
+    height, width = frame_bgr.shape[:2]
+    yuv = cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420).tobytes()
+    with path.open("wb") as handle:
+        handle.write(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            handle.write(b"FRAME\n" + yuv)
+    return path
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    work = tmp_path_factory.mktemp("chromium")
+    camera_clip = _write_y4m(work / "camera.y4m", one_face_frame(640, 480))
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={work / 'profile'}")
+    options.add_argument(f"--use-file-for-fake-video-capture={camera_clip}")
+    # The driver's path is given, so selenium-manager never looks for (or downloads) one.
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env={**os.environ, "TZ": "UTC"}), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _open_page(browser, server_url: str) -> None:
+    browser.get(f"{server_url}/")
+    WebDriverWait(browser, STARTUP_WAIT_S).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+
+
+def _state(browser) -> str:
+    return browser.find_element(By.TAG_NAME, "body").get_attribute("data-state")
+
+
+def _hex_rgb(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def _canvas_pixel(browser, selector: str, x: float, y: float) -> tuple[int, int, int]:
+    red, green, blue, _ = browser.execute_script(
+        "const c = document.querySelector(arguments[0]);"
+        "return Array.from(c.getContext('2d').getImageData(Math.floor(arguments[1]), Math.floor(arguments[2]), 1, 1).data);",
+        selector, x, y,
+    )  # fmt: skip
+    return red, green, blue
+
+
+def _distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> int:
+    return max(abs(p - q) for p, q in zip(a, b))
+
+
+def test_photo_upload_draws_the_box_and_the_mood(browser, server_url: str, tmp_path: Path) -> None:
+    photo = tmp_path / "astronaut.jpg"
+    astronaut_rgb = data.astronaut()
+    cv2.imwrite(str(photo), cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    _open_page(browser, server_url)
+    assert _state(browser) == "idle"
+
+    browser.find_element(By.ID, "photo-input").send_keys(str(photo))
+    WebDriverWait(browser, RESULT_WAIT_S).until(lambda d: _state(d) in ("done", "error"))
+    assert _state(browser) == "done", browser.find_element(By.ID, "status").text
+
+    (face,) = browser.find_elements(By.CSS_SELECTOR, "#faces li.face")
+    mood = face.get_attribute("data-mood")
+    assert mood in MOODS
+    assert face.find_element(By.CLASS_NAME, "mood").text == f"Face 1: {mood}"
+    bars = face.find_elements(By.CSS_SELECTOR, ".bar")
+    assert [bar.get_attribute("data-mood") for bar in bars] == list(MOODS)
+    assert sum(int(bar.find_element(By.CLASS_NAME, "value").text.rstrip("%")) for bar in bars) in range(98, 103)
+    assert browser.find_element(By.ID, "status").text == f"1 face; main face: {mood}."
+
+    # The box in the DOM holds the astronaut's face; on the canvas its top edge is drawn in the mood's
+    # colour, where the photo itself has another colour there.
+    x, y, w, h = (int(v) for v in face.get_attribute("data-box").split(","))
+    assert x <= 225 <= x + w and y <= 125 <= y + h and 50 <= w <= 160
+    scale = float(browser.find_element(By.ID, "view").get_attribute("data-box-scale"))
+    assert scale == 1.0  # a 512x512 photo is drawn at its own size
+    color = _hex_rgb(face.get_attribute("data-color"))
+    edge = (x + w * 0.75, y)  # the label covers the left part of the top edge, in the same colour
+    assert _distance(_canvas_pixel(browser, "#view", *edge), color) <= 8
+    left_edge = (x, y + h * 0.5)
+    assert _distance(_canvas_pixel(browser, "#view", *left_edge), color) <= 8
+    photo_there = tuple(int(v) for v in astronaut_rgb[int(left_edge[1]), int(left_edge[0])])
+    assert _distance(photo_there, color) > 40, "the photo already had the box colour there: pick another point"
+    inside = (x + w * 0.5, y + h * 0.5)  # the face itself is the photo, not paint
+    photo_inside = tuple(int(v) for v in astronaut_rgb[int(inside[1]), int(inside[0])])
+    assert _distance(_canvas_pixel(browser, "#view", *inside), photo_inside) <= 40
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(SCREENSHOTS / "try-it.png"))
+
+
+def test_webcam_mode_sends_frames_and_charts_the_main_face(browser, server_url: str) -> None:
+    _open_page(browser, server_url)
+    browser.find_element(By.ID, "camera-start").click()
+    # At least six answered frames: the chart needs a history, and every frame is one request.
+    WebDriverWait(browser, RESULT_WAIT_S).until(
+        lambda d: d.execute_script("return camera.history.filter((s) => s.moods).length") >= 6 or _state(d) == "error"
+    )
+    assert _state(browser) == "done", browser.find_element(By.ID, "status").text
+    assert browser.find_element(By.ID, "live").is_displayed()
+    (face,) = browser.find_elements(By.CSS_SELECTOR, "#faces li.face")
+    assert face.get_attribute("data-mood") in MOODS
+    # The live chart has line pixels of every mood's colour.
+    colours = browser.execute_script(
+        "const c = document.querySelector('#live-chart');"
+        "const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "const want = Object.entries(MOOD_COLORS).map(([m, h]) => [m, [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16))]);"
+        "const seen = {};"
+        "for (let i = 0; i < px.length; i += 4) for (const [m, rgb] of want)"
+        "  if (Math.abs(px[i] - rgb[0]) < 12 && Math.abs(px[i + 1] - rgb[1]) < 12 && Math.abs(px[i + 2] - rgb[2]) < 12) seen[m] = (seen[m] || 0) + 1;"
+        "return seen;"
+    )
+    # Lines near 0 % overlap, so not every colour shows; the main face's mood (the top line) must.
+    assert colours.get(face.get_attribute("data-mood"), 0) > 20 and len(colours) >= 2, colours
+    browser.save_screenshot(str(SCREENSHOTS / "webcam.png"))
+    browser.find_element(By.ID, "camera-stop").click()
+    assert browser.execute_script("return camera.stream") is None
+
+
+def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_results: dict[str, str]) -> None:
+    _open_page(browser, server_url)
+    browser.find_element(By.ID, "tab-timeline").click()
+    browser.execute_script(
+        "document.querySelector('#tl-subject').value = arguments[0];"
+        "document.querySelector('#tl-from').value = toLocalInputValue(new Date(arguments[1]));"
+        "document.querySelector('#tl-to').value = toLocalInputValue(new Date(arguments[2]));"
+        "document.querySelector('#tl-bucket').value = '3h';",
+        SUBJECT, "2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z",
+    )  # fmt: skip
+    browser.find_element(By.ID, "tl-load").click()
+    WebDriverWait(browser, RESULT_WAIT_S).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") in ("done", "error")
+    )
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") == "done", browser.find_element(By.ID, "tl-status").text
+
+    rows = browser.find_elements(By.CSS_SELECTOR, "#tl-table tbody tr")
+    assert len(rows) == 8  # pictures every hour: every 3-hour bucket has some
+    cells = [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")] for row in rows]
+    assert sum(int(row[1]) for row in cells) == int(day_of_results["EXPECTED_OBJECTS"])
+    assert sum(int(row[2]) for row in cells) == int(day_of_results["EXPECTED_FACES"])
+    assert {row[3] for row in cells} <= set(MOODS) | {"–"} and set(MOODS) & {row[3] for row in cells}
+    # The stacked area covers the hours with faces from 0 to 100 %: painted pixels fill a good part.
+    painted = browser.execute_script(
+        "const c = document.querySelector('#tl-chart');"
+        "const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "const want = Object.values(MOOD_COLORS).map((h) => [1, 3, 5].map((i) => parseInt(h.slice(i, i + 2), 16)));"
+        "let n = 0;"
+        "for (let i = 0; i < px.length; i += 4) if (want.some((rgb) => Math.abs(px[i] - rgb[0]) < 6 && Math.abs(px[i + 1] - rgb[1]) < 6 && Math.abs(px[i + 2] - rgb[2]) < 6)) n++;"
+        "return n / (c.width * c.height);"
+    )
+    assert painted > 0.3, painted
+    browser.save_screenshot(str(SCREENSHOTS / "timeline.png"))
