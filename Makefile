@@ -10,11 +10,12 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve test test-unit test-model-build bench load layer layer-size validate build deploy models verify-models evaluate help
+.PHONY: serve browser test test-unit test-model-build bench load layer layer-size validate build deploy models verify-models evaluate help
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
 	@echo "make test           set up both venvs and run every test (what CI runs)"
+	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
 	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
 	@echo "make layer          build the pruned Lambda layer into build/layer and print its size"
@@ -33,12 +34,23 @@ $(MB_VENV)/.installed: model_build/requirements.txt
 	touch $@
 
 serve: $(VENV)/.installed
-	MEAA_UI=$${MEAA_UI:-1} PYTHONPATH=layers $(VENV)/bin/uvicorn app:app --app-dir functions/api --host $(HOST) --port $(PORT)
+	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} PYTHONPATH=layers $(VENV)/bin/uvicorn app:app --app-dir functions/api --host $(HOST) --port $(PORT)
 
 test: test-unit test-model-build
 
+# The browser test drives Debian's Chromium with its matching driver; without them it skips and says why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then \
+		echo "chromium and chromedriver are installed"; \
+	elif command -v apt-get >/dev/null; then \
+		$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	else \
+		echo "no apt-get here: install chromium and chromedriver (or set CHROMIUM_BINARY and CHROMEDRIVER)" >&2; exit 1; \
+	fi
+
 test-unit: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest tests/unit tests/integration
+	$(VENV)/bin/python -m pytest tests/unit tests/integration tests/browser
 
 test-model-build: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m pytest tests/model_build
