@@ -35,10 +35,10 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 import items
-import video
 from meaa import MoodEstimator
 from meaa.config import Settings
 from meaa.errors import ImageTooLarge, InvalidImage, MeaaError, UnsupportedFormat
+from meaa.video import VideoSampler
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
@@ -192,25 +192,19 @@ def _score_video(obj: items.S3Object, config: BatchConfig, processed_at: str, co
         for chunk in _get_body(obj).iter_chunks(chunk_size=1 << 20):
             local.write(chunk)
         local.flush()
-        try:
-            sampler = video.VideoSampler(local.name, config.video_sample_fps)
-        except video.UndecodableVideo as error:
-            raise InvalidImage(f"corrupt or unsupported video: {error}") from error
+        sampler = VideoSampler(local.name, config.video_sample_fps)  # InvalidVideo -> failure item
         with sampler, _table(config.table_name).batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
-            try:
-                for frame in sampler.frames():
-                    analysis = _estimator().analyze(frame.image).to_dict()
-                    model_version = analysis["model_version"]
-                    writer.put_item(Item=items.frame_item(obj, frame.time_ms, frame.index, analysis, processed_at))
-                    summary.add(frame.time_ms, analysis["mood"], analysis["moods"])
-                    if summary.frames_sampled >= config.max_video_frames:
-                        truncated_by = "max_video_frames"
-                    elif context is not None and context.get_remaining_time_in_millis() < VIDEO_TIME_RESERVE_MS:
-                        truncated_by = "time_limit"
-                    if truncated_by:
-                        break
-            except video.UndecodableVideo as error:
-                raise InvalidImage(f"corrupt or unsupported video: {error}") from error
+            for frame in sampler.frames():
+                analysis = _estimator().analyze(frame.image).to_dict()
+                model_version = analysis["model_version"]
+                writer.put_item(Item=items.frame_item(obj, frame.time_ms, frame.index, analysis, processed_at))
+                summary.add(frame.time_ms, analysis["mood"], analysis["moods"])
+                if summary.frames_sampled >= config.max_video_frames:
+                    truncated_by = "max_video_frames"
+                elif context is not None and context.get_remaining_time_in_millis() < VIDEO_TIME_RESERVE_MS:
+                    truncated_by = "time_limit"
+                if truncated_by:
+                    break
         attributes = summary.attributes()
         if len(attributes["timeline"]) > config.max_timeline_segments:
             attributes["timeline"] = attributes["timeline"][: config.max_timeline_segments]

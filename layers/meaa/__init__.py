@@ -18,7 +18,7 @@ from meaa.config import OPENCV_PIXEL_CEILING
 
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(OPENCV_PIXEL_CEILING))
 
-from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
+from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.labels import EMOTIONS, MOODS
 from meaa.results import Analysis, Face
 
@@ -30,6 +30,7 @@ __all__ = [
     "ImageTooLarge",
     "InvalidImage",
     "InvalidInput",
+    "InvalidVideo",
     "MeaaError",
     "MoodEstimator",
     "UnsupportedFormat",

@@ -28,6 +28,13 @@ class InvalidImage(MeaaError):
     http_status = 400
 
 
+class InvalidVideo(MeaaError):
+    """A video file OpenCV cannot open, or with no decodable frame (corrupt, truncated, unknown codec)."""
+
+    code = "invalid_video"
+    http_status = 400
+
+
 class UnsupportedFormat(MeaaError):
     """A well-formed file of a kind we do not decode (GIF, TIFF, PDF, ...)."""
 

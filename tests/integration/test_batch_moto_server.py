@@ -98,7 +98,7 @@ def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
     assert results["front camera.jpg"]["session"] == "session 2026-11-26"
     assert results["clip.mp4"]["kind"] == "video" and results["clip.mp4"]["frames_sampled"] == 6
     assert results["corrupt.png"]["error"]["code"] == "invalid_image"
-    assert results["corrupt.avi"]["error"]["code"] == "invalid_image"
+    assert results["corrupt.avi"]["error"]["code"] == "invalid_video"
     frames = [item for item in items_after_replay if item["kind"] == "frame"]
     assert len(frames) == 6 and all(item["key"] == clip["key"] for item in frames)
     # The scorer only reads the drop bucket: the objects are exactly the four uploaded.

@@ -183,8 +183,8 @@ def test_bad_objects_get_failure_items_and_good_records_still_score(aws, handler
         "notes.jpg": "invalid_image",
         "cut.png": "invalid_image",
         "empty.jpeg": "invalid_image",
-        "broken.mp4": "invalid_image",
-        "cut.mov": "invalid_image",
+        "broken.mp4": "invalid_video",
+        "cut.mov": "invalid_video",
         "anim.gif": "unsupported_format",
     }
     assert items["good.jpg"]["face_count"] == 1

@@ -1,4 +1,8 @@
-"""Sample frames of a video file at a fixed rate with OpenCV (FFmpeg backend, from Lambda's /tmp)."""
+"""Sample frames of a video file at a fixed rate with OpenCV (FFmpeg backend, from Lambda's /tmp).
+
+Each sampled frame is a BGR uint8 array for ``MoodEstimator.analyze``; a file OpenCV cannot open, or
+from which it decodes no frame, raises ``meaa.errors.InvalidVideo``.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from typing import Iterator
 
 import cv2
 import numpy as np
+
+from meaa.errors import InvalidVideo
 
 # Container frame rates outside this range are treated as unknown (then OpenCV's timestamps are used).
 _PLAUSIBLE_FPS = (1.0, 1000.0)
@@ -32,10 +38,6 @@ class SampledFrame:
     image: np.ndarray
 
 
-class UndecodableVideo(Exception):
-    """OpenCV cannot open the file or decodes no frame from it."""
-
-
 class VideoSampler:
     """Decodes a video sequentially and yields one frame per ``1 / sample_fps`` seconds.
 
@@ -51,7 +53,7 @@ class VideoSampler:
         self._capture = cv2.VideoCapture(path)
         if not self._capture.isOpened():
             self._capture.release()
-            raise UndecodableVideo("not a decodable video")
+            raise InvalidVideo("corrupt or unsupported video: OpenCV cannot open it")
         fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
         self.info = VideoInfo(
             fps=fps if math.isfinite(fps) and _PLAUSIBLE_FPS[0] <= fps <= _PLAUSIBLE_FPS[1] else 0.0,
@@ -84,7 +86,7 @@ class VideoSampler:
                 next_sample_ms += interval_ms
             yield SampledFrame(index=index, time_ms=time_ms, image=image)
         if self.frames_decoded == 0:
-            raise UndecodableVideo("no decodable frame in the video")
+            raise InvalidVideo("corrupt or unsupported video: no decodable frame")
 
     @property
     def duration_ms(self) -> int:
