@@ -1,4 +1,5 @@
-"""HTTP API of MEAA: ``POST /upload-meaa-image`` and ``GET /health``.
+"""HTTP API of MEAA: ``POST /upload-meaa-image`` and ``GET /health`` (and, when ``features`` switches them
+on, the try-it page and the results routes).
 
 One app, two entry points: ``uvicorn app:app --app-dir functions/api`` locally (with ``PYTHONPATH=layers``)
 and ``handler`` (Mangum) in Lambda behind an API Gateway HTTP API. The handler stays thin: parse the body

@@ -36,6 +36,8 @@ MAX_PAGE_ITEMS = 1000
 DEFAULT_RANGE = timedelta(days=1)
 _BUCKET_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 _BUCKET_PATTERN = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
+_UNENCODED_PLUS = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
+MAX_CURSOR_CHARS = 4096
 # What the timeline needs of a RESULT item (the index projects all attributes; fetch only these).
 _TIMELINE_ATTRIBUTES = ("subject_time", "object_created_at", "kind", "face_count", "faces", "frames_with_face", "mood_shares")
 
@@ -76,7 +78,11 @@ class QueryableTable(Protocol):
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """ISO 8601 date or date-time; without an offset it is UTC. Returned in UTC."""
+    """ISO 8601 date or date-time; without an offset it is UTC. Returned in UTC.
+
+    A "+hh:mm" offset typed into a URL unencoded arrives as " hh:mm" (a query's "+" is a space): read back.
+    """
+    value = _UNENCODED_PLUS.sub(r"+\1", value)
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
@@ -156,6 +162,8 @@ def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
 def decode_cursor(cursor: str, expected: dict[str, str], required: tuple[str, ...]) -> dict[str, str]:
     """The ExclusiveStartKey in ``cursor``; its key attributes must be exactly ``required`` (strings),
     and those named in ``expected`` must have those values (the subject or object being queried)."""
+    if len(cursor) > MAX_CURSOR_CHARS:
+        raise InvalidCursor("cursor is not one this API returned")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))

@@ -65,6 +65,8 @@ def test_times_are_iso_8601_and_utc(timeline) -> None:
     assert timeline.parse_time("2026-11-25T08:00:00Z", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
     assert timeline.parse_time("2026-11-25T09:30:00+01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
     assert timeline.parse_time("2026-11-25", "from") == datetime(2026, 11, 25, tzinfo=UTC)
+    # "?from=2026-11-25T09:30:00+01:30" typed into a URL: the query decodes "+" as a space.
+    assert timeline.parse_time("2026-11-25T09:30:00 01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
     assert timeline.iso_z(datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)) == "2026-11-25T08:00:00.123Z"
     for text in ("yesterday", "25/11/2026", "2026-13-01", "1795672800"):
         with pytest.raises(timeline.InvalidQuery):
@@ -101,6 +103,7 @@ def test_cursor_round_trip_and_refusals(timeline) -> None:
         b64(json.dumps({k: v for k, v in key.items() if k != "sk"})),
         b64(json.dumps({**key, "sk": 5})),
         b64("\xff"),
+        cursor + "A" * 5000,
     ]
     for cursor_text in bad:
         with pytest.raises(timeline.InvalidCursor):
