@@ -10,10 +10,11 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve browser test test-unit test-model-build bench load layer layer-size validate build deploy models verify-models evaluate help
+.PHONY: serve serve-demo browser test test-unit test-model-build bench load layer layer-size validate build deploy models verify-models evaluate help
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
+	@echo "make serve-demo     the same with the timeline filled: moto + a day of batch results (no AWS)"
 	@echo "make test           set up both venvs and run every test (what CI runs)"
 	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
@@ -36,6 +37,10 @@ $(MB_VENV)/.installed: model_build/requirements.txt
 
 serve: $(VENV)/.installed
 	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} PYTHONPATH=layers $(VENV)/bin/uvicorn app:app --app-dir functions/api --host $(HOST) --port $(PORT)
+
+# The page with a day of results to look at, without AWS: moto's server + the batch handler (tests/browser/serve_demo.py).
+serve-demo: $(VENV)/.installed
+	PYTHONPATH=layers $(VENV)/bin/python -m tests.browser.serve_demo --host $(HOST) --port $(PORT)
 
 test: test-unit test-model-build
 

@@ -1,0 +1,42 @@
+"""Serve the API with the try-it page and a day of results to look at, without AWS.
+
+    make serve-demo        (or: PYTHONPATH=layers .venv/bin/python -m tests.browser.serve_demo)
+
+Starts moto's server on 127.0.0.1, scores the browser test's day of real frames for ``subject-1`` and
+``subject-10`` through the batch handler (``tests.timeline_support``), then serves the API (real
+models, ``MEAA_UI=1``, ``MEAA_LOCAL=1``) against that table. Open the page, choose "Timeline", subject
+``subject-1``, from 2026-11-25 00:00 to 2026-11-26 00:00 (UTC).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+from pathlib import Path
+
+import uvicorn
+
+from tests.lambda_loader import load_handler
+from tests.timeline_support import DAY, OTHER_SUBJECT, SUBJECT, moto_environment, moto_server, write_day
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    args = parser.parse_args()
+    with moto_server() as endpoint, tempfile.TemporaryDirectory() as media_dir:
+        os.environ.update(moto_environment(endpoint))
+        os.environ.update({"MEAA_UI": "1", "MEAA_LOCAL": "1"})
+        os.environ.pop("AWS_PROFILE", None)
+        print(f"scoring a day of frames for {SUBJECT} and {OTHER_SUBJECT} into moto at {endpoint} ...", flush=True)
+        uploaded = write_day(Path(media_dir))
+        print(f"{len(uploaded)} objects scored; timeline day: {DAY.date()} (UTC)", flush=True)
+        print(f"open http://{args.host}:{args.port}/", flush=True)
+        api = load_handler("ApiFunction")  # the API's `app` module, imported as Lambda would
+        uvicorn.run(api.app, host=args.host, port=args.port)
+
+
+if __name__ == "__main__":
+    main()
