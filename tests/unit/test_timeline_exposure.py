@@ -8,6 +8,8 @@ must not serve them at all (404, like any unknown path), and the try-it page is 
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.lambda_loader import load_handler, load_template
+from tests.lambda_loader import lambda_context, load_handler, load_template
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
@@ -127,3 +129,25 @@ def test_page_references_only_its_own_files() -> None:
     html = (Path(__file__).resolve().parents[2] / "functions" / "api" / "static" / "index.html").read_text()
     references = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert references and all(ref.startswith("static/") and "//" not in ref for ref in references)
+
+
+def _get_event(path: str) -> dict[str, Any]:
+    """An API Gateway HTTP API (payload 2.0) GET, built from the repository's sample health event."""
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "api_health.json").read_text())
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["routeKey"] = event["requestContext"]["routeKey"] = "GET /" if path == "/" else "GET /static/{file+}"
+    return event
+
+
+def test_lambda_entry_point_serves_the_page_when_enabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in LOCAL_ONLY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in deployed_environment(EnableTryItPage="true").items():
+        monkeypatch.setenv(name, value)
+    handler = load_handler("ApiFunction")
+    page = handler(_get_event("/"), lambda_context("ApiFunction"))
+    assert page["statusCode"] == 200 and page["headers"]["content-type"].startswith("text/html")
+    body = base64.b64decode(page["body"]).decode() if page.get("isBase64Encoded") else page["body"]
+    assert 'id="photo-input"' in body
+    script = handler(_get_event("/static/app.js"), lambda_context("ApiFunction"))
+    assert script["statusCode"] == 200 and "text/javascript" in script["headers"]["content-type"]
