@@ -85,9 +85,7 @@ def subject_moods(
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
 ) -> dict[str, Any]:
     time_range = timeline.TimeRange.from_params(from_, to, bucket)
-    page_items = timeline.check_limit(limit)
-    timeline.check_subject(subject)
-    answer = timeline.subject_timeline(_results_table(), subject, time_range, page_items, cursor)
+    answer = timeline.subject_timeline(_results_table(), subject, time_range, timeline.check_limit(limit), cursor)
     request.state.face_count = sum(b["face_count"] for b in answer["buckets"])
     return answer
 
