@@ -9,10 +9,7 @@ and ``handler`` (Mangum) in Lambda behind an API Gateway HTTP API. The handler s
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import platform
-import sys
 import time
 import uuid
 from typing import Any
@@ -23,6 +20,7 @@ from fastapi.responses import JSONResponse
 from mangum import Mangum
 from meaa import ImageTooLarge, MeaaError, MoodEstimator
 from meaa.config import Settings
+from meaa.logs import json_logger
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,36 +38,7 @@ UPLOAD_PATH = "/upload-meaa-image"
 API_GATEWAY_BASE_PATH = "/"
 
 
-class JsonLogFormatter(logging.Formatter):
-    """One JSON object per line: CloudWatch Logs Insights and local tools can query the fields."""
-
-    converter = time.gmtime  # timestamps in UTC, marked "Z"
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-def _json_logger(name: str) -> logging.Logger:
-    logger = logging.getLogger(name)
-    if not logger.handlers:
-        stream = logging.StreamHandler(sys.stdout)
-        stream.setFormatter(JsonLogFormatter())
-        logger.addHandler(stream)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False  # Lambda's root handler would print every line a second time
-    return logger
-
-
-LOGGER = _json_logger("meaa.api")
+LOGGER = json_logger("meaa.api")
 
 SETTINGS = Settings.from_env()
 SETTINGS = dataclasses.replace(SETTINGS, max_image_bytes=min(SETTINGS.max_image_bytes, upload_parsing.MAX_IMAGE_BYTES))

@@ -1,10 +1,9 @@
 """Reading the batch scorer's results back: a subject's moods per time bucket, and one object's items.
 
 Only DynamoDB Queries (never a Scan): the timeline queries the ``BySubject`` index (subject, subject_time),
-an object's items are a Query on its partition key. The item layout is the batch function's
-(``functions/batch/items.py``); the two strings this module builds from it are ``partition_key`` and
-the ``subject_time`` bounds, and the integration test writes items through the batch handler so a drift
-between the two functions fails there.
+an object's items are a Query on its partition key. The key layout is ``meaa.result_keys``, shared with
+the batch writer; the integration test writes items through the batch handler, so a drift between the
+two functions fails there too.
 
 Paging is DynamoDB's: one Query per request with ``Limit``; its ``LastEvaluatedKey`` goes back to the
 client as an opaque cursor (base64url JSON) that is checked before it is handed to DynamoDB again.
@@ -24,8 +23,7 @@ from typing import Any, Protocol
 
 from meaa.errors import MeaaError
 from meaa.labels import MOODS
-
-SUBJECT_INDEX = "BySubject"
+from meaa.result_keys import SUBJECT_INDEX, object_partition_key
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKET = timedelta(days=1)
 MAX_BUCKETS = 10_080  # a week of 1-minute buckets
@@ -281,16 +279,11 @@ def _projection_names() -> dict[str, str]:
 # ---------------------------------------------------------------- one object
 
 
-def partition_key(bucket: str, key: str) -> str:
-    """``OBJECT#<bucket>/<key>``, as ``items.S3Object.partition_key`` in the batch function."""
-    return f"OBJECT#{bucket}/{key}"
-
-
 def object_items(table: QueryableTable, bucket: str, key: str, limit: int, cursor: str | None) -> dict[str, Any]:
     """One page of an object's items (every revision: RESULT, and FRAME items of videos), in key order."""
     if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
         raise InvalidQuery(f"key must be 1 to {MAX_KEY_BYTES} bytes")
-    pk = partition_key(bucket, key)
+    pk = object_partition_key(bucket, key)
     query: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk",
         "ExpressionAttributeValues": {":pk": pk},

@@ -19,10 +19,7 @@ The function never writes to S3 (no recursive trigger) and never logs image byte
 from __future__ import annotations
 
 import dataclasses
-import json
-import logging
 import os
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ import items
 from meaa import MoodEstimator
 from meaa.config import Settings
 from meaa.errors import ImageTooLarge, InvalidImage, MeaaError, UnsupportedFormat
+from meaa.logs import json_logger
 from meaa.video import VideoSampler
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
@@ -68,45 +66,7 @@ class BatchConfig:
         )
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per log line; extra fields come from ``logger.info(..., extra={"fields": {...}})``."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "level": record.levelname,
-            "message": record.getMessage(),
-            "logger": record.name,
-            "time": datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds"),
-        }
-        entry.update(getattr(record, "fields", {}))
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
-
-
-class StdoutHandler(logging.Handler):
-    """Writes to whatever ``sys.stdout`` is at emit time (Lambda sends stdout to CloudWatch Logs)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stdout.write(self.format(record) + "\n")
-            sys.stdout.flush()
-        except Exception:  # noqa: BLE001 - logging must never break scoring
-            self.handleError(record)
-
-
-def _make_logger() -> logging.Logger:
-    logger = logging.getLogger("meaa.batch")
-    logger.setLevel(os.environ.get("LOG_LEVEL", "INFO"))
-    if not logger.handlers:
-        handler = StdoutHandler()
-        handler.setFormatter(JsonFormatter())
-        logger.addHandler(handler)
-        logger.propagate = False
-    return logger
-
-
-LOGGER = _make_logger()
+LOGGER = json_logger("meaa.batch")
 _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=30)
 
 

@@ -1,15 +1,8 @@
-"""DynamoDB item layout of the results table (one place, so the README and the code agree).
+"""DynamoDB items of the results table: what the batch scorer writes (key layout: ``meaa.result_keys``).
 
-::
-
-    pk = OBJECT#<bucket>/<key>
-    sk = REV#<revision>#RESULT                  image result | video summary | failure (one per revision)
-         REV#<revision>#FRAME#<ms, 10 digits>   one per sampled video frame
-    GSI BySubject: subject (hash), subject_time = <object created, ISO 8601>#<key> (range);
-         only RESULT items carry subject_time, so the index holds one row per object, not per frame.
-
-``revision`` is the S3 version id when the bucket is versioned, else the ETag, so a replayed event
-maps onto the same keys (no duplicates) and an overwritten object gets results of its own.
+RESULT items (image result, video summary or failure; one per object revision) carry ``subject`` and
+``subject_time``, so the ``BySubject`` index holds one row per object; FRAME items (one per sampled
+video frame) do not.
 """
 
 from __future__ import annotations
@@ -21,6 +14,7 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 from meaa.labels import MOODS
+from meaa.result_keys import frame_sort_key, object_partition_key, result_sort_key, subject_time
 
 NO_FACE = "none"
 
@@ -65,14 +59,14 @@ class S3Object:
 
     @property
     def partition_key(self) -> str:
-        return f"OBJECT#{self.bucket}/{self.key}"
+        return object_partition_key(self.bucket, self.key)
 
     @property
     def result_sort_key(self) -> str:
-        return f"REV#{self.revision}#RESULT"
+        return result_sort_key(self.revision)
 
     def frame_sort_key(self, time_ms: int) -> str:
-        return f"REV#{self.revision}#FRAME#{time_ms:010d}"
+        return frame_sort_key(self.revision, time_ms)
 
     @property
     def extension(self) -> str:
@@ -121,7 +115,7 @@ def result_item(obj: S3Object, kind: str, processed_at: str, **attributes: Any) 
     """The one RESULT item of an object revision; it is also the row in the BySubject index."""
     item = base_item(obj, obj.result_sort_key, kind, processed_at)
     if obj.subject is not None:
-        item["subject_time"] = f"{obj.created_at}#{obj.key}"
+        item["subject_time"] = subject_time(obj.created_at, obj.key)
     item.update(attributes)
     return to_dynamodb(item)
 

@@ -10,13 +10,13 @@ import base64
 import io
 import json
 import logging
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from meaa.logs import JsonFormatter
 from lambda_loader import lambda_context, load_handler
 from skimage import data
 
@@ -196,7 +196,7 @@ def api_log_lines(handler):
     logger = logging.getLogger("meaa.api")
     stream = io.StringIO()
     capture = logging.StreamHandler(stream)
-    capture.setFormatter(sys.modules["app"].JsonLogFormatter())
+    capture.setFormatter(JsonFormatter())
     logger.addHandler(capture)
     try:
         yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
