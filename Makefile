@@ -58,6 +58,10 @@ browser:
 test-unit: $(VENV)/.installed
 	$(VENV)/bin/python -m pytest tests/unit tests/integration tests/browser
 
+# Regenerate the README's pictures with the browser test (test runs keep theirs in artifacts/screenshots).
+screenshots: $(VENV)/.installed browser
+	MEAA_SCREENSHOT_DIR=docs/screenshots $(VENV)/bin/python -m pytest tests/browser
+
 test-model-build: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m pytest tests/model_build
 

@@ -3,8 +3,9 @@ driven by selenium, against uvicorn serving the real models with ``MEAA_UI=1`` o
 
 A photo is uploaded through the page's file input and the drawn result is checked in the DOM and in the
 canvas pixels; the webcam mode runs on Chromium's fake camera fed with a real face; the timeline tab
-reads a day of results that the batch handler wrote to moto's server. Screenshots go to
-``docs/screenshots/`` (the README shows them). Skips, saying why, only when no browser can be found.
+reads a day of results that the batch handler wrote to moto's server. Screenshots are test artifacts
+in ``artifacts/screenshots/`` (gitignored); ``make screenshots`` writes them to ``docs/screenshots/``
+for the README instead (``MEAA_SCREENSHOT_DIR``). Skips, saying why, only when no browser can be found.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ import numpy as np
 import pytest
 from skimage import data
 
+from meaa.labels import MOODS
 from tests.sample_faces import one_face_frame
 from tests.timeline_support import SUBJECT, faces_in, moto_environment, moto_server, result_item, write_day
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
-MOODS = ("positive", "negative", "neutral", "other")
+SCREENSHOTS = Path(os.environ.get("MEAA_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots")
 STARTUP_WAIT_S = 120  # readiness waits for slow machines, not performance assertions
 RESULT_WAIT_S = 120
 CHROMIUM_FLAGS = (
