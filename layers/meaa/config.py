@@ -58,8 +58,10 @@ class Settings:
     # MTCNN stage thresholds (P-Net, R-Net, O-Net) and pyramid scale factor.
     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.9)
     scale_factor: float = 0.709
-    # Face crop fed to the mood classifier: margin as a fraction of the box side; eye alignment.
-    crop_margin: float = 0.2
+    # Face crop fed to the mood classifier: the square of side max(w, h) * (1 + 2 * margin) around the
+    # box, optionally rotated so the eyes are level. Chosen on jaffe_dev end to end (README): a tight
+    # square like FER2013's crops; alignment did not pay.
+    crop_margin: float = 0.0
     align_faces: bool = False
     # Which mood model to load from the manifest (see layers/meaa/models/manifest.json).
     mood_model: str = "emotion"
