@@ -12,12 +12,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
-_TRUE = frozenset({"1", "true", "yes", "on"})
-
-
-def _flag(environ: Mapping[str, str], name: str) -> bool:
-    return environ.get(name, "").strip().lower() in _TRUE
-
+from meaa.config import env_flag
 
 @dataclass(frozen=True)
 class ApiFeatures:
@@ -28,6 +23,6 @@ class ApiFeatures:
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> "ApiFeatures":
         authenticated = environ.get("MEAA_AUTH_MODE", "").strip().lower() == "jwt"
         return cls(
-            try_it_page=_flag(environ, "MEAA_UI"),
-            results_routes=authenticated or _flag(environ, "MEAA_LOCAL"),
+            try_it_page=env_flag("MEAA_UI", environ=environ),
+            results_routes=authenticated or env_flag("MEAA_LOCAL", environ=environ),
         )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import Mapping
 
 
 # OpenCV's own decoder pixel limit (268 Mpx, ~805 MB as BGR): a backstop far above any sensible
@@ -24,8 +25,9 @@ def _env_float(name: str, default: float) -> float:
     return float(raw) if raw not in (None, "") else default
 
 
-def _env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
+def env_flag(name: str, default: bool = False, environ: Mapping[str, str] = os.environ) -> bool:
+    """A boolean environment variable: 1/true/yes/on (any case) is true; unset or empty is ``default``."""
+    raw = environ.get(name)
     if raw in (None, ""):
         return default
     return raw.strip().lower() in ("1", "true", "yes", "on")
@@ -80,7 +82,7 @@ class Settings:
             thresholds=_env_floats("MEAA_THRESHOLDS", base.thresholds),  # type: ignore[arg-type]
             scale_factor=_env_float("MEAA_SCALE_FACTOR", base.scale_factor),
             crop_margin=_env_float("MEAA_CROP_MARGIN", base.crop_margin),
-            align_faces=_env_bool("MEAA_ALIGN_FACES", base.align_faces),
+            align_faces=env_flag("MEAA_ALIGN_FACES", base.align_faces),
             mood_model=os.environ.get("MEAA_MOOD_MODEL") or base.mood_model,
             models_dir=os.environ.get("MEAA_MODELS_DIR") or base.models_dir,
         )
