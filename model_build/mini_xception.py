@@ -67,8 +67,9 @@ class ResidualModule(nn.Module):
             self.convs.append(SeparableConv(in_ch if i == 0 else out_ch, out_ch))
             self.bns.append(nn.BatchNorm2d(out_ch, eps=BN_EPS))
         before, after = _same_pool_pads(in_size)
-        self.pool_pad = (before, after, before, after)  # F.pad order: left, right, top, bottom
-        self.pool = nn.MaxPool2d(3, stride=2)
+        # Keras pads (0, 1) for an even side: ceil_mode's clipped last window is exactly that. No
+        # explicit -inf padding: it would wreck INT8 calibration ranges.
+        self.pool = nn.MaxPool2d(3, stride=2, padding=before, ceil_mode=after > before)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = self.shortcut_bn(self.shortcut_conv(x))
@@ -78,7 +79,7 @@ class ResidualModule(nn.Module):
             y = bn(conv(y))
             if i != last:
                 y = F.relu(y)
-        y = self.pool(F.pad(y, self.pool_pad, value=float("-inf")))
+        y = self.pool(y)
         return y + shortcut
 
 
