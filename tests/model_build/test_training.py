@@ -171,3 +171,22 @@ def test_pipeline_counts_a_missed_face_as_wrong(tmp_path, tiny_data):
     result = evaluate.evaluate_pipeline(spec, images, labels, {"crop_margin": 0.3})
     assert result["faces_missed"] == 3
     assert result["accuracy"] == 0.0 and result["weighted_f1"] == 0.0
+
+
+def test_ensemble_graph_matches_torch(tmp_path, tiny_data):
+    """A 64 px base + a 48 px flip-averaged member export as one graph that agrees with torch."""
+    import ensemble
+
+    _, val_npz = tiny_data
+    paths = []
+    for name, size, width in (("base", 64, 1.0), ("member", 48, 0.5)):
+        model = MiniXception(ArchConfig(num_classes=7, input_size=size, width=width)).eval()
+        path = tmp_path / f"{name}.pt"
+        torch.save({"arch": model.config.to_dict(), "model": model.state_dict(), "target": "emotions7"}, path)
+        paths.append(str(path))
+    out = tmp_path / "ens.onnx"
+    result = ensemble.main(["--base", paths[0], "--member", paths[1], "--member-tta-flip", "--val", str(val_npz), "--out", str(out)])
+    assert result["onnx_torch_max_abs_diff"] < 1e-4
+    assert result["input_size"] == 64 and result["classes"] == list(EMOTIONS)
+    probabilities = evaluate.make_session(out).run(["probabilities"], {"image": np.zeros((3, 1, 64, 64), np.float32)})[0]
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
