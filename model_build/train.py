@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "layers"))
 
 from augment import AugmentConfig, augment_batch, resize_for_model, to_model_range  # noqa: E402
-from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
+from meaa.labels import EMOTION_TO_MOOD_MATRIX, EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
 from metrics import classification_report, softmax  # noqa: E402
 from mini_xception import ArchConfig, MiniXception, count_parameters  # noqa: E402
 
@@ -105,19 +105,13 @@ def build_model(config: TrainConfig) -> MiniXception:
         if config.target == "moods4" and init.get("target") == "emotions7":
             # Start the 4-mood head from the 7-emotion one: a mood's logit is the mean of its emotions'.
             weight, bias = state["classifier.weight"], state["classifier.bias"]
-            to_mood = torch.from_numpy(np.eye(len(EMOTIONS), dtype=np.float32) @ _mood_matrix())
+            to_mood = torch.from_numpy(EMOTION_TO_MOOD_MATRIX)
             share = to_mood / to_mood.sum(dim=0, keepdim=True)
             state = dict(state)
             state["classifier.weight"] = torch.einsum("em,eihw->mihw", share, weight)
             state["classifier.bias"] = share.T @ bias
         model.load_state_dict(state)
     return model
-
-
-def _mood_matrix() -> np.ndarray:
-    from meaa.labels import EMOTION_TO_MOOD_MATRIX
-
-    return EMOTION_TO_MOOD_MATRIX
 
 
 @torch.no_grad()
@@ -241,7 +235,8 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
             x = augment_batch(train_x[index], config.input_size, config.augment, generator)
             y = train_y[index]
             if config.mixup_alpha > 0:
-                lam = float(np.random.beta(config.mixup_alpha, config.mixup_alpha))
+                # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
+                lam = float(np.random.default_rng([config.seed, state["epoch"], step]).beta(config.mixup_alpha, config.mixup_alpha))
                 perm = torch.randperm(len(x), generator=generator, device=device)
                 x = lam * x + (1 - lam) * x[perm]
                 logits = model(x)
