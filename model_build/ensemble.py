@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent / "layers"))
 
-from evaluate import preprocess  # noqa: E402
+from meaa.classifier import prepare_crops  # noqa: E402
 from export import load_checkpoint, write_onnx  # noqa: E402
 from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
 from metrics import fit_temperature  # noqa: E402
@@ -74,7 +74,7 @@ def build(base_checkpoint: str, member_checkpoint: str, member_tta_flip: bool, v
         raise SystemExit("the base member sets the (larger) input size")
     images, emotions = load_npz(val_npz)
     moods = emotion_labels_to_moods(emotions)
-    batch = torch.from_numpy(preprocess(images, base.config.input_size))
+    batch = torch.from_numpy(prepare_crops(images, base.config.input_size))
     ensemble = EmotionEnsemble(base, member, 1.0, member_tta_flip).eval()
     with torch.no_grad():
         member_logits = torch.cat([ensemble.member_logits(b) for b in batch.split(512)]).numpy()
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     import onnxruntime as ort
 
-    sample = torch.from_numpy(preprocess(load_npz(args.val)[0][:64], ensemble.base.config.input_size))
+    sample = torch.from_numpy(prepare_crops(load_npz(args.val)[0][:64], ensemble.base.config.input_size))
     got = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"]).run(["probabilities"], {"image": sample.numpy()})[0]
     with torch.no_grad():
         want = ensemble(sample).numpy()

@@ -8,7 +8,8 @@
 
 Classifier mode reports 7-class accuracy (7-class models), 4-mood accuracy, weighted and macro F1,
 per-class F1, ECE (15 bins, top mood), the confusion matrix, ms per face at 1 thread (batch of 1,
-median) and file bytes. Preprocessing is meaa's: cv2 resize to the model's input, x / 255 * 2 - 1.
+median) and file bytes. Every model runs through ``meaa.classifier.MoodClassifier``, exactly as the
+service runs it: the same preprocessing, and for manifest models their calibration temperature.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
@@ -31,7 +31,8 @@ LAYERS = HERE.parent / "layers"
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(LAYERS))
 
-from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
+from meaa.classifier import MoodClassifier  # noqa: E402
+from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods  # noqa: E402
 from metrics import classification_report, confusion_matrix, per_class_f1  # noqa: E402
 
 MODELS_DIR = LAYERS / "meaa" / "models"
@@ -46,6 +47,11 @@ class ModelSpec:
     classes: tuple[str, ...]
     input_size: int
     manifest_key: str | None
+
+    def classifier(self, threads: int = 1) -> MoodClassifier:
+        if self.manifest_key is not None:
+            return MoodClassifier.from_manifest(str(MODELS_DIR), self.manifest_key, threads)
+        return MoodClassifier(self.path, self.classes, threads=threads)
 
 
 def resolve_model(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSpec:
@@ -68,61 +74,31 @@ def resolve_model(name_or_path: str, models_dir: Path = MODELS_DIR) -> ModelSpec
     return ModelSpec(path.stem, path, classes, size, None)
 
 
-def make_session(path: Path, threads: int = 1):
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
-
-
-def preprocess(images: np.ndarray, size: int) -> np.ndarray:
-    """uint8 [N,H,W] -> float32 [N,1,size,size] as meaa's classifier prepares crops."""
-    if images.shape[1:] != (size, size):
-        method = cv2.INTER_AREA if images.shape[1] > size else cv2.INTER_LINEAR
-        images = np.stack([cv2.resize(image, (size, size), interpolation=method) for image in images])
-    batch = images.astype(np.float32)[:, None]
-    return batch * (2.0 / 255.0) - 1.0
-
-
-def predict(session, batch: np.ndarray, chunk: int = 512) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    return np.concatenate([session.run(["probabilities"], {name: batch[i : i + chunk]})[0] for i in range(0, len(batch), chunk)])
-
-
-def ms_per_face(session, batch: np.ndarray, repeats: int = 300) -> float:
-    """Median latency of one face (batch of 1) on the given session, in milliseconds."""
-    name = session.get_inputs()[0].name
-    one = batch[:1]
+def ms_per_face(classifier: MoodClassifier, images: np.ndarray, repeats: int = 300) -> float:
+    """Median latency of one face (batch of 1, preprocessing included), in milliseconds."""
     for _ in range(20):
-        session.run(None, {name: one})
+        classifier.predict(images[:1])
     times = []
     for i in range(repeats):
-        sample = batch[i % len(batch) : i % len(batch) + 1]
+        sample = images[i % len(images) : i % len(images) + 1]
         start = time.perf_counter()
-        session.run(None, {name: sample})
+        classifier.predict(sample)
         times.append(time.perf_counter() - start)
     return float(np.median(times) * 1000)
 
 
 def evaluate_classifier(spec: ModelSpec, images: np.ndarray, emotion_labels: np.ndarray, timing: bool = True) -> dict:
-    session = make_session(spec.path, threads=1)
-    batch = preprocess(images, spec.input_size)
-    probabilities = predict(session, batch).astype(np.float64)
+    classifier = spec.classifier(threads=1)
+    predictions = classifier.predict(images)
     mood_labels = emotion_labels_to_moods(emotion_labels)
     result: dict = {"model": spec.name, "file": str(spec.path), "bytes": spec.path.stat().st_size,
                     "classes": list(spec.classes), "input_size": spec.input_size}
-    if spec.classes == EMOTIONS:
-        result["emotions7"] = classification_report(probabilities, emotion_labels, EMOTIONS).to_dict()
-        moods = emotions_to_moods(probabilities)
-    else:
-        moods = probabilities
-    result["moods4"] = classification_report(moods, mood_labels, MOODS).to_dict()
+    if predictions.emotions is not None:
+        result["emotions7"] = classification_report(predictions.emotions.astype(np.float64), emotion_labels, EMOTIONS).to_dict()
+    result["mood_temperature"] = classifier.mood_temperature
+    result["moods4"] = classification_report(predictions.moods.astype(np.float64), mood_labels, MOODS).to_dict()
     if timing:
-        result["ms_per_face_1_thread"] = ms_per_face(session, batch)
+        result["ms_per_face_1_thread"] = ms_per_face(classifier, images)
     return result
 
 

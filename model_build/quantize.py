@@ -20,7 +20,8 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from evaluate import evaluate_classifier, preprocess, resolve_model  # noqa: E402
+from evaluate import evaluate_classifier, resolve_model  # noqa: E402
+from meaa.classifier import prepare_crops  # noqa: E402
 
 MAX_F1_DROP = 0.01
 
@@ -44,7 +45,7 @@ def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int
     with np.load(calibration_npz) as data:
         images = data["images"]
     pick = np.random.default_rng(seed).choice(len(images), size=min(samples, len(images)), replace=False)
-    batch = preprocess(images[np.sort(pick)], spec.input_size)
+    batch = prepare_crops(images[np.sort(pick)], spec.input_size)
     input_name = ort.InferenceSession(str(fp32_path), providers=["CPUExecutionProvider"]).get_inputs()[0].name
     prepared = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared))

@@ -36,22 +36,64 @@ class MoodPredictions:
     emotions: np.ndarray | None
 
 
-class MoodClassifier:
-    """One mood model from the manifest, loaded into an onnxruntime session."""
+def prepare_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """uint8 gray crops [N,H,W] -> the mood models' input, float32 [N,1,size,size] = x / 255 * 2 - 1.
 
-    def __init__(self, models_dir: str, name: str, threads: int = 1) -> None:
+    Resized with INTER_AREA when shrinking (it averages, no aliasing), INTER_LINEAR when enlarging.
+    Training and evaluation in model_build use this same function.
+    """
+    if crops.shape[1:] != (size, size):
+        method = cv2.INTER_AREA if crops.shape[1] > size or crops.shape[2] > size else cv2.INTER_LINEAR
+        crops = np.stack([cv2.resize(crop, (size, size), interpolation=method) for crop in crops])
+    batch = crops.astype(np.float32)[:, None]
+    batch *= 2.0 / 255.0
+    batch -= 1.0
+    return batch
+
+
+class MoodClassifier:
+    """One mood model in an onnxruntime session, with its calibration.
+
+    ``mood_temperature`` T calibrates the reported moods: moods = softmax(log(moods) / T), fitted on
+    validation data by ``model_build/calibrate.py`` and stored in the manifest. It keeps every mood's
+    rank (so the argmax, accuracy and F1 are unchanged) and only makes the probabilities honest;
+    ``emotions`` stay the network's raw output.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        classes: tuple[str, ...],
+        *,
+        threads: int = 1,
+        mood_temperature: float = 1.0,
+        version: str | None = None,
+    ) -> None:
+        self.classes = tuple(classes)
+        if self.classes not in (EMOTIONS, MOODS):
+            raise ValueError(f"mood model {path} has classes {self.classes}, expected {EMOTIONS} or {MOODS}")
+        if not mood_temperature > 0:
+            raise ValueError(f"mood_temperature must be positive, got {mood_temperature}")
+        self.model = OnnxModel(path, threads)
+        self.input_size = int(self.model.input_shape[-1])  # square input, read from the graph
+        self.mood_temperature = float(mood_temperature)
+        self.version = version or os.path.basename(os.fspath(path))
+
+    @classmethod
+    def from_manifest(cls, models_dir: str, name: str, threads: int = 1) -> "MoodClassifier":
+        """The manifest's mood model ``name`` (``MEAA_MOOD_MODEL``)."""
         models = load_manifest(models_dir)["models"]
         if name not in models or models[name].get("kind") != "mood":
             choices = sorted(key for key, entry in models.items() if entry.get("kind") == "mood")
             raise ValueError(f"unknown mood model {name!r}; the manifest has {choices}")
         entry = models[name]
-        self.name = name
-        self.classes = tuple(entry["classes"])
-        if self.classes not in (EMOTIONS, MOODS):
-            raise ValueError(f"mood model {name!r} has classes {self.classes}, expected {EMOTIONS} or {MOODS}")
-        self.version = f"{name}:{entry['sha256'][:12]}"
-        self.model = OnnxModel(os.path.join(models_dir, entry["file"]), threads)
-        self.input_size = int(self.model.input_shape[-1])  # square input, read from the graph
+        return cls(
+            os.path.join(models_dir, entry["file"]),
+            tuple(entry["classes"]),
+            threads=threads,
+            mood_temperature=entry.get("calibration", {}).get("mood_temperature", 1.0),
+            version=f"{name}:{entry['sha256'][:12]}",
+        )
 
     def predict(self, crops: np.ndarray) -> MoodPredictions:
         """Classify uint8 gray crops [N,H,W] of any size (resized here to the model's input)."""
@@ -61,18 +103,18 @@ class MoodClassifier:
         if len(crops) == 0:
             empty = np.zeros((0, len(MOODS)), np.float32)
             return MoodPredictions(empty, np.zeros((0, len(EMOTIONS)), np.float32) if self.has_emotions else None)
-        size = self.input_size
-        if crops.shape[1:] != (size, size):
-            shrink = crops.shape[1] > size or crops.shape[2] > size
-            method = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
-            crops = np.stack([cv2.resize(crop, (size, size), interpolation=method) for crop in crops])
-        batch = crops.astype(np.float32)[:, None]
-        batch *= 2.0 / 255.0
-        batch -= 1.0
-        probabilities = self.model(batch)["probabilities"].astype(np.float32)
-        if self.has_emotions:
-            return MoodPredictions(emotions_to_moods(probabilities), probabilities)
-        return MoodPredictions(probabilities, None)
+        probabilities = self.model(prepare_crops(crops, self.input_size))["probabilities"].astype(np.float32)
+        emotions = probabilities if self.has_emotions else None
+        moods = emotions_to_moods(probabilities) if self.has_emotions else probabilities
+        return MoodPredictions(self._calibrated(moods), emotions)
+
+    def _calibrated(self, moods: np.ndarray) -> np.ndarray:
+        if self.mood_temperature == 1.0:
+            return moods
+        logits = np.log(np.clip(moods, 1e-12, None)) / self.mood_temperature
+        logits -= logits.max(axis=1, keepdims=True)
+        scaled = np.exp(logits)
+        return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
     @property
     def has_emotions(self) -> bool:

