@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
 import cv2
-import httpx
 import numpy as np
 import pytest
 from skimage import data
 
 from meaa.labels import MOODS
+from tests.local_server import STARTUP_WAIT_S, local_api_server
 from tests.sample_faces import one_face_frame
 from tests.timeline_support import SUBJECT, faces_in, moto_environment, moto_server, result_item, write_day
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("MEAA_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots")
-STARTUP_WAIT_S = 120  # readiness waits for slow machines, not performance assertions
 RESULT_WAIT_S = 120
 CHROMIUM_FLAGS = (
     "--headless",
@@ -75,12 +70,6 @@ from selenium.webdriver.common.by import By  # noqa: E402 - after the skip above
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def day_of_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """moto's server with a day of batch results; yields the environment that points at it."""
@@ -99,36 +88,8 @@ def day_of_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
 @pytest.fixture(scope="module")
 def server_url(day_of_results: dict[str, str]) -> Iterator[str]:
     """``make serve``'s command (MEAA_UI=1, MEAA_LOCAL=1) on a free port, reading the moto table."""
-    port = _free_port()
-    env = {**os.environ, **day_of_results, "PYTHONPATH": str(REPO_ROOT / "layers"), "MEAA_UI": "1", "MEAA_LOCAL": "1"}
-    env.pop("MEAA_AUTH_MODE", None)
-    command = [
-        sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(REPO_ROOT / "functions" / "api"),
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not answer /health")
-            time.sleep(0.2)
+    with local_api_server({**day_of_results, "MEAA_UI": "1", "MEAA_LOCAL": "1"}, drop_env=("MEAA_AUTH_MODE",)) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _write_y4m(path: Path, frame_bgr: np.ndarray, frames: int = 10) -> Path:

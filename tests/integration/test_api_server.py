@@ -7,59 +7,18 @@ exercised end to end, including the real multipart encoding of an HTTP client (`
 from __future__ import annotations
 
 import base64
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import cv2
 import httpx
 import pytest
 from skimage import data
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-STARTUP_WAIT_S = 120  # a readiness wait for slow machines, not a performance assertion
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
+from tests.local_server import local_api_server
 
 @pytest.fixture(scope="module")
 def server_url():
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "layers")}
-    command = [
-        sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(REPO_ROOT / "functions" / "api"),
-        "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}")
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not answer /health")
-            time.sleep(0.2)
+    with local_api_server() as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def test_multipart_upload_of_a_face_photo(server_url, tmp_path):
