@@ -87,12 +87,15 @@ class MoodClassifier:
             choices = sorted(key for key, entry in models.items() if entry.get("kind") == "mood")
             raise ValueError(f"unknown mood model {name!r}; the manifest has {choices}")
         entry = models[name]
+        temperature = entry.get("calibration", {}).get("mood_temperature", 1.0)
+        # The calibration changes the reported moods, so it is part of the version.
+        calibration = f"@t{temperature:g}" if temperature != 1.0 else ""
         return cls(
             os.path.join(models_dir, entry["file"]),
             tuple(entry["classes"]),
             threads=threads,
-            mood_temperature=entry.get("calibration", {}).get("mood_temperature", 1.0),
-            version=f"{name}:{entry['sha256'][:12]}",
+            mood_temperature=temperature,
+            version=f"{name}:{entry['sha256'][:12]}{calibration}",
         )
 
     def predict(self, crops: np.ndarray) -> MoodPredictions:
