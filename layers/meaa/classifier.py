@@ -107,6 +107,8 @@ class MoodClassifier:
             empty = np.zeros((0, len(MOODS)), np.float32)
             return MoodPredictions(empty, np.zeros((0, len(EMOTIONS)), np.float32) if self.has_emotions else None)
         probabilities = self.model(prepare_crops(crops, self.input_size))["probabilities"].astype(np.float32)
+        # An INT8 model's softmax output is quantized too (sums off by up to ~0.5 %): renormalise.
+        probabilities /= probabilities.sum(axis=1, keepdims=True)
         emotions = probabilities if self.has_emotions else None
         moods = emotions_to_moods(probabilities) if self.has_emotions else probabilities
         return MoodPredictions(self._calibrated(moods), emotions)

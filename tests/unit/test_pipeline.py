@@ -194,3 +194,15 @@ def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: Moo
     np.testing.assert_array_equal(before.emotions, after.emotions)  # raw emotions are not touched
     expected = before.moods ** (1 / temperature)
     np.testing.assert_allclose(after.moods, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+def test_the_trained_model_is_selectable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MEAA_MOOD_MODEL", "mini_xception_w2_int8")
+    estimator = MoodEstimator()  # settings from the environment
+    analysis = estimator.analyze(astronaut_bgr())
+    assert "mini_xception_w2_int8:" in analysis.model_version
+    assert len(analysis.faces) == 1 and analysis.faces[0].mood == "positive"
+    assert sum(analysis.faces[0].moods.values()) == pytest.approx(1.0, abs=1e-4)
+    assert estimator._engine.classifier.input_size == 48
+    with pytest.raises(ValueError, match="unknown mood model"):
+        MoodEstimator(Settings(mood_model="no_such_model")).analyze(astronaut_bgr())
