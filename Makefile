@@ -56,6 +56,7 @@ browser:
 	fi
 
 test-unit: $(VENV)/.installed
+	-@$(MAKE) --no-print-directory browser || echo "no Chromium: the browser test will skip and say why" >&2
 	$(VENV)/bin/python -m pytest tests/unit tests/integration tests/browser
 
 # Regenerate the README's pictures with the browser test (test runs keep theirs in artifacts/screenshots).
