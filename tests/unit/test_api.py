@@ -42,18 +42,7 @@ def png_of(rgb: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def handler():
-    return load_handler("ApiFunction")
-
-
-@pytest.fixture(scope="module")
-def client(handler):
-    with TestClient(handler.app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def schemas_module(handler):
+def schemas_module(api_handler):
     import schemas  # the function's own module, importable once load_handler put functions/api on sys.path
 
     return schemas
@@ -64,16 +53,16 @@ def astronaut_jpeg() -> bytes:
     return jpeg_of(data.astronaut())
 
 
-def upload_multipart(client: TestClient, image: bytes, filename: str = "face.jpg", content_type: str = "image/jpeg"):
-    return client.post(UPLOAD, files={"file": (filename, image, content_type)})
+def upload_multipart(api_client: TestClient, image: bytes, filename: str = "face.jpg", content_type: str = "image/jpeg"):
+    return api_client.post(UPLOAD, files={"file": (filename, image, content_type)})
 
 
-def upload_raw(client: TestClient, image: bytes, content_type: str = "image/jpeg"):
-    return client.post(UPLOAD, content=image, headers={"content-type": content_type})
+def upload_raw(api_client: TestClient, image: bytes, content_type: str = "image/jpeg"):
+    return api_client.post(UPLOAD, content=image, headers={"content-type": content_type})
 
 
-def upload_json(client: TestClient, image: bytes):
-    return client.post(UPLOAD, json={"image_base64": base64.b64encode(image).decode("ascii")})
+def upload_json(api_client: TestClient, image: bytes):
+    return api_client.post(UPLOAD, json={"image_base64": base64.b64encode(image).decode("ascii")})
 
 
 UPLOADERS = {"multipart": upload_multipart, "raw": upload_raw, "json": upload_json}
@@ -101,8 +90,8 @@ def assert_astronaut_answer(answer: dict, width: int = 512, height: int = 512) -
 
 
 @pytest.mark.parametrize("style", sorted(UPLOADERS))
-def test_each_upload_style_finds_the_astronauts_face(client, astronaut_jpeg, style, schemas_module):
-    response = UPLOADERS[style](client, astronaut_jpeg)
+def test_each_upload_style_finds_the_astronauts_face(api_client, astronaut_jpeg, style, schemas_module):
+    response = UPLOADERS[style](api_client, astronaut_jpeg)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     answer = response.json()
@@ -111,15 +100,15 @@ def test_each_upload_style_finds_the_astronauts_face(client, astronaut_jpeg, sty
     assert response.headers["x-request-id"] == answer["request_id"]
 
 
-def test_the_three_styles_give_the_same_faces(client, astronaut_jpeg):
-    answers = [UPLOADERS[style](client, astronaut_jpeg).json() for style in sorted(UPLOADERS)]
+def test_the_three_styles_give_the_same_faces(api_client, astronaut_jpeg):
+    answers = [UPLOADERS[style](api_client, astronaut_jpeg).json() for style in sorted(UPLOADERS)]
     assert answers[0]["faces"] == answers[1]["faces"] == answers[2]["faces"]
     assert len({answer["request_id"] for answer in answers}) == 3
 
 
 @pytest.mark.parametrize("content_type", ["image/png", "application/octet-stream", "image/jpeg"])
-def test_raw_png_is_sniffed_whatever_the_declared_image_type(client, content_type):
-    response = upload_raw(client, png_of(data.astronaut()), content_type=content_type)
+def test_raw_png_is_sniffed_whatever_the_declared_image_type(api_client, content_type):
+    response = upload_raw(api_client, png_of(data.astronaut()), content_type=content_type)
     assert response.status_code == 200, response.text
     assert_astronaut_answer(response.json())
 
@@ -132,21 +121,21 @@ def test_raw_png_is_sniffed_whatever_the_declared_image_type(client, content_typ
         pytest.param(lambda b: base64.encodebytes(b).decode(), id="mime-line-breaks"),
     ],
 )
-def test_json_accepts_the_base64_variants_phones_send(client, astronaut_jpeg, encode):
-    response = client.post(UPLOAD, json={"image_base64": encode(astronaut_jpeg)})
+def test_json_accepts_the_base64_variants_phones_send(api_client, astronaut_jpeg, encode):
+    response = api_client.post(UPLOAD, json={"image_base64": encode(astronaut_jpeg)})
     assert response.status_code == 200, response.text
     assert_astronaut_answer(response.json())
 
 
-def test_json_with_charset_and_extra_keys(client, astronaut_jpeg):
+def test_json_with_charset_and_extra_keys(api_client, astronaut_jpeg):
     body = json.dumps({"image_base64": base64.b64encode(astronaut_jpeg).decode(), "client": "android"})
-    response = client.post(UPLOAD, content=body.encode(), headers={"content-type": "application/json; charset=utf-8"})
+    response = api_client.post(UPLOAD, content=body.encode(), headers={"content-type": "application/json; charset=utf-8"})
     assert response.status_code == 200, response.text
     assert_astronaut_answer(response.json())
 
 
-def test_multipart_with_other_fields_and_no_part_content_type(client, astronaut_jpeg):
-    response = client.post(
+def test_multipart_with_other_fields_and_no_part_content_type(api_client, astronaut_jpeg):
+    response = api_client.post(
         UPLOAD, data={"subject": "p01", "session": "s1"}, files={"file": ("face.jpg", astronaut_jpeg, "")}
     )
     assert response.status_code == 200, response.text
@@ -155,9 +144,9 @@ def test_multipart_with_other_fields_and_no_part_content_type(client, astronaut_
 
 @pytest.mark.parametrize("image_name", ["coffee", "chelsea"])
 @pytest.mark.parametrize("style", sorted(UPLOADERS))
-def test_images_without_a_face_answer_zero_faces_and_null_mood(client, image_name, style):
+def test_images_without_a_face_answer_zero_faces_and_null_mood(api_client, image_name, style):
     rgb = getattr(data, image_name)()
-    response = UPLOADERS[style](client, jpeg_of(rgb))
+    response = UPLOADERS[style](api_client, jpeg_of(rgb))
     assert response.status_code == 200, response.text
     answer = response.json()
     assert (answer["height"], answer["width"]) == rgb.shape[:2]
@@ -165,19 +154,19 @@ def test_images_without_a_face_answer_zero_faces_and_null_mood(client, image_nam
     assert answer["mood"] is None and answer["moods"] is None
 
 
-def test_health_reports_the_loaded_models(client, schemas_module):
-    response = client.get("/health")
+def test_health_reports_the_loaded_models(api_client, schemas_module):
+    response = api_client.get("/health")
     assert response.status_code == 200
     health = response.json()
     schemas_module.HealthResponse.model_validate(health)
     assert health["models_loaded"] is True  # warmed at import, like a Lambda init
-    assert health["model_version"] == upload_multipart(client, jpeg_of(data.coffee())).json()["model_version"]
+    assert health["model_version"] == upload_multipart(api_client, jpeg_of(data.coffee())).json()["model_version"]
     assert health["python_version"].startswith("3.")
     assert health["max_image_bytes"] == 4 * 1024 * 1024
 
 
-def test_openapi_documents_the_three_bodies_and_the_models(client):
-    document = client.get("/openapi.json").json()
+def test_openapi_documents_the_three_bodies_and_the_models(api_client):
+    document = api_client.get("/openapi.json").json()
     operation = document["paths"][UPLOAD]["post"]
     assert {"multipart/form-data", "image/jpeg", "image/png", "application/json"} <= set(
         operation["requestBody"]["content"]
@@ -186,12 +175,12 @@ def test_openapi_documents_the_three_bodies_and_the_models(client):
     for status in ("400", "413", "415", "422"):
         assert operation["responses"][status]["content"]["application/json"]["schema"]["$ref"].endswith("ErrorResponse")
     assert "/health" in document["paths"]
-    docs = client.get("/docs")
+    docs = api_client.get("/docs")
     assert docs.status_code == 200 and "swagger" in docs.text.lower()
 
 
 @pytest.fixture()
-def api_log_lines(handler):
+def api_log_lines(api_handler):
     """The API's JSON log lines during one test (its logger does not propagate, so caplog cannot see it)."""
     logger = logging.getLogger("meaa.api")
     stream = io.StringIO()
@@ -204,10 +193,10 @@ def api_log_lines(handler):
         logger.removeHandler(capture)
 
 
-def test_one_json_log_line_per_request_without_image_bytes(client, astronaut_jpeg, api_log_lines):
+def test_one_json_log_line_per_request_without_image_bytes(api_client, astronaut_jpeg, api_log_lines):
     encoded = base64.b64encode(astronaut_jpeg).decode()
-    client.post(UPLOAD, json={"image_base64": encoded})
-    client.post(UPLOAD, content=b"not an image", headers={"content-type": "image/jpeg"})
+    api_client.post(UPLOAD, json={"image_base64": encoded})
+    api_client.post(UPLOAD, content=b"not an image", headers={"content-type": "image/jpeg"})
     requests = [line for line in api_log_lines() if line["message"] == "request"]
     assert len(requests) == 2
     ok, bad = requests
@@ -226,9 +215,9 @@ def load_event(name: str) -> dict:
     return json.loads((EVENTS_DIR / name).read_text(encoding="utf-8"))
 
 
-def invoke(handler, event: dict) -> tuple[int, dict, dict]:
+def invoke(api_handler, event: dict) -> tuple[int, dict, dict]:
     context = lambda_context("ApiFunction")
-    result = handler(event, context)
+    result = api_handler(event, context)
     body = base64.b64decode(result["body"]) if result.get("isBase64Encoded") else result["body"]
     return result["statusCode"], result["headers"], json.loads(body)
 
@@ -236,10 +225,10 @@ def invoke(handler, event: dict) -> tuple[int, dict, dict]:
 @pytest.mark.parametrize(
     "event_name", ["api_upload_multipart.json", "api_upload_raw_jpeg.json", "api_upload_json.json"]
 )
-def test_lambda_handler_scores_the_sample_events(handler, event_name):
+def test_lambda_handler_scores_the_sample_events(api_handler, event_name):
     event = load_event(event_name)
     assert event["isBase64Encoded"] is True and event["requestContext"]["stage"] == "$default"
-    status, headers, answer = invoke(handler, event)
+    status, headers, answer = invoke(api_handler, event)
     assert status == 200, answer
     assert headers["content-type"] == "application/json"
     assert_astronaut_answer(answer, width=320, height=320)
@@ -247,14 +236,14 @@ def test_lambda_handler_scores_the_sample_events(handler, event_name):
     assert answer["request_id"] == headers["x-request-id"] == event["requestContext"]["requestId"]
 
 
-def test_lambda_events_give_the_same_faces(handler):
+def test_lambda_events_give_the_same_faces(api_handler):
     names = ["api_upload_multipart.json", "api_upload_raw_jpeg.json", "api_upload_json.json"]
-    faces = [invoke(handler, load_event(name))[2]["faces"] for name in names]
+    faces = [invoke(api_handler, load_event(name))[2]["faces"] for name in names]
     assert faces[0] == faces[1] == faces[2]
 
 
-def test_lambda_health_event(handler):
-    status, _, health = invoke(handler, load_event("api_health.json"))
+def test_lambda_health_event(api_handler):
+    status, _, health = invoke(api_handler, load_event("api_health.json"))
     assert status == 200
     assert health["models_loaded"] is True and health["model_version"]
 
@@ -290,10 +279,10 @@ def test_a_server_fault_is_a_json_500_that_leaks_nothing(monkeypatch, tmp_path, 
     assert request_line[-1]["status"] == 500 and request_line[-1]["error_code"] == "internal_error"
 
 
-def test_lambda_log_line_carries_both_request_ids(handler, api_log_lines):
+def test_lambda_log_line_carries_both_request_ids(api_handler, api_log_lines):
     event = load_event("api_upload_raw_jpeg.json")
     context = lambda_context("ApiFunction")
-    assert handler(event, context)["statusCode"] == 200
+    assert api_handler(event, context)["statusCode"] == 200
     (line,) = [line for line in api_log_lines() if line["message"] == "request"]
     assert line["request_id"] == event["requestContext"]["requestId"]
     assert line["lambda_request_id"] == context.aws_request_id

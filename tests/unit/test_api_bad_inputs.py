@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from lambda_loader import lambda_context, load_handler
+from lambda_loader import lambda_context
 from skimage import data
 
 UPLOAD = "/upload-meaa-image"
@@ -238,17 +237,6 @@ CASES: dict[str, Case] = {
 }
 
 
-@pytest.fixture(scope="module")
-def handler():
-    return load_handler("ApiFunction")
-
-
-@pytest.fixture(scope="module")
-def client(handler):
-    with TestClient(handler.app, raise_server_exceptions=False) as test_client:
-        yield test_client
-
-
 def assert_error_shape(status: int, payload: dict, case: Case) -> None:
     assert 400 <= status < 500
     assert set(payload) == {"error", "request_id"}
@@ -262,38 +250,38 @@ def test_corpus_has_at_least_fifty_cases():
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
-def test_bad_input_gets_a_4xx_json_error(client, name):
+def test_bad_input_gets_a_4xx_json_error(api_client, name):
     case = CASES[name]
     headers = dict(case.headers)
     if case.content_type is not None:
         headers["content-type"] = case.content_type.encode("latin-1")  # bytes: httpx sends them as they are
-    response = client.request(case.method, case.path, content=case.body, headers=headers)
+    response = api_client.request(case.method, case.path, content=case.body, headers=headers)
     assert response.headers["content-type"] == "application/json"
     assert_error_shape(response.status_code, response.json(), case)
 
 
-def test_streamed_body_over_the_cap_is_refused_without_content_length(client):
+def test_streamed_body_over_the_cap_is_refused_without_content_length(api_client):
     def chunks():
         for _ in range(8):
             yield b"\xff" * 1_000_000
 
-    response = client.post(UPLOAD, content=chunks(), headers={"content-type": "image/jpeg"})
+    response = api_client.post(UPLOAD, content=chunks(), headers={"content-type": "image/jpeg"})
     assert "content-length" not in response.request.headers
     assert_error_shape(response.status_code, response.json(), Case(413, "image_too_large"))
 
 
-def test_an_image_exactly_at_the_cap_is_not_refused_for_size(client):
+def test_an_image_exactly_at_the_cap_is_not_refused_for_size(api_client):
     at_cap = JPEG + b"\x00" * (MAX_IMAGE_BYTES - len(JPEG))  # trailing bytes after EOI are ignored by decoders
     for response in (
-        client.post(UPLOAD, content=at_cap, headers={"content-type": "image/jpeg"}),
-        client.post(UPLOAD, files={"file": ("f.jpg", at_cap, "image/jpeg")}),
-        client.post(UPLOAD, json={"image_base64": b64(at_cap)}),
+        api_client.post(UPLOAD, content=at_cap, headers={"content-type": "image/jpeg"}),
+        api_client.post(UPLOAD, files={"file": ("f.jpg", at_cap, "image/jpeg")}),
+        api_client.post(UPLOAD, json={"image_base64": b64(at_cap)}),
     ):
         assert response.status_code == 200, response.text
 
 
-def test_error_answers_carry_the_request_id(client):
-    response = client.post(UPLOAD, content=b"", headers={"content-type": "image/jpeg"})
+def test_error_answers_carry_the_request_id(api_client):
+    response = api_client.post(UPLOAD, content=b"", headers={"content-type": "image/jpeg"})
     assert response.json()["request_id"] == response.headers["x-request-id"]
 
 
@@ -338,8 +326,8 @@ def http_api_event(case: Case) -> dict:
 
 
 @pytest.mark.parametrize("name", LAMBDA_CASES)
-def test_bad_input_through_the_lambda_handler(handler, name):
+def test_bad_input_through_the_lambda_handler(api_handler, name):
     case = CASES[name]
-    result = handler(http_api_event(case), lambda_context("ApiFunction"))
+    result = api_handler(http_api_event(case), lambda_context("ApiFunction"))
     assert result["headers"]["content-type"] == "application/json"
     assert_error_shape(result["statusCode"], json.loads(result["body"]), case)
