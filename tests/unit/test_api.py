@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 from meaa.logs import JsonFormatter
-from lambda_loader import lambda_context, load_handler
+from tests.lambda_loader import lambda_context, load_handler
 from skimage import data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
