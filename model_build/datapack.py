@@ -4,8 +4,8 @@ The device tool carries at most 64 MiB and a bare GPU host has only numpy and to
 the standard library: each image row is delta-coded (neighbouring pixels are alike) and the bytes
 are LZMA-compressed, ~17% smaller than ``np.savez_compressed`` and byte-exact on unpacking.
 
-    python model_build/datapack.py pack ../shared/data/fer2013_train.npz .data/pack/fer2013_train
-    python model_build/datapack.py unpack .data/pack/fer2013_train /tmp/fer2013_train.npz
+    python -m model_build.datapack pack ../shared/data/fer2013_train.npz .data/pack/fer2013_train
+    python -m model_build.datapack unpack .data/pack/fer2013_train /tmp/fer2013_train.npz
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ fer contract (``image`` [N,1,64,64], x / 255 * 2 - 1), resizes inside for a 48 p
 the members' softmaxes (the trained one at its own fitted temperature, optionally flip-averaged),
 and re-calibrates the mixture with a second temperature: softmax(log(mixture) / T).
 
-    model_build/.venv/bin/python model_build/ensemble.py --base .data/fer_init.pt \
+    model_build/.venv/bin/python -m model_build.ensemble --base .data/fer_init.pt \
         --member model_build/cache/runs/w2_e7/best.pt --member-tta-flip \
         --val ../shared/data/fer2013_val.npz --out model_build/cache/onnx/ens.onnx
 """
@@ -25,14 +25,12 @@ import torch.nn.functional as F
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "layers"))
 
-from meaa.classifier import prepare_crops  # noqa: E402
-from export import load_checkpoint, write_onnx  # noqa: E402
-from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
-from metrics import fit_temperature  # noqa: E402
-from train import load_npz, mood_report  # noqa: E402
+from meaa.classifier import prepare_crops
+from model_build.export import load_checkpoint, write_onnx
+from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods
+from model_build.metrics import fit_temperature
+from model_build.train import load_npz, mood_report
 
 
 class EmotionEnsemble(nn.Module):

@@ -1,10 +1,10 @@
 """Evaluate mood models: classifier metrics on a FER-style npz, or end to end on photos (--pipeline).
 
     # classifier alone on fer2013_val (each --model is a manifest key or an .onnx path)
-    model_build/.venv/bin/python model_build/evaluate.py ../shared/data/fer2013_val.npz \
+    model_build/.venv/bin/python -m model_build.evaluate ../shared/data/fer2013_val.npz \
         --model emotion --model model_build/cache/onnx/w2_e7.onnx --json model_build/runs/eval_val.json
     # detector + crop + classifier on full photos, a missed face counted wrong
-    model_build/.venv/bin/python model_build/evaluate.py ../shared/data/jaffe_dev.npz --pipeline --model emotion
+    model_build/.venv/bin/python -m model_build.evaluate ../shared/data/jaffe_dev.npz --pipeline --model emotion
 
 Classifier mode reports 7-class accuracy (7-class models), 4-mood accuracy, weighted and macro F1,
 per-class F1, ECE (15 bins, top mood), the confusion matrix, ms per face at 1 thread (batch of 1,
@@ -28,12 +28,10 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 LAYERS = HERE.parent / "layers"
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(LAYERS))
 
-from meaa.classifier import MoodClassifier  # noqa: E402
-from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods  # noqa: E402
-from metrics import classification_report, confusion_matrix, per_class_f1  # noqa: E402
+from meaa.classifier import MoodClassifier
+from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods
+from model_build.metrics import classification_report, confusion_matrix, per_class_f1
 
 MODELS_DIR = LAYERS / "meaa" / "models"
 

@@ -5,7 +5,7 @@ The exported graph takes ``image`` float32 [N,1,S,S] (gray, x / 255 * 2 - 1) and
 ``meaa`` needs no calibration code of its own. T minimises the validation negative log-likelihood of
 the 4 mood probabilities (what the service reports); ECE is measured before and after.
 
-    model_build/.venv/bin/python model_build/export.py model_build/cache/runs/NAME/best.pt \
+    model_build/.venv/bin/python -m model_build.export model_build/cache/runs/NAME/best.pt \
         --val ../shared/data/fer2013_val.npz --out model_build/cache/NAME.onnx
 """
 
@@ -22,13 +22,11 @@ import torch
 from torch import nn
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "layers"))
 
-from meaa.labels import emotion_labels_to_moods  # noqa: E402
-from metrics import fit_temperature  # noqa: E402
-from mini_xception import ArchConfig, MiniXception  # noqa: E402
-from train import TARGETS, load_npz, mood_report, predict_logits, prepare_eval_images, to_moods_fn  # noqa: E402
+from meaa.labels import emotion_labels_to_moods
+from model_build.metrics import fit_temperature
+from model_build.mini_xception import ArchConfig, MiniXception
+from model_build.train import TARGETS, load_npz, mood_report, predict_logits, prepare_eval_images, to_moods_fn
 
 OPSET = 17
 

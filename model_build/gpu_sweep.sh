@@ -9,10 +9,12 @@ OUT_DIR=${OUT:-/tmp/sweep}
 BUDGET=${BUDGET:-380}
 EXTRA=${EXTRA:-}
 PY=${PY:-python3}
+# The bare GPU host has no editable install of this repository: meaa comes from the source tree.
+export PYTHONPATH=$PWD/layers${PYTHONPATH:+:$PYTHONPATH}
 DATA=$(mktemp -d)
 mkdir -p "$OUT_DIR/runs" "$OUT_DIR/ck"
-$PY model_build/datapack.py unpack .data/pack/fer2013_train "$DATA/train.npz" &
-$PY model_build/datapack.py unpack .data/pack/fer2013_val "$DATA/val.npz" &
+$PY -m model_build.datapack unpack .data/pack/fer2013_train "$DATA/train.npz" &
+$PY -m model_build.datapack unpack .data/pack/fer2013_val "$DATA/val.npz" &
 wait
 nvidia-smi -L 2>/dev/null || true
 $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
@@ -21,7 +23,7 @@ RUNS=${RUNS:-}  # space-separated subset of the run names below; empty = all
 run() {
   local name=$1; shift
   if [ -n "$RUNS" ] && [[ " $RUNS " != *" $name "* ]]; then return 0; fi
-  $PY model_build/train.py --train "$DATA/train.npz" --val "$DATA/val.npz" --name "$name" \
+  $PY -m model_build.train --train "$DATA/train.npz" --val "$DATA/val.npz" --name "$name" \
     --checkpoint-dir "$OUT_DIR/ck/$name" --log-dir "$OUT_DIR/runs" --time-budget-s "$BUDGET" \
     --no-progress --epochs 150 --batch-size 128 --early-stop-patience 20 "$@" $EXTRA > "$OUT_DIR/$name.log" 2>&1 &
 }

@@ -3,7 +3,7 @@
 Keep the INT8 file only if its val 4-mood weighted F1 is within 0.01 of FP32 and it is faster at
 one thread (the issue's rule); this script measures both and says which to keep.
 
-    model_build/.venv/bin/python model_build/quantize.py model_build/cache/onnx/w2_e7.onnx \
+    model_build/.venv/bin/python -m model_build.quantize model_build/cache/onnx/w2_e7.onnx \
         --calibration ../shared/data/fer2013_train.npz --val ../shared/data/fer2013_val.npz \
         --out model_build/cache/onnx/w2_e7.int8.onnx
 """
@@ -18,10 +18,9 @@ from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
 
-from evaluate import evaluate_classifier, resolve_model  # noqa: E402
-from meaa.classifier import prepare_crops  # noqa: E402
+from model_build.evaluate import evaluate_classifier, resolve_model
+from meaa.classifier import prepare_crops
 
 MAX_F1_DROP = 0.01
 

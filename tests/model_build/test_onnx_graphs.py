@@ -17,8 +17,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "model_build"))
-import onnx_graphs  # noqa: E402
+from model_build import onnx_graphs
 
 TOLERANCE = 1e-4
 

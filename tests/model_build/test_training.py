@@ -14,17 +14,15 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "model_build"))
-sys.path.insert(0, str(ROOT / "layers"))
 
-import datapack  # noqa: E402
-import evaluate  # noqa: E402
-import export  # noqa: E402
-import metrics  # noqa: E402
-import train  # noqa: E402
-from meaa.labels import EMOTIONS, MOODS  # noqa: E402
-from meaa.onnx_model import OnnxModel  # noqa: E402
-from mini_xception import ArchConfig, MiniXception  # noqa: E402
+from model_build import datapack
+from model_build import evaluate
+from model_build import export
+from model_build import metrics
+from model_build import train
+from meaa.labels import EMOTIONS, MOODS
+from meaa.onnx_model import OnnxModel
+from model_build.mini_xception import ArchConfig, MiniXception
 
 # One emotion per mood, each drawn as a pattern that survives flips, small rotations and blur.
 PATTERN_EMOTIONS = (EMOTIONS.index("happy"), EMOTIONS.index("angry"), EMOTIONS.index("neutral"), EMOTIONS.index("surprise"))
@@ -175,7 +173,7 @@ def test_pipeline_counts_a_missed_face_as_wrong(tmp_path, tiny_data):
 
 def test_ensemble_graph_matches_torch(tmp_path, tiny_data):
     """A 64 px base + a 48 px flip-averaged member export as one graph that agrees with torch."""
-    import ensemble
+    from model_build import ensemble
 
     _, val_npz = tiny_data
     paths = []
