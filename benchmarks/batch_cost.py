@@ -67,8 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="bench",
         AWS_SECRET_ACCESS_KEY="bench",
-        TABLE_NAME=TABLE,
-        VIDEO_SAMPLE_FPS=str(args.sample_fps),
+        MEAA_TABLE_NAME=TABLE,
+        MEAA_VIDEO_SAMPLE_FPS=str(args.sample_fps),
         MEAA_THREADS="1",
         LOG_LEVEL="WARNING",
     )

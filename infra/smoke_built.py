@@ -38,8 +38,8 @@ def main(argv: list[str] | None = None) -> int:
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="smoke",
         AWS_SECRET_ACCESS_KEY="smoke",
-        TABLE_NAME="meaa-results-test",
-        VIDEO_SAMPLE_FPS="2",
+        MEAA_TABLE_NAME="meaa-results-test",
+        MEAA_VIDEO_SAMPLE_FPS="2",
         LOG_LEVEL="WARNING",
     )
     os.environ.pop("AWS_ENDPOINT_URL", None)

@@ -57,9 +57,9 @@ def moto_environment(endpoint: str) -> dict[str, str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "TABLE_NAME": TABLE,
-        "DROP_BUCKET": BUCKET,
-        "VIDEO_SAMPLE_FPS": "2",
+        "MEAA_TABLE_NAME": TABLE,
+        "MEAA_DROP_BUCKET": BUCKET,
+        "MEAA_VIDEO_SAMPLE_FPS": "2",
     }
 
 

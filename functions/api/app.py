@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from mangum import Mangum
 from meaa import ImageTooLarge, MeaaError, MoodEstimator
+from meaa.errors import error_for_status
 from meaa.config import Settings
 from meaa.logs import json_logger
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +27,6 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-import features
 import schemas
 import timeline_routes
 import try_it
@@ -41,8 +41,8 @@ API_GATEWAY_BASE_PATH = "/"
 LOGGER = json_logger("meaa.api")
 
 SETTINGS = Settings.from_env()
-SETTINGS = dataclasses.replace(SETTINGS, max_image_bytes=min(SETTINGS.max_image_bytes, upload_parsing.MAX_IMAGE_BYTES))
-MAX_BODY_BYTES = upload_parsing.max_body_bytes(SETTINGS.max_image_bytes)
+MAX_UPLOAD_BYTES = min(SETTINGS.api.max_upload_bytes, SETTINGS.decoding.max_image_bytes)
+MAX_BODY_BYTES = upload_parsing.max_body_bytes(MAX_UPLOAD_BYTES)
 ESTIMATOR = MoodEstimator(SETTINGS)
 
 
@@ -78,7 +78,6 @@ def _error_response(status: int, code: str, message: str, request: Request, head
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-_HTTP_ERROR_CODES = {404: "not_found", 405: "method_not_allowed", 413: "image_too_large", 415: "unsupported_media_type"}
 
 app = FastAPI(
     redirect_slashes=False,  # exact paths only: a 307 is no answer for an API client (API Gateway has no such route)
@@ -86,7 +85,7 @@ app = FastAPI(
     version="1.0.0",
     description=(
         "Detects faces (MTCNN) and estimates each face's mood (positive, negative, neutral, other). "
-        f"Images up to {upload_parsing.MAX_IMAGE_BYTES} bytes: JPEG, PNG, WebP or BMP."
+        f"Images up to {MAX_UPLOAD_BYTES} bytes: JPEG, PNG, WebP or BMP."
     ),
 )
 
@@ -98,7 +97,8 @@ async def meaa_error_handler(request: Request, error: MeaaError) -> JSONResponse
 
 @app.exception_handler(StarletteHTTPException)
 async def http_error_handler(request: Request, error: StarletteHTTPException) -> JSONResponse:
-    code = _HTTP_ERROR_CODES.get(error.status_code, f"http_{error.status_code}")
+    known = error_for_status(error.status_code)
+    code = known.code if known else f"http_{error.status_code}"
     return _error_response(error.status_code, code, str(error.detail), request, headers=error.headers)
 
 
@@ -175,7 +175,7 @@ _UPLOAD_REQUEST_BODY = {
     "description": (
         "The image, in one of three ways: multipart/form-data with a `file` field (what the Android app "
         "sends; `curl -F file=@face.jpg`), the raw image bytes with an image Content-Type, or JSON "
-        f"`{{\"image_base64\": ...}}`. At most {upload_parsing.MAX_IMAGE_BYTES} bytes of image."
+        f"`{{\"image_base64\": ...}}`. At most {MAX_UPLOAD_BYTES} bytes of image."
     ),
     "content": {
         "multipart/form-data": {
@@ -209,7 +209,7 @@ async def upload_meaa_image(request: Request) -> JSONResponse:
     content_type = request.headers.get("content-type")
     upload_parsing.upload_style(content_type)  # 415 before reading a body we would not understand
     body = await _read_body(request)
-    upload = upload_parsing.parse_upload(content_type, body, max_image_bytes=SETTINGS.max_image_bytes)
+    upload = upload_parsing.parse_upload(content_type, body, max_image_bytes=MAX_UPLOAD_BYTES)
     del body
     request.state.upload_style, request.state.image_bytes = upload.style, len(upload.image)
     analysis = await run_in_threadpool(ESTIMATOR.analyze, upload.image)
@@ -240,15 +240,15 @@ async def health() -> dict[str, Any]:
         "models_loaded": MODEL_STATE.loaded,
         "model_version": MODEL_STATE.version,
         "python_version": platform.python_version(),
-        "max_image_bytes": SETTINGS.max_image_bytes,
+        "max_image_bytes": MAX_UPLOAD_BYTES,
     }
 
 
-# Optional parts (features.py): the results routes only with auth or locally; the page only when asked for.
-FEATURES = features.ApiFeatures.from_env()
-if FEATURES.results_routes:
+# Optional parts (meaa.config.ApiSettings): the results routes only with auth or locally; the page only when asked for.
+app.state.settings = SETTINGS
+if SETTINGS.api.results_routes:
     app.include_router(timeline_routes.router)
-if FEATURES.try_it_page:
+if SETTINGS.api.try_it_page:
     try_it.install(app)
 
 warm_up()

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Protocol
 
-from meaa.errors import MeaaError
+from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
 from meaa.labels import MOODS
 from meaa.result_keys import SUBJECT_INDEX, object_partition_key
 MIN_BUCKET = timedelta(minutes=1)
@@ -38,32 +38,6 @@ _UNENCODED_PLUS = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
 MAX_CURSOR_CHARS = 4096
 # What the timeline needs of a RESULT item (the index projects all attributes; fetch only these).
 _TIMELINE_ATTRIBUTES = ("subject_time", "object_created_at", "kind", "face_count", "faces", "frames_with_face", "mood_shares")
-
-
-class InvalidQuery(MeaaError):
-    """A query parameter or cursor the API cannot use; answered as 400 in the API's error shape."""
-
-    code = "invalid_query"
-    http_status = 400
-
-
-class InvalidCursor(MeaaError):
-    """A cursor that was not made by this API for this query (corrupt, edited, another subject's)."""
-
-    code = "invalid_cursor"
-    http_status = 400
-
-
-class ObjectNotFound(MeaaError):
-    code = "object_not_found"
-    http_status = 404
-
-
-class TimelineUnavailable(MeaaError):
-    """The function has no results table configured (e.g. ``make serve`` without ``TABLE_NAME``)."""
-
-    code = "timeline_unavailable"
-    http_status = 503
 
 
 class QueryableTable(Protocol):

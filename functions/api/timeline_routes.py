@@ -2,12 +2,11 @@
 
 Included in the app only when ``features.ApiFeatures.results_routes`` is on (JWT auth or local
 serving). The reading and bucketing is in ``timeline``; this module is the HTTP shape. The table is
-``TABLE_NAME`` (as for the batch function) and objects are looked up in the drop bucket ``DROP_BUCKET``.
+``MEAA_TABLE_NAME`` (as for the batch function) and objects are looked up in the drop bucket ``MEAA_DROP_BUCKET``.
 """
 
 from __future__ import annotations
 
-import os
 from functools import lru_cache
 from typing import Any
 
@@ -23,7 +22,7 @@ _BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_t
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": schemas.ErrorResponse, "description": "Bad from/to/bucket/limit, or a cursor this API did not return"},
     404: {"model": schemas.ErrorResponse, "description": "No results for that object"},
-    503: {"model": schemas.ErrorResponse, "description": "No results table configured (TABLE_NAME)"},
+    503: {"model": schemas.ErrorResponse, "description": "No results table configured (MEAA_TABLE_NAME)"},
 }
 
 router = APIRouter(tags=["results"])
@@ -62,10 +61,10 @@ def _table(table_name: str):
     return boto3.resource("dynamodb", config=_BOTO_CONFIG).Table(table_name)
 
 
-def _results_table():
-    name = os.environ.get("TABLE_NAME")
+def _results_table(request: Request):
+    name = request.app.state.settings.store.table_name
     if not name:
-        raise timeline.TimelineUnavailable("no results table is configured (set TABLE_NAME)")
+        raise timeline.TimelineUnavailable("no results table is configured (set MEAA_TABLE_NAME)")
     return _table(name)
 
 
@@ -85,7 +84,7 @@ def subject_moods(
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
 ) -> dict[str, Any]:
     time_range = timeline.TimeRange.from_params(from_, to, bucket)
-    answer = timeline.subject_timeline(_results_table(), subject, time_range, timeline.check_limit(limit), cursor)
+    answer = timeline.subject_timeline(_results_table(request), subject, time_range, timeline.check_limit(limit), cursor)
     request.state.face_count = sum(b["face_count"] for b in answer["buckets"])
     return answer
 
@@ -97,11 +96,12 @@ def subject_moods(
     summary="The result items of one uploaded object (every revision; a video's frames), paged",
 )
 def object_results(
+    request: Request,
     key: str,
     limit: int | None = Query(None, description=f"Items per page, 1..{timeline.MAX_PAGE_ITEMS}"),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
 ) -> dict[str, Any]:
-    drop_bucket = os.environ.get("DROP_BUCKET")
+    drop_bucket = request.app.state.settings.store.drop_bucket
     if not drop_bucket:
-        raise timeline.TimelineUnavailable("no drop bucket is configured (set DROP_BUCKET)")
-    return timeline.object_items(_results_table(), drop_bucket, key, timeline.check_limit(limit), cursor)
+        raise timeline.TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
+    return timeline.object_items(_results_table(request), drop_bucket, key, timeline.check_limit(limit), cursor)

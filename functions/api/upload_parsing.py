@@ -16,7 +16,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
-from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError
+from meaa.errors import (
+    ImageTooLarge,
+    InvalidBase64,
+    InvalidImage,
+    InvalidInput,
+    InvalidJson,
+    MalformedMultipart,
+    MissingField,
+    UnsupportedMediaType,
+)
 from python_multipart.exceptions import FormParserError, MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
@@ -24,10 +33,6 @@ from python_multipart.multipart import MultipartParser, MultipartState, parse_op
 # own JSON log line as its code, so its unstructured duplicate is silenced.
 logging.getLogger("python_multipart.multipart").setLevel(logging.ERROR)
 
-# Lambda's synchronous payload limit is 6 MB for the whole event, and API Gateway base64-encodes binary
-# bodies into that event (x 4/3), so about 4.5 MB of image is the most that can reach the function.
-# 4 MiB leaves room for the event's headers and the multipart envelope, for all three upload styles.
-MAX_IMAGE_BYTES = 4 * 1024 * 1024
 # Room for the multipart envelope, a data-URL prefix, JSON punctuation and base64 line breaks.
 BODY_OVERHEAD_BYTES = 64 * 1024
 
@@ -56,40 +61,6 @@ RAW_IMAGE_TYPES = frozenset(
 UploadStyle = Literal["multipart", "raw", "json"]
 
 
-class MalformedMultipart(MeaaError):
-    """A multipart/form-data body that cannot be parsed (no boundary, wrong boundary, truncated)."""
-
-    code = "malformed_multipart"
-    http_status = 400
-
-
-class InvalidJson(MeaaError):
-    """A body declared as JSON that is not valid JSON (or not UTF-8/16/32 text)."""
-
-    code = "invalid_json"
-    http_status = 400
-
-
-class InvalidBase64(MeaaError):
-    """``image_base64`` that is not base64 (standard or URL-safe, padding optional)."""
-
-    code = "invalid_base64"
-    http_status = 400
-
-
-class UnsupportedMediaType(MeaaError):
-    """A request Content-Type that is none of multipart/form-data, a raw image type or JSON."""
-
-    code = "unsupported_media_type"
-    http_status = 415
-
-
-class MissingField(InvalidInput):
-    """A well-formed body without the field that carries the image."""
-
-    code = "missing_field"
-
-
 @dataclass(frozen=True)
 class Upload:
     """The image bytes of one request and how they were sent."""
@@ -115,7 +86,7 @@ def upload_style(content_type: str | None) -> UploadStyle:
     )
 
 
-def parse_upload(content_type: str | None, body: bytes, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> Upload:
+def parse_upload(content_type: str | None, body: bytes, *, max_image_bytes: int) -> Upload:
     """Extract the image bytes from a request body of any accepted style; checks the size cap."""
     style = upload_style(content_type)
     if style == "multipart":
@@ -235,7 +206,7 @@ def _image_from_json(body: bytes, max_image_bytes: int) -> bytes:
     return decode_base64_image(encoded, max_image_bytes=max_image_bytes)
 
 
-def decode_base64_image(encoded: str, *, max_image_bytes: int = MAX_IMAGE_BYTES) -> bytes:
+def decode_base64_image(encoded: str, *, max_image_bytes: int) -> bytes:
     """Decode base64 as phones send it: optional data-URL prefix, line breaks, URL-safe alphabet, no padding."""
     data_url = _DATA_URL.match(encoded)
     if data_url:

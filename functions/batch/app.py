@@ -22,7 +22,6 @@ import dataclasses
 import os
 import tempfile
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import lru_cache
 from typing import Any
@@ -40,30 +39,6 @@ from meaa.video import VideoSampler
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
-# Leave this much of the invocation for writing the frames and the summary of a long video.
-VIDEO_TIME_RESERVE_MS = 20_000
-
-
-@dataclass(frozen=True)
-class BatchConfig:
-    """Settings of the batch function, from its environment (template.yaml, BatchFunction)."""
-
-    table_name: str
-    incoming_prefix: str = "incoming/"
-    video_sample_fps: float = 2.0
-    max_object_bytes: int = 200_000_000
-    max_video_frames: int = 1800
-    max_timeline_segments: int = 2000
-
-    @classmethod
-    def from_env(cls) -> "BatchConfig":
-        return cls(
-            table_name=os.environ["TABLE_NAME"],
-            incoming_prefix=os.environ.get("INCOMING_PREFIX", cls.incoming_prefix),
-            video_sample_fps=float(os.environ.get("VIDEO_SAMPLE_FPS") or cls.video_sample_fps),
-            max_object_bytes=int(os.environ.get("MAX_OBJECT_BYTES") or cls.max_object_bytes),
-            max_video_frames=int(os.environ.get("MAX_VIDEO_FRAMES") or cls.max_video_frames),
-        )
 
 
 LOGGER = json_logger("meaa.batch")
@@ -82,9 +57,8 @@ def _table(table_name: str):
     return boto3.resource("dynamodb", config=_BOTO_CONFIG).Table(table_name)
 
 
-@lru_cache(maxsize=1)
-def _estimator() -> MoodEstimator:
-    return MoodEstimator(Settings.from_env())
+def _estimator(settings: Settings) -> MoodEstimator:
+    return MoodEstimator(settings)  # cheap: the models are cached per process
 
 
 class Superseded(Exception):
@@ -137,14 +111,15 @@ def _get_body(obj: items.S3Object):
         raise
 
 
-def _score_image(obj: items.S3Object, processed_at: str) -> dict[str, Any]:
+def _score_image(obj: items.S3Object, settings: Settings, processed_at: str) -> dict[str, Any]:
     data = _get_body(obj).read()
-    analysis = _estimator().analyze(data).to_dict()
+    analysis = _estimator(settings).analyze(data).to_dict()
     return items.result_item(obj, "image", processed_at, **items.analysis_attributes(analysis))
 
 
-def _score_video(obj: items.S3Object, config: BatchConfig, processed_at: str, context: Any) -> dict[str, Any]:
+def _score_video(obj: items.S3Object, settings: Settings, processed_at: str, context: Any) -> dict[str, Any]:
     """Copy the video to /tmp, score sampled frames, batch-write FRAME items; return the summary item."""
+    config = settings.batch
     summary = items.VideoSummary()
     truncated_by: str | None = None
     model_version: str | None = None
@@ -153,15 +128,15 @@ def _score_video(obj: items.S3Object, config: BatchConfig, processed_at: str, co
             local.write(chunk)
         local.flush()
         sampler = VideoSampler(local.name, config.video_sample_fps)  # InvalidVideo -> failure item
-        with sampler, _table(config.table_name).batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
+        with sampler, _table(settings.store.table_name).batch_writer(overwrite_by_pkeys=["pk", "sk"]) as writer:
             for frame in sampler.frames():
-                analysis = _estimator().analyze(frame.image).to_dict()
+                analysis = _estimator(settings).analyze(frame.image).to_dict()
                 model_version = analysis["model_version"]
                 writer.put_item(Item=items.frame_item(obj, frame.time_ms, frame.index, analysis, processed_at))
                 summary.add(frame.time_ms, analysis["mood"], analysis["moods"])
                 if summary.frames_sampled >= config.max_video_frames:
                     truncated_by = "max_video_frames"
-                elif context is not None and context.get_remaining_time_in_millis() < VIDEO_TIME_RESERVE_MS:
+                elif context is not None and context.get_remaining_time_in_millis() < config.time_reserve_ms:
                     truncated_by = "time_limit"
                 if truncated_by:
                     break
@@ -197,9 +172,10 @@ def _put_result(table, item: dict[str, Any]) -> bool:
         raise
 
 
-def process_record(record: dict[str, Any], config: BatchConfig, context: Any = None) -> dict[str, Any]:
+def process_record(record: dict[str, Any], settings: Settings, context: Any = None) -> dict[str, Any]:
     """Score one S3 event record; returns what happened (for the log and the handler's answer)."""
     started = time.perf_counter()
+    config = settings.batch
     obj = items.S3Object.from_record(record, config.incoming_prefix)
     outcome: dict[str, Any] = {"bucket": obj.bucket, "key": obj.key, "revision": obj.revision}
     if not obj.key.startswith(config.incoming_prefix):
@@ -220,7 +196,7 @@ def process_record(record: dict[str, Any], config: BatchConfig, context: Any = N
         obj = dataclasses.replace(obj, etag=head["ETag"].strip('"'), version_id=None if version_id in (None, "null") else version_id)
         outcome["revision"] = obj.revision
 
-    table = _table(config.table_name)
+    table = _table(settings.store.table_name)
     existing = table.get_item(Key={"pk": obj.partition_key, "sk": obj.result_sort_key}, ConsistentRead=True)
     if "Item" in existing:
         outcome["status"] = "duplicate"
@@ -229,11 +205,11 @@ def process_record(record: dict[str, Any], config: BatchConfig, context: Any = N
     processed_at = _now()
     try:
         if obj.extension in IMAGE_EXTENSIONS:
-            _checked_size(obj, min(config.max_object_bytes, _estimator().settings.max_image_bytes))
-            item = _score_image(obj, processed_at)
+            _checked_size(obj, min(config.max_object_bytes, settings.decoding.max_image_bytes))
+            item = _score_image(obj, settings, processed_at)
         elif obj.extension in VIDEO_EXTENSIONS:
             _checked_size(obj, config.max_object_bytes)
-            item = _score_video(obj, config, processed_at, context)
+            item = _score_video(obj, settings, processed_at, context)
         else:
             raise UnsupportedFormat(f"file type {obj.extension or '(none)'} is neither an image nor a video")
     except MeaaError as error:
@@ -262,7 +238,7 @@ def process_record(record: dict[str, Any], config: BatchConfig, context: Any = N
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """Lambda entry point for S3 ObjectCreated notifications."""
-    config = BatchConfig.from_env()
+    settings = Settings.from_env()
     request_id = getattr(context, "aws_request_id", None)
     outcomes = []
     for record in event.get("Records", []):
@@ -270,7 +246,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             LOGGER.info("ignored record", extra={"fields": {"request_id": request_id, "event": record.get("eventName")}})
             continue
         try:
-            outcome = process_record(record, config, context)
+            outcome = process_record(record, settings, context)
         except Exception:
             LOGGER.exception(
                 "record failed; the event will be retried",

@@ -62,8 +62,7 @@ def _write_annotated(data: bytes, analysis, path: str, out_dir: str, estimator) 
     from meaa.annotate import draw_analysis
     from meaa.decoding import decode_image
 
-    image = decode_image(data, max_bytes=estimator.settings.max_image_bytes,
-                         max_pixels=estimator.settings.max_image_pixels)
+    image = decode_image(data, estimator.settings.decoding)
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.splitext(os.path.basename(path))[0]
     cv2.imwrite(os.path.join(out_dir, f"{stem}.annotated.jpg"), draw_analysis(image, analysis))

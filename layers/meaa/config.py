@@ -1,88 +1,216 @@
-"""Settings read from environment variables, with documented defaults.
+"""The one settings object of the service, read once from ``MEAA_*`` environment variables.
 
-Every knob of the service lives here so that Lambda configuration, the CLI and tests agree.
+``Settings`` holds the core's knobs (decoding caps, detection, crop, mood model) and one nested part per
+component that needs its own (``api``, ``batch``, ``store``). Every field names its environment variable
+and says what it is for in its metadata; ``Settings.from_env()`` reads them all in one place, the README's
+configuration table is generated from the same metadata (``settings_table()``), and components are given
+their part (``MTCNNDetector(settings.detection, ...)``) instead of carrying defaults of their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import types
+import typing
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
-
+from pathlib import Path
+from typing import Any
 
 # OpenCV's own decoder pixel limit (268 Mpx, ~805 MB as BGR): a backstop far above any sensible
 # max_image_pixels; set as OPENCV_IO_MAX_IMAGE_PIXELS by meaa/__init__.py before cv2 is imported.
 OPENCV_PIXEL_CEILING = 1 << 28
 
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    return int(raw) if raw not in (None, "") else default
+MODELS_DIR = str(Path(__file__).resolve().parent / "models")
 
 
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    return float(raw) if raw not in (None, "") else default
+def setting(default: Any, env: str, doc: str) -> Any:
+    """A settings field: its default, its ``MEAA_*`` variable and one line on what it is for."""
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("settings defaults must be immutable")
+    return field(default=default, metadata={"env": env, "doc": doc})
 
 
-def env_flag(name: str, default: bool = False, environ: Mapping[str, str] = os.environ) -> bool:
-    """A boolean environment variable: 1/true/yes/on (any case) is true; unset or empty is ``default``."""
-    raw = environ.get(name)
-    if raw in (None, ""):
-        return default
-    return raw.strip().lower() in ("1", "true", "yes", "on")
+def part(factory: type) -> Any:
+    """A nested settings part (a frozen dataclass of settings fields)."""
+    return field(default_factory=factory)
 
 
-def _env_floats(name: str, default: tuple[float, ...]) -> tuple[float, ...]:
-    raw = os.environ.get(name)
-    if raw in (None, ""):
-        return default
-    return tuple(float(part) for part in raw.split(","))
+class SettingsError(ValueError):
+    """An environment variable that cannot be read as its setting (the process should not start)."""
+
+
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
+def _parse(raw: str, kind: Any, env: str) -> Any:
+    """One variable's text as the field's type: int, float, bool, str, str | None or tuple[float, ...]."""
+    text = raw.strip()
+    try:
+        if kind is bool:
+            if text.lower() not in _TRUE | _FALSE:
+                raise ValueError("expected one of 1/0, true/false, yes/no, on/off")
+            return text.lower() in _TRUE
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+        if typing.get_origin(kind) is tuple:
+            return tuple(float(item) for item in text.split(","))
+        return text  # str, and str | None (an unset or empty variable keeps the default)
+    except ValueError as error:
+        raise SettingsError(f"{env}={raw!r} is not a valid value: {error}") from None
+
+
+def _read(cls: type, environ: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    for item in dataclasses.fields(cls):
+        kind = hints[item.name]
+        if dataclasses.is_dataclass(kind):
+            values[item.name] = _read(kind, environ)
+            continue
+        raw = environ.get(item.metadata["env"])
+        if raw is None or raw.strip() == "":
+            continue
+        if isinstance(kind, types.UnionType):  # str | None
+            kind = str
+        values[item.name] = _parse(raw, kind, item.metadata["env"])
+    return cls(**values)
+
+
+@dataclass(frozen=True)
+class DecodeSettings:
+    """Caps checked from the image header, before any pixel buffer exists."""
+
+    max_image_bytes: int = setting(20 * 1024 * 1024, "MEAA_MAX_IMAGE_BYTES", "Largest image file accepted (bytes)")
+    max_image_pixels: int = setting(50_000_000, "MEAA_MAX_IMAGE_PIXELS", "Largest image accepted (width x height)")
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """MTCNN knobs (``meaa.detector.MTCNNDetector``)."""
+
+    detect_max_side: int = setting(
+        640, "MEAA_DETECT_MAX_SIDE", "Detection runs on a copy whose longer side is at most this (0 = full size)"
+    )
+    # 0.1 of the short side is 48 px on a 640x480 frame: a selfie face is 2-4 times that, and the faces
+    # of a group photo at that resolution are still larger.
+    min_face_px: int = setting(20, "MEAA_MIN_FACE_PX", "Smallest face to find, in original-image pixels")
+    min_face_fraction: float = setting(
+        0.1, "MEAA_MIN_FACE_FRACTION", "Smallest face as a fraction of the image's short side (the larger of the two applies)"
+    )
+    # O-Net at 0.9 rather than facenet-pytorch's 0.7: 0.7 gave a body-sized false face on the test photos.
+    thresholds: tuple[float, float, float] = setting(
+        (0.6, 0.7, 0.9), "MEAA_THRESHOLDS", "P-Net, R-Net, O-Net score thresholds (comma separated)"
+    )
+    scale_factor: float = setting(0.709, "MEAA_SCALE_FACTOR", "Image pyramid scale step")
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != 3 or not all(0.0 <= value <= 1.0 for value in self.thresholds):
+            raise SettingsError(f"thresholds must be three numbers in [0, 1]; got {self.thresholds}")
+        if not 0.0 < self.scale_factor < 1.0:
+            raise SettingsError(f"scale_factor must be in (0, 1); got {self.scale_factor}")
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """The HTTP API function (``meaa_api``)."""
+
+    # Lambda's synchronous payload limit is 6 MB for the whole event, and API Gateway base64-encodes binary
+    # bodies into that event (x 4/3), so about 4.5 MB of image is the most that can reach the function.
+    # 4 MiB leaves room for the event's headers and the multipart envelope, for all three upload styles.
+    max_upload_bytes: int = setting(
+        4 * 1024 * 1024,
+        "MEAA_MAX_UPLOAD_BYTES",
+        "Largest image an upload may carry (Lambda's 6 MB event holds about 4.5 MB of base64 image)",
+    )
+    try_it_page: bool = setting(False, "MEAA_UI", "Serve the try-it page at / (make serve sets it)")
+    auth_mode: str = setting("none", "MEAA_AUTH_MODE", "none or jwt: the template's AuthMode (jwt exposes the results routes)")
+    local: bool = setting(False, "MEAA_LOCAL", "Serving on one's own machine (make serve): the results routes exist without auth")
+
+    @property
+    def results_routes(self) -> bool:
+        """The results routes expose health data: only behind the JWT authorizer, or on one's own machine."""
+        return self.auth_mode.strip().lower() == "jwt" or self.local
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The S3 -> DynamoDB batch function (``meaa_batch``)."""
+
+    incoming_prefix: str = setting("incoming/", "MEAA_INCOMING_PREFIX", "Only keys under this prefix are scored")
+    video_sample_fps: float = setting(2.0, "MEAA_VIDEO_SAMPLE_FPS", "Frames per second of video that are scored")
+    max_object_bytes: int = setting(200_000_000, "MEAA_MAX_OBJECT_BYTES", "Larger objects get a failure item")
+    max_video_frames: int = setting(1800, "MEAA_MAX_VIDEO_FRAMES", "Most sampled frames scored per video")
+    max_timeline_segments: int = setting(
+        2000, "MEAA_MAX_TIMELINE_SEGMENTS", "Most mood segments kept in a video's summary item"
+    )
+    time_reserve_ms: int = setting(
+        20_000, "MEAA_TIME_RESERVE_MS", "Stop sampling a video when less than this is left of the invocation"
+    )
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Where results live: written by the batch function, read by the API's results routes."""
+
+    table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
+    drop_bucket: str | None = setting(None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})")
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Runtime configuration. ``Settings.from_env()`` reads the ``MEAA_*`` variables."""
+    """Runtime configuration. ``Settings.from_env()`` reads the ``MEAA_*`` variables; the defaults are the
+    service's. The top-level fields are the core's (``MoodEstimator(Settings(mood_model=...))``)."""
 
-    # onnxruntime intra-op threads per session (Lambda bills per core; 1 is the sweet spot).
-    threads: int = 1
-    # Decoding caps, checked before any pixel is allocated.
-    max_image_bytes: int = 20 * 1024 * 1024
-    max_image_pixels: int = 50_000_000
-    # Detection runs on a copy whose longer side is at most this many pixels (0 = full resolution).
-    detect_max_side: int = 640
-    # Smallest face to find, in full-resolution pixels and as a fraction of the image's short side;
-    # the larger of the two applies.
-    # 0.1 of the short side is 48 px on a 640x480 frame: a selfie face is 2-4 times that, and the faces
-    # of a group photo at that resolution are still larger.
-    min_face_px: int = 20
-    min_face_fraction: float = 0.1
-    # MTCNN stage thresholds (P-Net, R-Net, O-Net) and pyramid scale factor.
-    thresholds: tuple[float, float, float] = (0.6, 0.7, 0.9)
-    scale_factor: float = 0.709
-    # Face crop fed to the mood classifier: the square of side max(w, h) * (1 + 2 * margin) around the
-    # box, optionally rotated so the eyes are level. Chosen on jaffe_dev end to end (README): a tight
-    # square like FER2013's crops; alignment did not pay.
-    crop_margin: float = 0.0
-    align_faces: bool = False
-    # Which mood model to load from the manifest (see layers/meaa/models/manifest.json).
-    mood_model: str = "emotion"
-    models_dir: str = field(default_factory=lambda: os.path.join(os.path.dirname(__file__), "models"))
+    threads: int = setting(1, "MEAA_THREADS", "onnxruntime intra-op threads per session (Lambda bills per core)")
+    # Face crop fed to the mood classifier: the square of side max(w, h) * (1 + 2 * margin) around the box,
+    # optionally rotated so the eyes are level (model_build/MODEL_CARD.md says how they were chosen).
+    crop_margin: float = setting(0.0, "MEAA_CROP_MARGIN", "Crop margin around the face box, per side, as a fraction")
+    align_faces: bool = setting(False, "MEAA_ALIGN_FACES", "Rotate each crop so the eyes are level")
+    mood_model: str = setting("emotion", "MEAA_MOOD_MODEL", "Mood model, by its key in models/manifest.json")
+    models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
+    decoding: DecodeSettings = part(DecodeSettings)
+    detection: DetectionSettings = part(DetectionSettings)
+    api: ApiSettings = part(ApiSettings)
+    batch: BatchSettings = part(BatchSettings)
+    store: StoreSettings = part(StoreSettings)
 
     @classmethod
-    def from_env(cls) -> "Settings":
-        base = cls()
-        return cls(
-            threads=_env_int("MEAA_THREADS", base.threads),
-            max_image_bytes=_env_int("MEAA_MAX_IMAGE_BYTES", base.max_image_bytes),
-            max_image_pixels=_env_int("MEAA_MAX_IMAGE_PIXELS", base.max_image_pixels),
-            detect_max_side=_env_int("MEAA_DETECT_MAX_SIDE", base.detect_max_side),
-            min_face_px=_env_int("MEAA_MIN_FACE_PX", base.min_face_px),
-            min_face_fraction=_env_float("MEAA_MIN_FACE_FRACTION", base.min_face_fraction),
-            thresholds=_env_floats("MEAA_THRESHOLDS", base.thresholds),  # type: ignore[arg-type]
-            scale_factor=_env_float("MEAA_SCALE_FACTOR", base.scale_factor),
-            crop_margin=_env_float("MEAA_CROP_MARGIN", base.crop_margin),
-            align_faces=env_flag("MEAA_ALIGN_FACES", base.align_faces),
-            mood_model=os.environ.get("MEAA_MOOD_MODEL") or base.mood_model,
-            models_dir=os.environ.get("MEAA_MODELS_DIR") or base.models_dir,
-        )
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Every ``MEAA_*`` variable, read once; unset or empty ones keep their defaults.
+
+        Raises ``SettingsError`` naming the variable when one cannot be read.
+        """
+        return _read(cls, os.environ if environ is None else environ)
+
+
+def iter_settings(cls: type = Settings, prefix: str = "") -> Iterator[tuple[str, Any, dict[str, Any]]]:
+    """(dotted name, default, metadata) of every setting, nested parts included, in declaration order."""
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[item.name]):
+            yield from iter_settings(hints[item.name], f"{prefix}{item.name}.")
+        else:
+            yield f"{prefix}{item.name}", item.default, dict(item.metadata)
+
+
+def settings_table() -> str:
+    """The README's configuration table (a test checks that README holds exactly this)."""
+
+    def shown(value: Any) -> str:
+        if value == MODELS_DIR:
+            return "the package's `models/`"
+        if isinstance(value, tuple):
+            return ",".join(f"{v:g}" for v in value)
+        if value is None:
+            return "(unset)"
+        return str(value).lower() if isinstance(value, bool) else str(value)
+
+    rows = ["| variable | setting | default | what it is for |", "| --- | --- | --- | --- |"]
+    for name, default, meta in iter_settings():
+        rows.append(f"| `{meta['env']}` | `{name}` | `{shown(default)}` | {meta['doc']} |")
+    return "\n".join(rows)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from meaa.config import DecodeSettings
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, UnsupportedFormat
 
 __all__ = ["SUPPORTED_FORMATS", "ImageHeader", "decode_image", "read_image_header", "read_image_size"]
@@ -88,14 +89,15 @@ def read_image_size(data: bytes) -> tuple[str, int, int]:
     return header.format, width, height
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> np.ndarray:
+def decode_image(data: bytes, limits: DecodeSettings) -> np.ndarray:
     """Decode JPEG/PNG/WebP/BMP bytes to BGR uint8 ``HxWx3``, upright, refusing oversize input first.
 
-    Raises ``ImageTooLarge`` (over ``max_bytes`` or ``max_pixels``, checked before decoding),
+    Raises ``ImageTooLarge`` (over ``limits.max_image_bytes`` or ``max_image_pixels``, checked before decoding),
     ``UnsupportedFormat`` (a recognised non-supported format), ``InvalidImage`` (anything else that
     does not decode), ``InvalidInput`` (not bytes at all).
     """
     data = _as_bytes(data)
+    max_bytes, max_pixels = limits.max_image_bytes, limits.max_image_pixels
     if len(data) > max_bytes:
         raise ImageTooLarge(f"image is {len(data)} bytes; the limit is {max_bytes}")
     header = read_image_header(data)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from meaa.config import DetectionSettings
 from meaa.onnx_model import OnnxModel
 
 _PNET_STRIDE = 2
@@ -152,27 +153,23 @@ class _AreaSampler:
 
 
 class MTCNNDetector:
-    """MTCNN cascade. Thresholds and sizes are constructor arguments; models load at construction."""
+    """MTCNN cascade, configured by ``DetectionSettings`` (no defaults of its own); models load at construction.
 
-    def __init__(
-        self,
-        models_dir: str | os.PathLike[str],
-        *,
-        threads: int = 1,
-        detect_max_side: int = 640,
-        min_face_px: int = 20,
-        min_face_fraction: float = 0.0,
-        thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-        scale_factor: float = 0.709,
-    ) -> None:
+    ``detection.detect_max_side``: detection runs on a copy whose longer side is at most this (boxes are
+    mapped back); ``min_face_px`` / ``min_face_fraction``: the smallest face, which bounds the pyramid;
+    ``thresholds``: P-Net, R-Net, O-Net score thresholds; ``scale_factor``: the pyramid's step.
+    """
+
+    def __init__(self, models_dir: str | os.PathLike[str], detection: DetectionSettings, threads: int) -> None:
         self.pnet = OnnxModel(os.path.join(models_dir, "pnet.onnx"), threads)
         self.rnet = OnnxModel(os.path.join(models_dir, "rnet.onnx"), threads)
         self.onet = OnnxModel(os.path.join(models_dir, "onet.onnx"), threads)
-        self.detect_max_side = detect_max_side
-        self.min_face_px = min_face_px
-        self.min_face_fraction = min_face_fraction
-        self.thresholds = tuple(thresholds)
-        self.scale_factor = scale_factor
+        self.settings = detection
+        self.detect_max_side = detection.detect_max_side
+        self.min_face_px = detection.min_face_px
+        self.min_face_fraction = detection.min_face_fraction
+        self.thresholds = tuple(detection.thresholds)
+        self.scale_factor = detection.scale_factor
 
     # -- public ----------------------------------------------------------------------------------
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetections:

@@ -1,56 +1,135 @@
-"""Typed errors for everything a caller can get wrong.
+"""Every error a client can cause, in one registry: its stable ``code``, its HTTP status and what it means.
 
-Each error carries a stable machine-readable ``code`` and the HTTP status an API should answer with,
-so handlers map them without a lookup table of their own.
+Each ``MeaaError`` subclass declares ``code`` and ``status`` in its class line and says in its docstring
+when it happens; ``ERRORS`` maps codes to classes. The API answers ``{"error": {"code", "message"}}`` with
+the class's status, the batch function stores ``{"code", "message"}`` in a failure item, the CLI prints
+them, and the OpenAPI error list and the README's error table are generated from ``ERRORS``
+(``error_table()``), so a new error is declared once, here.
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
+
+ERRORS: dict[str, type[MeaaError]] = {}
 
 
 class MeaaError(Exception):
     """Base class: a client-caused problem with a stable code and a human message."""
 
-    code = "meaa_error"
-    http_status = 400
+    code: ClassVar[str] = "meaa_error"
+    http_status: ClassVar[int] = 400
+
+    def __init_subclass__(cls, *, code: str, status: int, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if code in ERRORS:
+            raise TypeError(f"error code {code!r} is declared twice ({ERRORS[code].__name__}, {cls.__name__})")
+        cls.code, cls.http_status = code, status
+        ERRORS[code] = cls
 
     def __init__(self, message: str) -> None:
+        # One style for every message, whoever raised it: a sentence starting with a capital letter.
+        message = message[:1].upper() + message[1:]
         super().__init__(message)
         self.message = message
 
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 
+    @classmethod
+    def summary(cls) -> str:
+        """The docstring's first line: when this error happens."""
+        return (cls.__doc__ or "").strip().splitlines()[0]
 
-class InvalidImage(MeaaError):
+
+# ---------------------------------------------------------------- images and videos (meaa core)
+
+
+class InvalidImage(MeaaError, code="invalid_image", status=400):
     """The bytes are not a decodable image (empty, truncated, corrupt, random)."""
 
-    code = "invalid_image"
-    http_status = 400
+
+class InvalidVideo(MeaaError, code="invalid_video", status=400):
+    """A video that cannot be opened or has no decodable frame (corrupt, truncated, unknown codec)."""
 
 
-class InvalidVideo(MeaaError):
-    """A video file OpenCV cannot open, or with no decodable frame (corrupt, truncated, unknown codec)."""
-
-    code = "invalid_video"
-    http_status = 400
+class UnsupportedFormat(MeaaError, code="unsupported_format", status=415):
+    """A well-formed file of a kind that is not decoded (GIF, TIFF, HEIC, PDF, ...)."""
 
 
-class UnsupportedFormat(MeaaError):
-    """A well-formed file of a kind we do not decode (GIF, TIFF, PDF, ...)."""
-
-    code = "unsupported_format"
-    http_status = 415
+class ImageTooLarge(MeaaError, code="image_too_large", status=413):
+    """Over the byte or pixel cap, or a body over the upload limit (checked before decoding)."""
 
 
-class ImageTooLarge(MeaaError):
-    """Over the byte cap or the pixel cap (checked from the header, before decoding)."""
-
-    code = "image_too_large"
-    http_status = 413
+class InvalidInput(MeaaError, code="invalid_input", status=422):
+    """An argument or request of the wrong type or shape (e.g. crops that are not uint8 [N,H,W])."""
 
 
-class InvalidInput(MeaaError):
-    """An argument of the wrong type or shape (e.g. crops that are not uint8 [N,H,W])."""
+# ---------------------------------------------------------------- the upload route (meaa_api)
 
-    code = "invalid_input"
-    http_status = 422
+
+class MalformedMultipart(MeaaError, code="malformed_multipart", status=400):
+    """A multipart/form-data body that cannot be parsed (no boundary, wrong boundary, truncated)."""
+
+
+class InvalidJson(MeaaError, code="invalid_json", status=400):
+    """A body declared as JSON that is not valid JSON (or not UTF-8/16/32 text)."""
+
+
+class InvalidBase64(MeaaError, code="invalid_base64", status=400):
+    """``image_base64`` that is not base64 (standard or URL-safe, padding optional)."""
+
+
+class UnsupportedMediaType(MeaaError, code="unsupported_media_type", status=415):
+    """A Content-Type the upload route does not accept."""
+
+
+class MissingField(MeaaError, code="missing_field", status=422):
+    """A well-formed body without the field that carries the image (``file`` or ``image_base64``)."""
+
+
+# ---------------------------------------------------------------- the results routes (meaa_api)
+
+
+class InvalidQuery(MeaaError, code="invalid_query", status=400):
+    """A query parameter the results routes cannot use (from/to/bucket/limit/subject/key)."""
+
+
+class InvalidCursor(MeaaError, code="invalid_cursor", status=400):
+    """A cursor that this API did not return for this query (corrupt, edited, another subject's)."""
+
+
+class ObjectNotFound(MeaaError, code="object_not_found", status=404):
+    """No results for that object (or, in the batch function, the object no longer exists)."""
+
+
+class TimelineUnavailable(MeaaError, code="timeline_unavailable", status=503):
+    """No results table is configured (e.g. ``make serve`` without ``MEAA_TABLE_NAME``)."""
+
+
+# ---------------------------------------------------------------- HTTP protocol (meaa_api)
+
+
+class NotFound(MeaaError, code="not_found", status=404):
+    """No such route."""
+
+
+class MethodNotAllowed(MeaaError, code="method_not_allowed", status=405):
+    """The route exists but not for this HTTP method."""
+
+
+class InternalError(MeaaError, code="internal_error", status=500):
+    """A fault of the service, never of the client (logged with its traceback; details not exposed)."""
+
+
+def error_for_status(status: int) -> type[MeaaError] | None:
+    """The registered error a bare HTTP status (a framework's 404/405/413/415) is reported as."""
+    by_status = {404: NotFound, 405: MethodNotAllowed, 413: ImageTooLarge, 415: UnsupportedMediaType}
+    return by_status.get(status)
+
+
+def error_table() -> str:
+    """The README's error table (a test checks that README holds exactly this)."""
+    rows = ["| code | HTTP status | when |", "| --- | --- | --- |"]
+    rows += [f"| `{code}` | {cls.http_status} | {cls.summary()} |" for code, cls in ERRORS.items()]
+    return "\n".join(rows)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from meaa.classifier import MoodClassifier, load_manifest
-from meaa.config import Settings
+from meaa.config import DetectionSettings, Settings
 from meaa.cropping import crop_faces
 from meaa.decoding import decode_image
 from meaa.detector import FaceDetections, MTCNNDetector
@@ -22,7 +22,9 @@ from meaa.errors import InvalidInput
 from meaa.labels import EMOTIONS, MOODS
 from meaa.results import Analysis, Face
 
-_ENGINES: dict[Settings, "_Engine"] = {}
+# Keyed by what the loaded models depend on, so estimators that differ in other settings share them.
+_EngineKey = tuple[str, str, int, DetectionSettings]
+_ENGINES: dict[_EngineKey, "_Engine"] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
@@ -30,27 +32,20 @@ class _Engine:
     """The loaded models for one ``Settings``."""
 
     def __init__(self, settings: Settings) -> None:
-        self.detector = MTCNNDetector(
-            settings.models_dir,
-            threads=settings.threads,
-            detect_max_side=settings.detect_max_side,
-            min_face_px=settings.min_face_px,
-            min_face_fraction=settings.min_face_fraction,
-            thresholds=settings.thresholds,
-            scale_factor=settings.scale_factor,
-        )
+        self.detector = MTCNNDetector(settings.models_dir, settings.detection, settings.threads)
         self.classifier = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model, settings.threads)
         detector_entry = load_manifest(settings.models_dir)["models"]["onet"]
         self.model_version = f"mtcnn:{detector_entry['sha256'][:12]}+{self.classifier.version}"
 
 
 def _engine_for(settings: Settings) -> _Engine:
-    engine = _ENGINES.get(settings)
+    key = (settings.models_dir, settings.mood_model, settings.threads, settings.detection)
+    engine = _ENGINES.get(key)
     if engine is None:
         with _ENGINES_LOCK:
-            engine = _ENGINES.get(settings)
+            engine = _ENGINES.get(key)
             if engine is None:
-                engine = _ENGINES[settings] = _Engine(settings)
+                engine = _ENGINES[key] = _Engine(settings)
     return engine
 
 
@@ -92,9 +87,7 @@ class MoodEstimator:
         timings: dict[str, float] = {}
         started = time.perf_counter()
         if isinstance(image, (bytes, bytearray, memoryview)):
-            bgr = decode_image(
-                bytes(image), max_bytes=self.settings.max_image_bytes, max_pixels=self.settings.max_image_pixels
-            )
+            bgr = decode_image(bytes(image), self.settings.decoding)
             timings["decode"] = (time.perf_counter() - started) * 1000.0
         else:
             bgr = _as_bgr(image)

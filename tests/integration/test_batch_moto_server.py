@@ -48,12 +48,12 @@ def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         "AWS_DEFAULT_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
-        "TABLE_NAME": TABLE,
-        "VIDEO_SAMPLE_FPS": "2",
+        "MEAA_TABLE_NAME": TABLE,
+        "MEAA_VIDEO_SAMPLE_FPS": "2",
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("MAX_OBJECT_BYTES", raising=False)
+    monkeypatch.delenv("MEAA_MAX_OBJECT_BYTES", raising=False)
     try:
         yield endpoint
     finally:

@@ -44,7 +44,7 @@ def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Uploaded]]:
     with pytest.MonkeyPatch.context() as patch, moto_server() as endpoint:
         for name, value in {**moto_environment(endpoint), "MEAA_LOCAL": "1"}.items():
             patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "MEAA_AUTH_MODE", "MAX_OBJECT_BYTES"):
+        for name in ("AWS_PROFILE", "MEAA_AUTH_MODE", "MEAA_MAX_OBJECT_BYTES"):
             patch.delenv(name, raising=False)
         yield write_day(tmp_path_factory.mktemp("media"))
 

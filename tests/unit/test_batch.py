@@ -40,12 +40,12 @@ def aws(monkeypatch: pytest.MonkeyPatch):
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "TABLE_NAME": TABLE,
-        "INCOMING_PREFIX": "incoming/",
-        "VIDEO_SAMPLE_FPS": "2",
+        "MEAA_TABLE_NAME": TABLE,
+        "MEAA_INCOMING_PREFIX": "incoming/",
+        "MEAA_VIDEO_SAMPLE_FPS": "2",
     }.items():
         monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MAX_OBJECT_BYTES"):
+    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MEAA_MAX_OBJECT_BYTES"):
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         s3 = boto3.client("s3")
@@ -193,7 +193,7 @@ def test_bad_objects_get_failure_items_and_good_records_still_score(aws, handler
 
 def test_object_over_the_size_cap_is_refused_before_reading(aws, handler, monkeypatch: pytest.MonkeyPatch) -> None:
     s3, dynamodb = aws
-    monkeypatch.setenv("MAX_OBJECT_BYTES", "1000")
+    monkeypatch.setenv("MEAA_MAX_OBJECT_BYTES", "1000")
     entry = put_object(s3, f"{SUBJECT_DIR}/big.jpg", face_jpeg())
 
     invoke(handler, event_for([entry]))
@@ -241,7 +241,7 @@ def test_key_outside_the_incoming_layout_is_scored_without_subject(aws, handler)
 def test_infrastructure_error_raises_so_lambda_retries(aws, handler, monkeypatch: pytest.MonkeyPatch) -> None:
     s3, _ = aws
     entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
-    monkeypatch.setenv("TABLE_NAME", "no-such-table")
+    monkeypatch.setenv("MEAA_TABLE_NAME", "no-such-table")
 
     with pytest.raises(Exception) as raised:
         invoke(handler, event_for([entry]))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
+from meaa.config import DecodeSettings
 from meaa.decoding import decode_image, read_image_header, read_image_size
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
 from tests.images import (
@@ -35,7 +36,8 @@ HEIGHT, WIDTH = 48, 64  # not square, so a swapped width/height shows
 
 
 def decode(data: bytes, **caps: int) -> np.ndarray:
-    return decode_image(data, max_bytes=caps.get("max_bytes", MAX_BYTES), max_pixels=caps.get("max_pixels", MAX_PIXELS))
+    limits = DecodeSettings(max_image_bytes=caps.get("max_bytes", MAX_BYTES), max_image_pixels=caps.get("max_pixels", MAX_PIXELS))
+    return decode_image(data, limits)
 
 
 def bgr() -> np.ndarray:

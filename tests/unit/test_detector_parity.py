@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meaa.config import Settings
+from meaa.config import DetectionSettings, Settings
 from meaa.detector import MTCNNDetector, non_max_suppression
 from model_build import reference_images
 
@@ -25,10 +25,11 @@ IMAGES = {
 
 @pytest.fixture(scope="module")
 def facenet_settings_detector() -> MTCNNDetector:
-    return MTCNNDetector(
-        Settings().models_dir, detect_max_side=0, min_face_px=20, min_face_fraction=0.0,
-        thresholds=(0.6, 0.7, 0.7), scale_factor=0.709,
+    # facenet-pytorch's MTCNN defaults: full resolution, 20 px faces, O-Net at 0.7.
+    detection = DetectionSettings(
+        detect_max_side=0, min_face_px=20, min_face_fraction=0.0, thresholds=(0.6, 0.7, 0.7), scale_factor=0.709
     )
+    return MTCNNDetector(Settings().models_dir, detection, threads=1)
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from meaa import MOODS, InvalidInput, MoodEstimator
-from meaa.config import Settings
+from meaa.config import DetectionSettings, Settings
 from meaa.errors import MeaaError
 from tests.images import encode, with_exif_orientation
 from tests.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
@@ -170,7 +170,8 @@ def test_classify_faces_rejects_wrong_shapes(estimator: MoodEstimator, bad) -> N
 def test_models_are_loaded_once_per_process() -> None:
     first, second = MoodEstimator(Settings()), MoodEstimator(Settings())
     assert first._engine is second._engine
-    other = MoodEstimator(Settings(min_face_px=40))
+    other = MoodEstimator(Settings(detection=DetectionSettings(min_face_px=40)))
+    assert MoodEstimator(Settings(crop_margin=0.1))._engine is first._engine  # crops are per call
     assert other._engine is not first._engine
 
 

@@ -177,7 +177,7 @@ def test_api_role_reads_results_only_when_behind_jwt_and_only_by_query(transform
     ]
     variables = transformed["ApiFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["MEAA_AUTH_MODE"] == {"Ref": "AuthMode"}
-    assert variables["TABLE_NAME"] == {"Ref": "ResultsTable"}
+    assert variables["MEAA_TABLE_NAME"] == {"Ref": "ResultsTable"}
 
 
 def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources: dict[str, Any]) -> None:
@@ -190,8 +190,8 @@ def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources:
     }
     assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     assert batch["ReservedConcurrentExecutions"] == {"Ref": "BatchReservedConcurrency"}
-    assert batch["Environment"]["Variables"]["TABLE_NAME"] == {"Ref": "ResultsTable"}
-    assert batch["Environment"]["Variables"]["INCOMING_PREFIX"] == INCOMING
+    assert batch["Environment"]["Variables"]["MEAA_TABLE_NAME"] == {"Ref": "ResultsTable"}
+    assert batch["Environment"]["Variables"]["MEAA_INCOMING_PREFIX"] == INCOMING
 
 
 def test_results_table_is_on_demand_encrypted_recoverable_with_a_subject_index(resources: dict[str, Any]) -> None:

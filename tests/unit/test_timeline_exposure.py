@@ -22,7 +22,7 @@ from tests.lambda_loader import lambda_context, load_handler, load_template
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
 # Variables a developer's shell might carry into the test that the deployed function would not have.
-LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "TABLE_NAME", "DROP_BUCKET")
+LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "MEAA_TABLE_NAME", "MEAA_DROP_BUCKET")
 
 
 class _Resolver:
