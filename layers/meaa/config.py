@@ -83,10 +83,24 @@ def _read(cls: type, environ: Mapping[str, str]) -> Any:
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """Caps checked from the image header, before any pixel buffer exists."""
+    """Caps checked from the image's headers, before any pixel buffer exists (``meaa.decoding``).
+
+    Together they keep one image within the service's budget of 512 MB peak RSS per process (a function
+    with its models loaded holds about 170-230 MB) and a few seconds of CPU, whatever its bytes.
+    """
 
     max_image_bytes: int = setting(20 * 1024 * 1024, "MEAA_MAX_IMAGE_BYTES", "Largest image file accepted (bytes)")
     max_image_pixels: int = setting(50_000_000, "MEAA_MAX_IMAGE_PIXELS", "Largest image accepted (width x height)")
+    # 200 MB holds 50 Mpx of 8-bit RGB (150 MB) with room to spare; RGBA, 16-bit, lossless WebP and
+    # progressive JPEG (whose coefficients are held whole) cost more per pixel and so fit fewer pixels.
+    max_decode_bytes: int = setting(
+        200_000_000,
+        "MEAA_MAX_DECODE_BYTES",
+        "Most memory one image's decoding may hold: pixels as the decoder stores them plus its buffers (bytes)",
+    )
+    # libjpeg's progressive script has 10 scans (6 for gray); each scan is a pass over the whole image,
+    # so a file that repeats one (an AC scan 43,000 times fits in 4 MiB) costs CPU in proportion.
+    max_jpeg_scans: int = setting(64, "MEAA_MAX_JPEG_SCANS", "Most scans a (progressive) JPEG may have")
 
 
 @dataclass(frozen=True)
@@ -113,6 +127,22 @@ class DetectionSettings:
             raise SettingsError(f"thresholds must be three numbers in [0, 1]; got {self.thresholds}")
         if not 0.0 < self.scale_factor < 1.0:
             raise SettingsError(f"scale_factor must be in (0, 1); got {self.scale_factor}")
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """Caps on one video (``meaa.video.VideoSampler``), checked before and while frames are decoded."""
+
+    # 4K UHD is the largest frame a phone records by default; its decoded frames, the decoder's reference
+    # frames (up to 16) and the BGR copy stay within the process's 512 MB budget.
+    max_frame_pixels: int = setting(
+        3840 * 2160, "MEAA_MAX_VIDEO_FRAME_PIXELS", "Largest video frame accepted (width x height)"
+    )
+    max_decoded_frames: int = setting(
+        36_000,
+        "MEAA_MAX_DECODED_FRAMES",
+        "Most frames decoded per video, sampled or not (10 min at 60 fps); sampling stops there",
+    )
 
 
 @dataclass(frozen=True)
@@ -174,6 +204,7 @@ class Settings:
     mood_model: str = setting("emotion", "MEAA_MOOD_MODEL", "Mood model, by its key in models/manifest.json")
     models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
     decoding: DecodeSettings = part(DecodeSettings)
+    video: VideoSettings = part(VideoSettings)
     detection: DetectionSettings = part(DetectionSettings)
     api: ApiSettings = part(ApiSettings)
     batch: BatchSettings = part(BatchSettings)
