@@ -20,6 +20,7 @@ JPEG quality 90. Peak RSS uses Linux's per-process peak reset (``/proc/self/clea
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import statistics
 import subprocess
@@ -87,9 +88,9 @@ def same_answers(folder: Path) -> list[dict]:
                     key=lambda f: float(np.linalg.norm(np.array(f.box[:2]) + np.array(f.box[2:]) / 2 - centre)),
                 )
                 pairs.append((face, other))
-            row["box_px"] = max(max(abs(a - b) for a, b in zip(f.box, r.box)) for f, r in pairs)
+            row["box_px"] = max(max(abs(a - b) for a, b in zip(f.box, r.box, strict=True)) for f, r in pairs)
             row["box_rel"] = max(
-                max(abs(a - b) for a, b in zip(f.box, r.box)) / max(f.box[2], f.box[3]) for f, r in pairs
+                max(abs(a - b) for a, b in zip(f.box, r.box, strict=True)) / max(f.box[2], f.box[3]) for f, r in pairs
             )
             row["landmark_px"] = max(
                 float(np.abs(np.array(f.landmarks) - np.array(r.landmarks)).max()) for f, r in pairs
@@ -177,8 +178,12 @@ def crop_rule() -> list[tuple[float, float, float, float, int, int]]:
                 reference_noise.append(float(np.abs(shifted[index] - reference[index]).max()))
             for reduction in (2, 4, 8):
                 crops = crop_faces(
-                    encoded.decode(reduction).image, found.boxes / reduction, found.landmarks / reduction, size,
-                    margin=0.0, align=False,
+                    encoded.decode(reduction).image,
+                    found.boxes / reduction,
+                    found.landmarks / reduction,
+                    size,
+                    margin=0.0,
+                    align=False,
                 )
                 moods = engine.classifier.predict(crops).moods
                 for index in range(len(found)):
@@ -191,16 +196,34 @@ def crop_rule() -> list[tuple[float, float, float, float, int, int]]:
                     )
     rows = []
     edges = [0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0, float("inf")]
-    for low, high in zip(edges, edges[1:]):
+    for low, high in itertools.pairwise(edges):
         chosen = [s for s in samples if low <= s[0] < high]
         if chosen:
             diffs = np.array([s[1] for s in chosen])
-            rows.append((low, high, float(np.median(diffs)), float(np.quantile(diffs, 0.9)), float(diffs.max()),
-                         len(chosen), sum(s[2] for s in chosen)))
+            rows.append(
+                (
+                    low,
+                    high,
+                    float(np.median(diffs)),
+                    float(np.quantile(diffs, 0.9)),
+                    float(diffs.max()),
+                    len(chosen),
+                    sum(s[2] for s in chosen),
+                )
+            )
     at_rule = [s for s in samples if s[0] >= 1.25]
     diffs = np.array([s[1] for s in at_rule])
-    rows.append((1.25, float("inf"), float(np.median(diffs)), float(np.quantile(diffs, 0.9)), float(diffs.max()),
-                 len(at_rule), sum(s[2] for s in at_rule)))
+    rows.append(
+        (
+            1.25,
+            float("inf"),
+            float(np.median(diffs)),
+            float(np.quantile(diffs, 0.9)),
+            float(diffs.max()),
+            len(at_rule),
+            sum(s[2] for s in at_rule),
+        )
+    )
     noise = np.array(reference_noise)
     rows.append((0.0, 0.0, float(np.median(noise)), float(np.quantile(noise, 0.9)), float(noise.max()), len(noise), -1))
     return rows
@@ -218,13 +241,16 @@ def jaffe_check(path: str) -> str:
     reductions, identical = set(), 0
     for image in images:
         png = cv2.imencode(".png", image)[1].tobytes()
-        reductions.add(_detection_reduction(EncodedImage.parse(png, estimator.settings.decoding),
-                                            estimator.settings.detection))
+        reductions.add(
+            _detection_reduction(EncodedImage.parse(png, estimator.settings.decoding), estimator.settings.detection)
+        )
         a, b = estimator.analyze(png).to_dict(), estimator.analyze(image).to_dict()
         a.pop("timings_ms"), b.pop("timings_ms")
         identical += a == b
-    return (f"jaffe_dev: {len(images)} photos {images.shape[2]}x{images.shape[1]}, reductions used {sorted(reductions)}, "
-            f"analyze(png bytes) == analyze(array) for {identical}/{len(images)}")
+    return (
+        f"jaffe_dev: {len(images)} photos {images.shape[2]}x{images.shape[1]}, reductions used {sorted(reductions)}, "
+        f"analyze(png bytes) == analyze(array) for {identical}/{len(images)}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -243,26 +269,44 @@ def main(argv: list[str] | None = None) -> None:
             (folder / f"{name}.jpg").write_bytes(make_jpeg(width, height, kind))
 
         print("Same answers: analyze(jpeg) with reduced decoding vs analyze(full-size decode)\n")
-        print("| image | reduction | faces (full / reduced) | box diff, px (of face side) | landmarks, px | "
-              "mood prob diff | same mood |")
+        print(
+            "| image | reduction | faces (full / reduced) | box diff, px (of face side) | landmarks, px | "
+            "mood prob diff | same mood |"
+        )
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for row in same_answers(folder):
             if "box_px" in row:
-                print(f"| {row['image']} | 1/{row['reduction']} | {row['faces'][0]} / {row['faces'][1]} | "
-                      f"{row['box_px']} ({row['box_rel']:.1%}) | {row['landmark_px']:.1f} | {row['mood_diff']:.3f} | "
-                      f"{row['same_mood']}/{row['faces'][0]} |")
+                print(
+                    f"| {row['image']} | 1/{row['reduction']} | {row['faces'][0]} / {row['faces'][1]} | "
+                    f"{row['box_px']} ({row['box_rel']:.1%}) | {row['landmark_px']:.1f} | {row['mood_diff']:.3f} | "
+                    f"{row['same_mood']}/{row['faces'][0]} |"
+                )
             else:
-                print(f"| {row['image']} | 1/{row['reduction']} | {row['faces'][0]} / {row['faces'][1]} | - | - | - | - |")
+                print(
+                    f"| {row['image']} | 1/{row['reduction']} | {row['faces'][0]} / {row['faces'][1]} | - | - | - | - |"
+                )
 
         print(f"\nDecode step: median CPU ms of {args.repeats} in a child process per image; peak RSS growth, MB\n")
-        print("| image | JPEG bytes | old: cv2.imdecode full, ms / MB | decode_image full, ms / MB | "
-              "pipeline (reduced), ms / MB | time ratio reduced / old |")
+        print(
+            "| image | JPEG bytes | old: cv2.imdecode full, ms / MB | decode_image full, ms / MB | "
+            "pipeline (reduced), ms / MB | time ratio reduced / old |"
+        )
         print("| --- | --- | --- | --- | --- | --- |")
         for name, *_ in SIZES:
             path = folder / f"{name}.jpg"
             out = subprocess.run(
-                [sys.executable, "-m", "benchmarks.reduced_decoding", "--child", str(path), "--repeats",
-                 str(args.repeats)], capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks.reduced_decoding",
+                    "--child",
+                    str(path),
+                    "--repeats",
+                    str(args.repeats),
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout
             cost = json.loads(out.strip().splitlines()[-1])
             cells = " | ".join(f"{cost[w]['ms']:.1f} / {cost[w]['peak_mb']:.0f}" for w in ("old", "full", "reduced"))
@@ -273,8 +317,10 @@ def main(argv: list[str] | None = None) -> None:
     print("| --- | --- | --- | --- | --- | --- |")
     for low, high, median, p90, largest, count, same in crop_rule():
         if same < 0:
-            print(f"| for scale: full-size crop with the box moved by 2% of its side | {count} | {median:.3f} | "
-                  f"{p90:.3f} | {largest:.3f} | - |")
+            print(
+                f"| for scale: full-size crop with the box moved by 2% of its side | {count} | {median:.3f} | "
+                f"{p90:.3f} | {largest:.3f} | - |"
+            )
             continue
         label = f"all >= {low:g} (the rule)" if (low, high) == (1.25, float("inf")) else f"[{low:g}, {high:g})"
         print(f"| {label} | {count} | {median:.3f} | {p90:.3f} | {largest:.3f} | {same}/{count} |")

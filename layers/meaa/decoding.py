@@ -83,15 +83,26 @@ _OPENCV_MAX_PIXELS = int(os.environ["OPENCV_IO_MAX_IMAGE_PIXELS"])
 _OPENCV_MAX_WIDTH = int(os.environ.get("OPENCV_IO_MAX_IMAGE_WIDTH") or 1 << 20)
 _OPENCV_MAX_HEIGHT = int(os.environ.get("OPENCV_IO_MAX_IMAGE_HEIGHT") or 1 << 20)
 
-_JPEG_REDUCED_FLAGS = {1: cv2.IMREAD_COLOR, 2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4,
-                       8: cv2.IMREAD_REDUCED_COLOR_8}
+_JPEG_REDUCED_FLAGS = {
+    1: cv2.IMREAD_COLOR,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+}
 
 _JPEG_SOF_MARKERS = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 _JPEG_DECODED_SOF = {0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive"}
 _JPEG_REFUSED_SOF = {
-    0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical progressive", 0xC7: "hierarchical lossless",
-    0xC9: "arithmetic-coded", 0xCA: "arithmetic-coded progressive", 0xCB: "arithmetic-coded lossless",
-    0xCD: "arithmetic-coded hierarchical", 0xCE: "arithmetic-coded hierarchical", 0xCF: "arithmetic-coded hierarchical",
+    0xC3: "lossless",
+    0xC5: "hierarchical",
+    0xC6: "hierarchical progressive",
+    0xC7: "hierarchical lossless",
+    0xC9: "arithmetic-coded",
+    0xCA: "arithmetic-coded progressive",
+    0xCB: "arithmetic-coded lossless",
+    0xCD: "arithmetic-coded hierarchical",
+    0xCE: "arithmetic-coded hierarchical",
+    0xCF: "arithmetic-coded hierarchical",
 }
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RST0-7: no length
 _JPEG_SOS, _JPEG_EOI, _JPEG_APP1, _JPEG_DNL = 0xDA, 0xD9, 0xE1, 0xDC
@@ -119,10 +130,14 @@ _PNG_SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
 _BMP_INFO_HEADER_SIZES = frozenset({40, 52, 56, 64, 108, 124})  # BITMAPINFOHEADER .. BITMAPV5HEADER
 _BMP_UNCOMPRESSED = frozenset({0, 3, 6})  # BI_RGB, BI_BITFIELDS, BI_ALPHABITFIELDS
 
+# Sides the decoders refuse themselves (libjpeg's JPEG_MAX_DIMENSION; libpng's default user limit):
+# refused here, before decoding, as too large rather than as corrupt.
+_DECODER_MAX_SIDE = {"jpeg": 65500, "png": 1_000_000}
+
 # Rows converted per band by the in-place conversions; their temporaries take about 6 bands.
 _BAND_BYTES = 1 << 20
 # What every decode holds besides its pixel buffers and input copies: the decoder's state, libraries'
-# allocator slack, the band temporaries. Measured: 1-6 MB (tests/unit/test_hostile_memory.py).
+# allocator slack, the band temporaries. Measured: 1-6 MB (tests/unit/test_hostile_inputs.py).
 _DECODE_OVERHEAD_BYTES = 8 << 20
 
 
@@ -296,7 +311,7 @@ class EncodedImage:
     def decode_bytes(self, reduction: int = 1) -> int:
         """Memory ``decode(reduction)`` holds at its peak, in bytes (the model the caps are checked with).
 
-        Measured against the process's peak RSS, layout by layout, by tests/unit/test_hostile_memory.py.
+        Measured against the process's peak RSS, layout by layout, by tests/unit/test_hostile_inputs.py.
         """
         return _DECODE_OVERHEAD_BYTES + self._pixel_buffer_bytes(reduction)
 
@@ -324,10 +339,14 @@ class EncodedImage:
             copy = len(layout.decoder_input) if layout.decoder_input is not self._data else 0
             return pixels * layout.decoded_pixel_bytes + gray_to_bgr + 8 * height + copy  # + libpng's row pointers
         if isinstance(layout, _WebpLayout):
-            pixels = width * height
-            extra = (4 if layout.lossless else 0) + (4 if layout.alpha_chunk else 0)
-            # OpenCV reads the whole file into memory before libwebp decodes it.
-            return pixels * ((4 if layout.alpha else 3) + extra) + len(self._data)
+            # Bytes per pixel, fitted on 4 and 8 Mpx photo-like images (peak RSS growth less the file,
+            # which OpenCV reads whole into memory first): lossy 3.0, lossy + alpha 8.2 (the alpha plane is
+            # itself a lossless bitstream), lossless 7.2 and lossless + alpha 9.6 (libwebp's ARGB copy).
+            if layout.lossless:
+                per_pixel = 10 if layout.alpha else 8
+            else:
+                per_pixel = 9 if layout.alpha_chunk else 4 if layout.alpha else 3
+            return width * height * per_pixel + len(self._data)
         return width * height * 3 + 4 * width  # BMP: BGR output and a row buffer
 
     def decode(self, reduction: int = 1) -> DecodedImage:
@@ -387,7 +406,7 @@ def read_image_header(data: bytes) -> ImageHeader:
     data = _as_bytes(data)
     if not data:
         raise InvalidImage("the image data is empty")
-    if data[:3] == b"\xff\xd8\xff" or data[:2] == b"\xff\xd8" and len(data) < 3:
+    if data[:3] == b"\xff\xd8\xff" or (data[:2] == b"\xff\xd8" and len(data) < 3):
         return _read_jpeg_header(data)
     if data[:8] == _PNG_SIGNATURE:
         return _read_png_header(data)
@@ -413,6 +432,11 @@ def _as_bytes(data: object) -> bytes:
 
 
 def _check_pixels(header: ImageHeader, limits: DecodeSettings) -> None:
+    side_limit = _DECODER_MAX_SIDE.get(header.format)
+    if side_limit is not None and max(header.width, header.height) > side_limit:
+        raise ImageTooLarge(
+            f"image is {header.width}x{header.height}; a {header.format.upper()} side may be at most {side_limit}"
+        )
     pixel_limit = min(limits.max_image_pixels, _OPENCV_MAX_PIXELS)
     if header.width * header.height > pixel_limit:
         raise ImageTooLarge(
@@ -421,8 +445,7 @@ def _check_pixels(header: ImageHeader, limits: DecodeSettings) -> None:
         )
     if header.width > _OPENCV_MAX_WIDTH or header.height > _OPENCV_MAX_HEIGHT:
         raise ImageTooLarge(
-            f"image is {header.width}x{header.height}; a side may be at most "
-            f"{_OPENCV_MAX_WIDTH}x{_OPENCV_MAX_HEIGHT}"
+            f"image is {header.width}x{header.height}; a side may be at most {_OPENCV_MAX_WIDTH}x{_OPENCV_MAX_HEIGHT}"
         )
 
 
@@ -467,8 +490,7 @@ def _truncated(fmt: str) -> InvalidImage:
 
 def _promises_more(header: ImageHeader, detail: str) -> InvalidImage:
     return InvalidImage(
-        f"the {header.format.upper()} header promises {header.width}x{header.height} pixels but {detail} "
-        f"(truncated?)"
+        f"the {header.format.upper()} header promises {header.width}x{header.height} pixels but {detail} (truncated?)"
     )
 
 
@@ -724,8 +746,11 @@ def _parse_png(data: bytes, header: ImageHeader) -> _PngLayout:
     # The raw (filtered) rows the IDAT stream must inflate to, at least (Adam7 adds a little).
     raw_bytes = header.height * (1 + -(-header.width * bit_depth * _PNG_SAMPLES[color_type] // 8))
     if idat_bytes < raw_bytes // _DEFLATE_MAX_RATIO:
-        raise _promises_more(header, f"its IDAT holds {idat_bytes} bytes and {raw_bytes} raw bytes need at least "
-                                     f"{raw_bytes // _DEFLATE_MAX_RATIO}")
+        raise _promises_more(
+            header,
+            f"its IDAT holds {idat_bytes} bytes and {raw_bytes} raw bytes need at least "
+            f"{raw_bytes // _DEFLATE_MAX_RATIO}",
+        )
     decoder_input = data if not dropped else _PNG_SIGNATURE + b"".join(data[a:b] for a, b in kept)
     return _PngLayout(bit_depth, color_type, has_transparency, decoder_input)
 
@@ -854,8 +879,9 @@ def _parse_bmp(data: bytes, header: ImageHeader) -> _BmpLayout:
     if compression in _BMP_UNCOMPRESSED and bit_count in (1, 2, 4, 8, 16, 24, 32):
         stride = (header.width * bit_count + 31) // 32 * 4
         if pixel_offset + stride * header.height > len(data):
-            raise _promises_more(header, f"it holds {max(0, len(data) - pixel_offset)} bytes of pixels, "
-                                         f"not {stride * header.height}")
+            raise _promises_more(
+                header, f"it holds {max(0, len(data) - pixel_offset)} bytes of pixels, not {stride * header.height}"
+            )
     return _BmpLayout(bit_count, compression)
 
 
@@ -884,7 +910,7 @@ def _sniff_unsupported(data: bytes) -> str | None:
     if data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
         return "JPEG XL"
     head = data[:1024].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith(b"<svg") or head.startswith(b"<?xml") and b"<svg" in head:
+    if head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
         return "SVG"
     return None
 

@@ -148,7 +148,7 @@ class VideoSampler:
             # The next sample is the first frame at or after the next multiple of the interval (computed,
             # not stepped to, so a timestamp far in the future costs nothing).
             next_sample_ms = (math.floor((time_ms + 0.5) / interval_ms) + 1) * interval_ms
-            yield SampledFrame(index=index, time_ms=int(round(time_ms)), image=image)
+            yield SampledFrame(index=index, time_ms=round(time_ms), image=image)
         if self.frames_decoded == 0:
             raise InvalidVideo("corrupt or unsupported video: no decodable frame")
 
@@ -174,7 +174,7 @@ class VideoSampler:
         if self._last_time_ms is None:
             return 0
         step = 1000.0 / self.info.fps if self.info.fps else self._frame_interval_ms
-        return int(round(self._last_time_ms + step))
+        return round(self._last_time_ms + step)
 
     def close(self) -> None:
         self._capture.release()
