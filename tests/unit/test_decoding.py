@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Callable
 
 import cv2
@@ -10,7 +12,7 @@ import pytest
 from skimage import data as skimage_data
 
 from meaa.config import DecodeSettings
-from meaa.decoding import decode_image, read_image_header, read_image_size
+from meaa.decoding import EncodedImage, decode_image, read_image_header, read_image_size
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
 from tests.images import (
     UNSUPPORTED_SAMPLES,
@@ -23,6 +25,7 @@ from tests.images import (
     pattern_image,
     png_16bit,
     png_bgra,
+    png_chunk,
     png_raw,
     png_with_claimed_size,
     webp_with_vp8x,
@@ -36,7 +39,9 @@ HEIGHT, WIDTH = 48, 64  # not square, so a swapped width/height shows
 
 
 def decode(data: bytes, **caps: int) -> np.ndarray:
-    limits = DecodeSettings(max_image_bytes=caps.get("max_bytes", MAX_BYTES), max_image_pixels=caps.get("max_pixels", MAX_PIXELS))
+    limits = DecodeSettings(
+        max_image_bytes=caps.get("max_bytes", MAX_BYTES), max_image_pixels=caps.get("max_pixels", MAX_PIXELS)
+    )
     return decode_image(data, limits)
 
 
@@ -227,9 +232,7 @@ def test_lossless_formats_round_trip_exactly(make: Callable[[], bytes]) -> None:
     assert np.array_equal(decode(make()), bgr())
 
 
-@pytest.mark.parametrize(
-    ("make", "tolerance"), [(jpeg, 3.0), (webp_lossy, 4.0)], ids=["jpeg_q95", "webp_q90"]
-)
+@pytest.mark.parametrize(("make", "tolerance"), [(jpeg, 3.0), (webp_lossy, 4.0)], ids=["jpeg_q95", "webp_q90"])
 def test_lossy_formats_round_trip_within_tolerance(make: Callable[[], bytes], tolerance: float) -> None:
     decoded = decode(make()).astype(np.float32)
     assert np.abs(decoded - bgr()).mean() < tolerance
@@ -320,9 +323,7 @@ def test_header_size_agrees_with_decoded_shape(fmt: str, make: Callable[[], byte
     assert decode(data).shape == (height, width, 3)
 
 
-@pytest.mark.parametrize(
-    ("width", "height"), [(1, 1), (65535, 3), (3, 65535), (16383, 16383)]
-)
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (65535, 3), (3, 65535), (16383, 16383)])
 def test_header_reader_handles_extreme_sizes(width: int, height: int) -> None:
     assert read_image_size(jpeg_with_claimed_size(width, height)) == ("jpeg", width, height)
     assert read_image_size(png_with_claimed_size(width, height)) == ("png", width, height)
@@ -394,3 +395,175 @@ def test_exif_after_the_jfif_segment_is_honoured_like_opencv_does(astronaut_bgr:
     decoded = decode(data)
     assert np.array_equal(decoded, cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
     assert np.abs(decoded.astype(np.float32) - astronaut_bgr).mean() < 3.0
+
+
+# --- bounded decoding: caps from the headers, lean conversions ---------------------------------------
+
+
+def test_alpha_composite_matches_the_integer_formula_for_every_colour_and_alpha() -> None:
+    colour = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    alpha = np.tile(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    bgra = np.dstack([colour, colour, colour, alpha])
+    decoded = decode(png_bgra(bgra))
+    wide = colour.astype(np.uint32)
+    expected = ((wide * alpha + 255 * (255 - alpha.astype(np.uint32)) + 127) // 255).astype(np.uint8)
+    assert all(np.array_equal(decoded[..., channel], expected) for channel in range(3))
+
+
+def test_16bit_rgba_is_narrowed_and_composited_in_place_across_bands() -> None:
+    """Taller than one conversion band, so band boundaries are exercised (each band is written over the
+    front of the decoder's buffer)."""
+    rng = np.random.default_rng(3)
+    rgba = rng.integers(0, 65536, size=(700, 900, 4), dtype=np.uint16)
+    decoded = decode(png_raw(rgba, color_type=6, bit_depth=16))
+    eight = np.round(rgba / 257.0).astype(np.uint32)
+    colour, alpha = eight[..., :3], eight[..., 3:]
+    expected = ((colour * alpha + 255 * (255 - alpha) + 127) // 255).astype(np.uint8)[..., ::-1]  # RGB -> BGR
+    assert decoded.flags.c_contiguous and np.array_equal(decoded, expected)
+
+
+def test_png_text_and_animation_chunks_are_dropped_without_changing_pixels() -> None:
+    plain = png()
+    at = plain.index(b"IDAT") - 4
+    text = png_chunk(b"zTXt", b"Comment\x00\x00" + zlib.compress(b"a" * 100_000))
+    animation = png_chunk(b"acTL", struct.pack(">II", 2, 0))
+    assert np.array_equal(decode(plain[:at] + text + animation + plain[at:]), decode(plain))
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "words"),
+    [
+        (lambda: jpeg_with_claimed_size(7000, 7000), InvalidImage, "promises 7000x7000"),
+        (lambda: jpeg()[:-2], InvalidImage, "truncated"),
+        (lambda: jpeg().replace(b"\xff\xc0", b"\xff\xc9", 1), UnsupportedFormat, "Arithmetic-coded JPEG"),
+        (lambda: jpeg().replace(b"\xff\xc0", b"\xff\xc3", 1), UnsupportedFormat, "Lossless JPEG"),
+        (lambda: png_with_claimed_size(7000, 7000), InvalidImage, "promises 7000x7000"),
+        (lambda: webp_with_vp8x(webp_lossy(), 7000, 7000), InvalidImage, "canvas"),
+        (lambda: bmp_with_claimed_size(7000, 7000), InvalidImage, "promises 7000x7000"),
+    ],
+    ids=[
+        "jpeg_header_lie",
+        "jpeg_without_eoi",
+        "jpeg_arithmetic",
+        "jpeg_lossless",
+        "png_header_lie",
+        "webp_canvas_lie",
+        "bmp_header_lie",
+    ],
+)
+def test_headers_that_promise_what_the_file_cannot_hold_are_refused_before_decoding(
+    make: Callable[[], bytes], error: type[MeaaError], words: str
+) -> None:
+    with pytest.raises(error, match=words):
+        EncodedImage.parse(make(), DecodeSettings())
+
+
+def test_jpeg_scans_are_counted_against_the_cap() -> None:
+    progressive = encode(bgr(), ".jpg", jpeg_progressive=1)  # libjpeg's script: 10 scans for colour
+    assert decode(progressive).shape == OK
+    with pytest.raises(ImageTooLarge, match="more than 9 scans"):
+        EncodedImage.parse(progressive, DecodeSettings(max_jpeg_scans=9))
+
+
+def test_decode_memory_is_checked_against_the_cap_at_each_size() -> None:
+    data = encode(pattern_image(480, 640), ".jpg", jpeg_progressive=1)
+    encoded = EncodedImage.parse(data, DecodeSettings())
+    full, eighth = encoded.decode_bytes(1), encoded.decode_bytes(8)
+    assert full > eighth > 640 * 480 * 3  # a progressive JPEG holds its coefficients at every scale
+    tight = EncodedImage.parse(data, DecodeSettings(max_decode_bytes=eighth))
+    assert tight.decode(8).image.shape == (60, 80, 3)
+    with pytest.raises(ImageTooLarge, match="MB; the limit is"):
+        tight.decode(1)
+    with pytest.raises(ImageTooLarge):
+        EncodedImage.parse(png(), DecodeSettings(max_decode_bytes=1000))
+
+
+@pytest.mark.parametrize("reduction", [2, 4, 8])
+def test_jpeg_reduced_decoding_is_the_image_at_that_scale(astronaut_bgr: np.ndarray, reduction: int) -> None:
+    data = encode(astronaut_bgr, ".jpg", jpeg_quality=95)
+    encoded = EncodedImage.parse(data, DecodeSettings())
+    decoded = encoded.decode(reduction)
+    height, width = astronaut_bgr.shape[:2]
+    assert decoded.image.shape == (-(-height // reduction), -(-width // reduction), 3)
+    assert (decoded.reduction, decoded.original_size, decoded.scale) == (reduction, (width, height), 1 / reduction)
+    assert encoded.reduced_size(reduction) == decoded.image.shape[1::-1]
+    area = cv2.resize(astronaut_bgr, decoded.image.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(decoded.image.astype(np.float32) - area).mean() < 4.0
+
+
+def test_reduced_decoding_applies_exif_orientation(astronaut_bgr: np.ndarray) -> None:
+    stored = np.ascontiguousarray(stored_for_orientation(astronaut_bgr, 6))
+    encoded = EncodedImage.parse(with_exif_orientation(encode(stored, ".jpg", jpeg_quality=95), 6), DecodeSettings())
+    decoded = encoded.decode(4)
+    assert decoded.original_size == (astronaut_bgr.shape[1], astronaut_bgr.shape[0])
+    upright = cv2.resize(astronaut_bgr, decoded.image.shape[1::-1], interpolation=cv2.INTER_AREA)
+    assert np.abs(decoded.image.astype(np.float32) - upright).mean() < 4.0
+
+
+def test_only_jpeg_decodes_at_reduced_size() -> None:
+    encoded = EncodedImage.parse(png(), DecodeSettings())
+    assert encoded.reductions == (1,)
+    with pytest.raises(ValueError, match="reductions"):
+        encoded.decode(2)
+
+
+# --- the pipeline decodes large JPEGs at reduced size (meaa.pipeline) --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "reduction"),
+    [(640, 480, 1), (1280, 720, 2), (1920, 1080, 2), (4000, 3000, 4), (7000, 7000, 8), (8000, 400, 2), (2560, 160, 1)],
+)
+def test_detection_reduction_keeps_the_long_side_and_the_smallest_face(width: int, height: int, reduction: int) -> None:
+    from meaa.config import DetectionSettings
+    from meaa.pipeline import _detection_reduction
+    from tests.hostile_inputs import flat_jpeg
+
+    encoded = EncodedImage.parse(flat_jpeg(width, height), DecodeSettings())
+    assert _detection_reduction(encoded, DetectionSettings()) == reduction
+    assert _detection_reduction(encoded, DetectionSettings(detect_max_side=0)) == 1
+    assert _detection_reduction(encoded, DetectionSettings(min_face_fraction=0.0)) == 1
+
+
+def _same_faces(reduced, full, box_px: int, mood_diff: float) -> None:
+    assert (reduced.width, reduced.height) == (full.width, full.height)
+    assert len(reduced.faces) == len(full.faces) >= 1
+    for a, b in zip(sorted(reduced.faces, key=lambda f: f.box), sorted(full.faces, key=lambda f: f.box), strict=True):
+        assert max(abs(p - q) for p, q in zip(a.box, b.box, strict=True)) <= box_px, (a.box, b.box)
+        assert max(abs(a.moods[m] - b.moods[m]) for m in a.moods) <= mood_diff
+        assert a.mood == b.mood
+
+
+def test_a_1080p_jpeg_gives_the_faces_of_a_full_size_decode() -> None:
+    from meaa import MoodEstimator
+    from tests.sample_faces import one_face_frame
+
+    data = encode(cv2.resize(one_face_frame(640, 480), (1920, 1080), interpolation=cv2.INTER_CUBIC), ".jpg")
+    estimator = MoodEstimator()
+    reduced = estimator.analyze(data)
+    _same_faces(reduced, estimator.analyze(decode_image(data, estimator.settings.decoding)), box_px=3, mood_diff=0.02)
+    assert reduced.timings_ms["decode"] > 0
+
+
+def test_small_faces_are_cropped_from_a_finer_decode() -> None:
+    """A 2560x1920 photo is detected at 1/4 size (640x480); a face of about 250 px is about 60 px there, under
+    1.25x the mood model's 64 px input, so its crop comes from a 1/2-size decode."""
+    from meaa import MoodEstimator
+    from meaa.pipeline import _crop_source, _detection_reduction
+    from tests.sample_faces import astronaut_bgr
+
+    canvas = np.full((1920, 2560, 3), 90, np.uint8)
+    canvas[500:1400, 800:1700] = cv2.resize(astronaut_bgr(), (900, 900), interpolation=cv2.INTER_CUBIC)
+    data = encode(canvas, ".jpg", jpeg_quality=92)
+    estimator = MoodEstimator()
+    engine = estimator._engine
+    encoded = EncodedImage.parse(data, estimator.settings.decoding)
+    decoded = encoded.decode(_detection_reduction(encoded, estimator.settings.detection))
+    detections = engine.detector.detect_faces(decoded.image)
+    assert decoded.reduction == 4 and len(detections) == 1
+    side = float(max(detections.boxes[0, 2] - detections.boxes[0, 0], detections.boxes[0, 3] - detections.boxes[0, 1]))
+    assert 40 <= side < 1.25 * engine.classifier.input_size <= 2 * side  # too small at 1/4, large enough at 1/2
+    source = _crop_source(encoded, decoded, detections, engine.classifier.input_size)
+    assert source.reduction == 2
+    full = estimator.analyze(decode_image(data, estimator.settings.decoding))
+    _same_faces(estimator.analyze(data), full, box_px=6, mood_diff=0.03)

@@ -1,7 +1,9 @@
-"""Video frame sampling (meaa.video): one frame per interval, typed error for what is not a video."""
+"""Video frame sampling (meaa.video): one frame per interval, typed errors for what is not a video or is too
+large, frame sizes checked before decoding, times and duration from the decoded frames."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import cv2
@@ -9,7 +11,8 @@ import numpy as np
 import pytest
 
 from meaa import video
-from meaa.errors import InvalidVideo
+from meaa.config import VideoSettings
+from meaa.errors import ImageTooLarge, InvalidVideo, UnsupportedFormat
 
 
 def _write_video(path: Path, frames: int, fps: float) -> Path:
@@ -45,3 +48,85 @@ def test_sampler_refuses_what_is_not_a_video(tmp_path: Path) -> None:
         video.VideoSampler(str(garbage), 2.0)
     with pytest.raises(ValueError):
         video.VideoSampler(str(_write_video(tmp_path / "ok.mp4", 3, 10)), 0)
+
+
+def _small_jpeg(value: int) -> bytes:
+    return cv2.imencode(".jpg", np.full((48, 64, 3), value, np.uint8))[1].tobytes()
+
+
+def _avi(tmp_path: Path, name: str, **kwargs) -> Path:
+    from tests.hostile_inputs import mjpeg_avi
+
+    path = tmp_path / name
+    path.write_bytes(mjpeg_avi(**kwargs))
+    return path
+
+
+def test_duration_and_times_come_from_decoded_frames_not_the_declared_count(tmp_path: Path) -> None:
+    frames = [_small_jpeg(10 * i) for i in range(20)]
+    path = _avi(tmp_path, "lie.avi", frames=frames, width=64, height=48, declared_frames=2**31 - 1)
+    with video.VideoSampler(str(path), 2.0) as sampler:
+        assert sampler.info.frame_count == 2**31 - 1  # what the header says, kept for information only
+        assert [frame.time_ms for frame in sampler.frames()] == [0, 500, 1000, 1500]
+        assert (sampler.frames_decoded, sampler.duration_ms, sampler.truncated_by) == (20, 2000, None)
+
+
+def test_an_implausible_frame_rate_still_gives_the_timestamps_duration(tmp_path: Path) -> None:
+    frames = [_small_jpeg(10 * i) for i in range(10)]
+    path = _avi(tmp_path, "slow.avi", frames=frames, width=64, height=48, rate=1, scale=1000)  # 1 frame / 1000 s
+    with video.VideoSampler(str(path), 2.0) as sampler:
+        assert sampler.info.fps == 0.0
+        times = [frame.time_ms for frame in sampler.frames()]
+    assert times == [index * 1_000_000 for index in range(10)]
+    assert sampler.duration_ms == 10_000_000
+
+
+def test_decoding_stops_at_the_decoded_frame_cap(tmp_path: Path) -> None:
+    path = _write_video(tmp_path / "v.mp4", 30, 10)
+    with video.VideoSampler(str(path), 10.0, VideoSettings(max_decoded_frames=12)) as sampler:
+        assert len(list(sampler.frames())) == 12
+        assert (sampler.frames_decoded, sampler.truncated_by, sampler.duration_ms) == (12, "max_decoded_frames", 1200)
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["header_says_so", "header_understates"])
+def test_oversize_frames_are_refused_before_decoding(tmp_path: Path, declared: bool) -> None:
+    from tests.hostile_inputs import flat_jpeg
+
+    frame = flat_jpeg(4000, 3000)
+    path = _avi(
+        tmp_path, "big.avi", frames=[frame], width=4000, height=3000, header_size=None if declared else (64, 48)
+    )
+    with pytest.raises(ImageTooLarge, match="4000x3000"):
+        video.VideoSampler(str(path), 2.0)
+    assert video.VideoSampler(str(path), 2.0, VideoSettings(max_frame_pixels=4000 * 3000)).info.width == 4000
+
+
+def test_every_motion_jpeg_frame_is_checked_before_decoding(tmp_path: Path) -> None:
+    from tests.hostile_inputs import flat_jpeg
+
+    path = _avi(tmp_path, "grows.avi", frames=[_small_jpeg(10), flat_jpeg(4000, 3000)], width=64, height=48)
+    with pytest.raises(ImageTooLarge, match="Motion JPEG frame"):
+        video.VideoSampler(str(path), 2.0)
+
+
+@pytest.mark.parametrize(
+    ("content", "error"),
+    [
+        (b"\x1a\x45\xdf\xa3" + bytes(100), UnsupportedFormat),
+        (b"#EXTM3U\n#EXTINF:10,\nhttp://127.0.0.1:9/x.ts\n", InvalidVideo),
+        (b"ffconcat version 1.0\nfile '/etc/passwd'\n", InvalidVideo),
+        (b"", InvalidVideo),
+    ],
+    ids=["matroska", "hls_playlist", "concat_list", "empty"],
+)
+def test_only_mp4_mov_and_avi_containers_reach_ffmpeg(tmp_path: Path, content: bytes, error: type) -> None:
+    path = tmp_path / "x.mp4"
+    path.write_bytes(content)
+    with pytest.raises(error):
+        video.VideoSampler(str(path), 2.0)
+
+
+def test_ffmpeg_options_are_set_only_while_opening(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", "probesize;32")
+    with video.VideoSampler(str(_write_video(tmp_path / "v.mp4", 3, 10)), 2.0):
+        assert os.environ["OPENCV_FFMPEG_CAPTURE_OPTIONS"] == "probesize;32"
