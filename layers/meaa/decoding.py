@@ -25,10 +25,11 @@ What is checked before decoding (``EncodedImage.parse``), each with a typed erro
   bytes per sample, e.g. 8 B/px for 16-bit RGBA -- plus its own buffers, such as a progressive JPEG's
   coefficients at 128 B per 8x8 block, or a lossless WebP's ARGB copy) against ``max_decode_bytes``.
 
-Decoding goes through ``cv2.imread`` into an array the Python binding allocates (the bytes are handed to
-it as an in-memory file, ``memfd``), because ``cv2.imdecode`` returns a Mat that the binding then copies:
-a full-size image cost twice its size at peak. JPEGs can be decoded at 1/2, 1/4 or 1/8 size in the DCT
-domain (``EncodedImage.decode(reduction)``), which is how the pipeline decodes large photos.
+Images over 4 MiB of pixels are decoded through ``cv2.imread`` into an array the Python binding allocates
+(the bytes are handed to it as an in-memory file, ``memfd``), because ``cv2.imdecode`` returns a Mat that
+the binding then copies: a full-size image cost twice its size at peak. JPEGs can be decoded at 1/2, 1/4 or
+1/8 size in the DCT domain (``EncodedImage.decode(reduction)``), which is how the pipeline decodes large
+photos.
 
 Output is always BGR uint8 ``HxWx3``, C-contiguous, upright:
 
@@ -106,11 +107,14 @@ _JPEG_REFUSED_SOF = {
 }
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RST0-7: no length
 _JPEG_SOS, _JPEG_EOI, _JPEG_APP1, _JPEG_DNL = 0xDA, 0xD9, 0xE1, 0xDC
-_JPEG_MARKER = re.compile(rb"(?<=\xff)[^\xff]")  # a marker byte: the first non-0xFF after 0xFF(s); linear time
-# The end of a scan's entropy-coded data: 0xFF (after any fill 0xFFs) followed by neither a stuffed 0x00
-# nor a restart marker RST0-7. Found by the regex engine, so skipping megabytes of data costs no Python loop.
-_JPEG_SCAN_END = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
-_JPEG_RESTART_MARKERS = tuple(bytes([0xFF, marker]) for marker in range(0xD0, 0xD8))
+# A marker: 0xFF (after any fill 0xFFs) and a byte that is not 0xFF; the marker byte follows the match's
+# 0xFF. Patterns that start with a literal byte are searched at C speed (about 1 GB/s here); a lookbehind
+# or a leading repeat made the same search 30 times slower.
+_JPEG_MARKER = re.compile(rb"\xff[^\xff]")
+# The end of a scan's entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart marker RST0-7
+# nor fill. Restart markers are counted as scan data: padding a scan with them makes it as large as a real
+# image of that size, which is all the data check asks for.
+_JPEG_SCAN_END = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 # Real files have a few dozen segments (ICC profiles split into <= 255 APP2 chunks, ~2 per progressive
 # scan); the cap bounds the Python work an adversarial file full of empty segments can cause.
 _JPEG_MAX_SEGMENTS = 4096
@@ -136,6 +140,8 @@ _DECODER_MAX_SIDE = {"jpeg": 65500, "png": 1_000_000}
 
 # Rows converted per band by the in-place conversions; their temporaries take about 6 bands.
 _BAND_BYTES = 1 << 20
+# Decodes whose pixel buffers are at most this small go through cv2.imdecode (see _read_with_opencv).
+_SMALL_DECODE_BYTES = 4 << 20
 # What every decode holds besides its pixel buffers and input copies: the decoder's state, libraries'
 # allocator slack, the band temporaries. Measured: 1-6 MB (tests/unit/test_hostile_inputs.py).
 _DECODE_OVERHEAD_BYTES = 8 << 20
@@ -189,7 +195,7 @@ class _JpegScan:
     components: tuple[int, ...]  # component ids
     spectral_start: int
     successive_high: int
-    data_bytes: int  # entropy-coded bytes, restart markers excluded
+    data_bytes: int  # entropy-coded bytes (stuffing and restart markers included)
 
 
 @dataclass(frozen=True)
@@ -313,7 +319,9 @@ class EncodedImage:
 
         Measured against the process's peak RSS, layout by layout, by tests/unit/test_hostile_inputs.py.
         """
-        return _DECODE_OVERHEAD_BYTES + self._pixel_buffer_bytes(reduction)
+        pixel_buffers = self._pixel_buffer_bytes(reduction)
+        copy = pixel_buffers if pixel_buffers <= _SMALL_DECODE_BYTES else 0  # cv2.imdecode's result, copied
+        return _DECODE_OVERHEAD_BYTES + pixel_buffers + copy
 
     def _pixel_buffer_bytes(self, reduction: int) -> int:
         width, height = self.header.width, self.header.height
@@ -374,7 +382,7 @@ class EncodedImage:
             flags = cv2.IMREAD_UNCHANGED if layout.alpha else cv2.IMREAD_COLOR
         else:
             flags = cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
-        image = _read_with_opencv(data, flags)
+        image = _read_with_opencv(data, flags, small=self._pixel_buffer_bytes(reduction) <= _SMALL_DECODE_BYTES)
         stored_size = (-(-self.header.width // reduction), -(-self.header.height // reduction))
         if image is None or image.size == 0:
             raise InvalidImage(f"the {self.header.format.upper()} data is corrupt or truncated")
@@ -449,12 +457,19 @@ def _check_pixels(header: ImageHeader, limits: DecodeSettings) -> None:
         )
 
 
-def _read_with_opencv(data: bytes, flags: int) -> np.ndarray | None:
-    """``cv2.imread`` of ``data`` as an in-memory file, into an array the binding allocates (no copy).
+def _read_with_opencv(data: bytes, flags: int, *, small: bool) -> np.ndarray | None:
+    """Decode with OpenCV: small images with ``cv2.imdecode``, large ones with ``cv2.imread`` of ``data`` as an
+    in-memory file (``memfd``), into an array the Python binding allocates.
 
-    ``cv2.imdecode`` would be simpler, but its result is a Mat the Python binding copies into a new
-    array, so a 7000x7000 decode peaked at 280 MB instead of 140 MB (benchmarks/hostile_inputs.py).
+    ``cv2.imdecode`` returns a Mat that the binding copies into a new array, so a 7000x7000 decode peaked at
+    280 MB instead of 140 MB; the in-memory file costs a fixed 0.35 ms instead (2.3 against 1.9 ms for a
+    640x480 JPEG), which only pays for itself on large images (``_SMALL_DECODE_BYTES``).
     """
+    if small:
+        try:
+            return cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        except cv2.error:
+            return None
     try:
         descriptor = os.memfd_create("meaa-image", os.MFD_CLOEXEC)
     except (AttributeError, OSError):  # no memfd (not Linux): a temporary file does the same
@@ -509,7 +524,7 @@ def _read_jpeg_header(data: bytes) -> ImageHeader:
         found = _JPEG_MARKER.search(data, pos)
         if found is None:
             break
-        marker = data[found.start()]
+        marker = data[found.start() + 1]
         pos = found.end()
         if marker in _JPEG_STANDALONE_MARKERS or marker == 0x00:
             continue
@@ -552,7 +567,7 @@ def _parse_jpeg(data: bytes, header: ImageHeader, limits: DecodeSettings) -> _Jp
         found = _JPEG_MARKER.search(data, pos)
         if found is None:
             raise InvalidImage("the JPEG data ends before its end marker (truncated?)")
-        marker = data[found.start()]
+        marker = data[found.start() + 1]
         pos = found.end()
         if marker in _JPEG_STANDALONE_MARKERS or marker == 0x00:
             continue
@@ -583,8 +598,7 @@ def _parse_jpeg(data: bytes, header: ImageHeader, limits: DecodeSettings) -> _Jp
             if ended is None:
                 raise InvalidImage("the JPEG data ends inside a scan (truncated?)")
             data_end = ended.start()
-            restarts = sum(data.count(marker_bytes, segment_end, data_end) for marker_bytes in _JPEG_RESTART_MARKERS)
-            scans.append(_JpegScan(*scan_header, data_bytes=data_end - segment_end - 2 * restarts))
+            scans.append(_JpegScan(*scan_header, data_bytes=data_end - segment_end))
             segment_end = data_end
         elif marker == _JPEG_DNL:
             raise InvalidImage("the JPEG leaves its height to a DNL marker, which is not supported")
