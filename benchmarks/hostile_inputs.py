@@ -17,10 +17,12 @@ import json
 import platform
 import subprocess
 import sys
+import tempfile
+import time
 from collections import Counter
 from pathlib import Path
 
-from tests.hostile_inputs import BUDGET_CPU_S, BUDGET_RSS_MB, REFERENCE, catalogue, categories
+from tests.hostile_inputs import BUDGET_CPU_S, BUDGET_RSS_MB, REFERENCE, catalogue, categories, selfie_jpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,19 +34,172 @@ def _child(*args: str) -> dict | list:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def run_input(category: str, name: str) -> dict:
-    report = _child("--category", category, "--only", name)
+def run_input(category: str, name: str, selfie: Path) -> dict:
+    report = _child("--category", category, "--only", name, "--selfie", str(selfie))
     return {**report["results"][0], "baseline_rss_mb": report["baseline_rss_mb"]}
+
+
+def flat_extremes() -> list[tuple[str, int, int]]:
+    """(image, bytes its data holds, the least the checks accept) for real flat images from OpenCV's encoders:
+    the data checks must never refuse these."""
+    import cv2
+    import numpy as np
+
+    from meaa.config import DecodeSettings
+    from meaa.decoding import EncodedImage
+
+    rows = []
+    gray = np.full((7000, 7000), 128, np.uint8)
+    for label, image, params in [
+        ("JPEG 7000x7000 flat gray, q95", gray, [cv2.IMWRITE_JPEG_QUALITY, 95]),
+        (
+            "JPEG 7000x7000 flat colour 4:2:0, q50",
+            cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 50],
+        ),
+        ("JPEG 7000x7000 flat gray, progressive", gray, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1]),
+    ]:
+        data = cv2.imencode(".jpg", image, params)[1].tobytes()
+        layout = EncodedImage.parse(data, DecodeSettings())._layout
+        header = EncodedImage.parse(data, DecodeSettings()).header
+        for scan in layout.scans:
+            if layout.progressive and scan.spectral_start > 0:
+                continue
+            blocks = sum(
+                layout.blocks(c, header.width, header.height)[0] * layout.blocks(c, header.width, header.height)[1]
+                for c in layout.components
+                if c.ident in scan.components
+            )
+            needed = -(-blocks * (1 if layout.progressive else 2) // 8)
+            kind = ("DC refinement scan" if scan.successive_high else "DC scan") if layout.progressive else "scan"
+            rows.append((f"{label}: {kind} of components {list(scan.components)}", scan.data_bytes, needed))
+    for label, data in [
+        ("PNG 7000x7000 flat gray, OpenCV's default compression", cv2.imencode(".png", gray)[1].tobytes()),
+        (
+            "PNG 7000x7000 flat gray, zlib level 9",
+            cv2.imencode(".png", gray, [cv2.IMWRITE_PNG_COMPRESSION, 9])[1].tobytes(),
+        ),
+    ]:
+        idat = sum(
+            int.from_bytes(data[pos : pos + 4], "big")
+            for pos in range(8, len(data))
+            if data[pos + 4 : pos + 8] == b"IDAT" and pos >= 8
+        )
+        rows.append((label, idat, 7000 * (1 + 7000) // 1032))
+    return rows
+
+
+# Inputs also measured through plain cv2.imdecode (what decoding did before the checks), for comparison.
+PLAIN_OPENCV = [
+    ("jpeg_scans", "progressive_7000x7000_1000_scans"),
+    ("jpeg_scans", "progressive_7000x7000_3000_scans"),
+    ("jpeg_header_lies", "claims_7000x7000_holds_16x16"),
+    ("png_bombs", "rgba8_7000x7000"),
+    ("png_bombs", "rgba16_7000x7000"),
+    ("png_bombs", "palette_trns_7000x7000"),
+    ("png_bombs", "rgb8_7000x7000"),
+    ("png_chunks", "100_ztxt_bombs_of_7mb"),
+    ("png_chunks", "apng_3000x3000_10_frames"),
+]
+
+
+def child_plain_opencv(category: str, name: str) -> dict:
+    """CPU seconds and peak RSS growth of cv2.imdecode on one input, with the flags decoding used before."""
+    import cv2
+    import numpy as np
+
+    from tests.hostile_inputs import _release_freed_memory, _status_mb
+
+    item = next(i for i in catalogue() if (i.category, i.name) == (category, name))
+    data = item.make()
+    flags = (
+        cv2.IMREAD_UNCHANGED if data[:4] in (b"\x89PNG", b"RIFF") else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
+    )
+    _release_freed_memory()
+    Path("/proc/self/clear_refs").write_text("5")
+    before = _status_mb("VmRSS")
+    started = time.process_time()
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    return {
+        "cpu_s": time.process_time() - started,
+        "peak_growth_mb": _status_mb("VmHWM") - before,
+        "shape": None if image is None else list(image.shape),
+    }
+
+
+def _videos_to_open() -> list[tuple[str, bytes]]:
+    import cv2
+    import numpy as np
+
+    from tests.hostile_inputs import flat_jpeg, mjpeg_avi
+
+    giant = flat_jpeg(16000, 16000, 3)
+    videos = [
+        ("MJPEG AVI, one 16000x16000 frame", mjpeg_avi([giant], 16000, 16000)),
+        ("MJPEG AVI declaring 64x48, one 16000x16000 frame", mjpeg_avi([giant], 16000, 16000, header_size=(64, 48))),
+        ("MJPEG AVI, 8000x8000 frames", mjpeg_avi([flat_jpeg(8000, 8000, 3)] * 2, 8000, 8000)),
+    ]
+    with tempfile.TemporaryDirectory() as folder:
+        path = str(Path(folder) / "big.mp4")
+        writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (8000, 8000))
+        frame = np.full((8000, 8000, 3), 90, np.uint8)
+        for _ in range(2):
+            writer.write(frame)
+        writer.release()
+        del frame
+        videos.append(("MPEG-4 (mp4v) MP4, 8000x8000 frames", Path(path).read_bytes()))
+    return videos
+
+
+def child_video_open(path: str) -> dict:
+    """Peak RSS growth of opening a video with plain OpenCV, of reading its first frame, and of VideoSampler."""
+    import cv2
+
+    from meaa.errors import MeaaError
+    from meaa.video import VideoSampler
+    from tests.hostile_inputs import _release_freed_memory, _status_mb
+
+    def growth(action) -> tuple[float, str]:
+        _release_freed_memory()
+        Path("/proc/self/clear_refs").write_text("5")
+        before = _status_mb("VmRSS")
+        try:
+            outcome = action()
+        except MeaaError as error:
+            outcome = error.code
+        return _status_mb("VmHWM") - before, outcome
+
+    capture: list = []
+    opened = growth(lambda: (capture.append(cv2.VideoCapture(path)), "opened")[1])
+    frame = growth(lambda: f"frame {capture[0].read()[1].shape[1::-1]}")
+    capture.clear()
+
+    def sample() -> str:
+        with VideoSampler(path, 2.0) as sampler:
+            return f"{sum(1 for _ in sampler.frames())} frames"
+
+    sampled = growth(sample)
+    return {"open": opened, "first_frame": frame, "sampler": sampled}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--categories", help="comma-separated categories (default: all)")
     parser.add_argument("--no-layouts", action="store_true", help="skip the decode memory model table")
+    parser.add_argument("--child-video", help=argparse.SUPPRESS)
+    parser.add_argument("--child-plain", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child_video:
+        print(json.dumps(child_video_open(args.child_video)))
+        return
+    if args.child_plain:
+        print(json.dumps(child_plain_opencv(*args.child_plain)))
+        return
     chosen = args.categories.split(",") if args.categories else categories()
 
-    reference = run_input(REFERENCE.category, REFERENCE.name)
+    selfie = Path(tempfile.mkdtemp()) / "selfie.jpg"
+    selfie.write_bytes(selfie_jpeg())
+    reference = run_input(REFERENCE.category, REFERENCE.name, selfie)
     print(
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; one process per input; "
         f"warm process before each input: {reference['baseline_rss_mb']:.0f} MB RSS\n"
@@ -60,7 +215,7 @@ def main(argv: list[str] | None = None) -> None:
         items = [item for item in catalogue() if item.category == category]
         results = []
         for item in items:
-            result = run_input(category, item.name)
+            result = run_input(category, item.name, selfie)
             results.append(result)
             if result["outcome"] not in item.expected:
                 mismatches.append(f"{category}/{item.name}: {result['outcome']} (expected {item.expected})")
@@ -76,6 +231,50 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\nWorst over all inputs: {worst_cpu:.2f} CPU s, {worst_rss:.0f} MB peak RSS.")
     if mismatches:
         print("Unexpected outcomes:\n" + "\n".join(mismatches))
+
+    print("\nThe same bytes through plain cv2.imdecode (no checks, decoder only), each in a fresh process\n")
+    print("| input | plain cv2.imdecode: CPU s / peak RSS growth MB | meaa: outcome, CPU s / peak RSS growth MB |")
+    print("| --- | --- | --- |")
+    for category, name in PLAIN_OPENCV:
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.hostile_inputs", "--child-plain", category, name],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        plain = json.loads(done.stdout.strip().splitlines()[-1])
+        ours = run_input(category, name, selfie)
+        print(
+            f"| {category}/{name} | {plain['cpu_s']:.2f} / {plain['peak_growth_mb']:.0f} | {ours['outcome']}, "
+            f"{ours['cpu_s']:.2f} / {ours['peak_rss_mb'] - ours['rss_before_mb']:.0f} |"
+        )
+
+    print("\nReal flat images against the data checks (bytes present / the least accepted: above 1 is accepted)\n")
+    print("| image | data bytes | least accepted | ratio |")
+    print("| --- | --- | --- | --- |")
+    for label, present, needed in flat_extremes():
+        print(f"| {label} | {present:,} | {needed:,} | {present / needed:.1f} |")
+
+    print("\nVideos: peak RSS growth (MB) of cv2.VideoCapture(path) alone, of its first read(), and of VideoSampler\n")
+    print("| video | file bytes | open | first frame | VideoSampler (outcome) |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, data in _videos_to_open():
+        with tempfile.NamedTemporaryFile(suffix=".avi" if data[:4] == b"RIFF" else ".mp4") as handle:
+            handle.write(data)
+            handle.flush()
+            done = subprocess.run(
+                [sys.executable, "-m", "benchmarks.hostile_inputs", "--child-video", handle.name],
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+        cost = json.loads(done.stdout.strip().splitlines()[-1])
+        print(
+            f"| {name} | {len(data):,} | {cost['open'][0]:.0f} | {cost['first_frame'][0]:.0f} | "
+            f"{cost['sampler'][0]:.0f} ({cost['sampler'][1]}) |"
+        )
 
     if args.no_layouts:
         return

@@ -8,7 +8,7 @@ sizes, so even a 7000x7000 image is made in milliseconds without holding its pix
 
 Run categories in a fresh process and get each input's outcome, CPU seconds and peak RSS as JSON::
 
-    .venv/bin/python -m tests.hostile_inputs --category jpeg_scans,png_bombs [--only NAME]
+    .venv/bin/python -m tests.hostile_inputs --category jpeg_scans,png_bombs [--only NAME] [--selfie FILE]
     .venv/bin/python -m tests.hostile_inputs --list
     .venv/bin/python -m tests.hostile_inputs --layouts   # decode memory model vs measured, per layout
 
@@ -982,14 +982,21 @@ def categories() -> list[str]:
     return list(dict.fromkeys(item.category for item in catalogue()))
 
 
-def _selfie_jpeg() -> bytes:
+_SELFIE_FILE: list[str] = []  # set by --selfie: the bytes of selfie_jpeg(), made by the parent process
+
+
+def selfie_jpeg() -> bytes:
+    """scikit-image's astronaut as a 640x480 selfie frame, JPEG quality 90 (a child reads it from ``--selfie``
+    when given: importing scikit-image's image reader costs a second of CPU per process)."""
+    if _SELFIE_FILE:
+        return Path(_SELFIE_FILE[0]).read_bytes()
     from tests.sample_faces import one_face_frame
 
     return cv2.imencode(".jpg", one_face_frame(640, 480), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
 
 # What a normal request costs, measured beside the hostile inputs (category "reference", not in the catalogue).
-REFERENCE = HostileInput("reference", "selfie_640x480_jpeg_q90", _selfie_jpeg, OK)
+REFERENCE = HostileInput("reference", "selfie_640x480_jpeg_q90", selfie_jpeg, OK)
 
 
 # --- running one category in this process (the child) ------------------------------------------------
@@ -1060,7 +1067,7 @@ def run_categories(names: list[str], only: str | None = None) -> dict:
 
     estimator = MoodEstimator()
     estimator.warm_up()
-    estimator.analyze(_selfie_jpeg())  # a real face: every stage warm
+    estimator.analyze(selfie_jpeg())  # a real face: every stage warm
     _release_freed_memory()
     baseline = _status_mb("VmRSS")
     items = [
@@ -1168,7 +1175,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--layouts", action="store_true", help="measure the decode memory model per layout (JSON)")
     parser.add_argument("--layout-size", default="1600x2500", help="height x width of the --layouts images")
     parser.add_argument("--list", action="store_true", help="list categories and inputs")
+    parser.add_argument("--selfie", help="a file holding selfie_jpeg()'s bytes (saves importing scikit-image)")
     args = parser.parse_args(argv)
+    if args.selfie:
+        _SELFIE_FILE.append(args.selfie)
     if args.layouts:
         height, width = (int(side) for side in args.layout_size.split("x"))
         print(json.dumps(measure_decode_layouts(height, width)))

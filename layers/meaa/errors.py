@@ -46,7 +46,7 @@ class MeaaError(Exception):
 
 
 class InvalidImage(MeaaError, code="invalid_image", status=400):
-    """The bytes are not a decodable image (empty, truncated, corrupt, random)."""
+    """The bytes are not a decodable image (empty, truncated, corrupt, random, a header promising missing data)."""
 
 
 class InvalidVideo(MeaaError, code="invalid_video", status=400):
@@ -54,11 +54,11 @@ class InvalidVideo(MeaaError, code="invalid_video", status=400):
 
 
 class UnsupportedFormat(MeaaError, code="unsupported_format", status=415):
-    """A well-formed file of a kind that is not decoded (GIF, TIFF, HEIC, PDF, ...)."""
+    """A well-formed file of a kind that is not decoded (GIF, TIFF, HEIC, PDF, arithmetic-coded JPEG, WebM, ...)."""
 
 
 class ImageTooLarge(MeaaError, code="image_too_large", status=413):
-    """Over the byte or pixel cap, or a body over the upload limit (checked before decoding)."""
+    """Over a cap checked before decoding: bytes, pixels, decode memory, JPEG scans, video frame size, upload size."""
 
 
 class InvalidInput(MeaaError, code="invalid_input", status=422):

@@ -15,11 +15,20 @@ import functools
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
-from tests.hostile_inputs import BUDGET_RSS_MB, LAMBDA_BASELINE_MB, HostileInput, catalogue, categories, decode_layouts
+from tests.hostile_inputs import (
+    BUDGET_RSS_MB,
+    LAMBDA_BASELINE_MB,
+    HostileInput,
+    catalogue,
+    categories,
+    decode_layouts,
+    selfie_jpeg,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GROUPS = {
@@ -33,7 +42,9 @@ ITEMS = catalogue()
 @functools.cache
 def _children() -> dict[str, subprocess.Popen]:
     """Every child process, started at once on first use."""
-    commands = {group: ["--category", ",".join(members)] for group, members in GROUPS.items()}
+    selfie = Path(tempfile.mkdtemp()) / "selfie.jpg"  # made once here: the children skip scikit-image's import
+    selfie.write_bytes(selfie_jpeg())
+    commands = {group: ["--category", ",".join(members), "--selfie", str(selfie)] for group, members in GROUPS.items()}
     commands["layouts"] = ["--layouts"]
     return {
         name: subprocess.Popen(
