@@ -129,7 +129,7 @@ class VideoSampler:
                 break
             index += 1
             self.frames_decoded += 1
-            time_ms = self._frame_time_ms(index)
+            time_ms = self._frame_time_ms()
             if time_ms + 0.5 < next_sample_ms:
                 continue
             ok, image = self._capture.retrieve()
@@ -152,7 +152,7 @@ class VideoSampler:
         if self.frames_decoded == 0:
             raise InvalidVideo("corrupt or unsupported video: no decodable frame")
 
-    def _frame_time_ms(self, index: int) -> float:
+    def _frame_time_ms(self) -> float:
         """The frame's presentation time from its timestamp; where that is missing or goes backwards,
         one frame interval after the previous frame's."""
         stamp = float(self._capture.get(cv2.CAP_PROP_POS_MSEC) or 0.0)
