@@ -159,6 +159,12 @@ class StoreSettings:
 
     table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
     drop_bucket: str | None = setting(None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})")
+    idempotency_table: str | None = setting(
+        None, "MEAA_IDEMPOTENCY_TABLE", "DynamoDB table of in-progress claims (a second delivery of an object waits its turn)"
+    )
+    retention_days: int = setting(
+        0, "MEAA_RESULTS_RETENTION_DAYS", "Days results are kept (a TTL on every item the batch function writes; 0 = keep)"
+    )
 
 
 @dataclass(frozen=True)

@@ -103,6 +103,10 @@ class ObjectNotFound(MeaaError, code="object_not_found", status=404):
     """No results for that object (or, in the batch function, the object no longer exists)."""
 
 
+class ObjectUnreadable(MeaaError, code="object_unreadable", status=422):
+    """S3 refused to read the uploaded object (access denied, a version id that does not exist, ...)."""
+
+
 class TimelineUnavailable(MeaaError, code="timeline_unavailable", status=503):
     """No results table is configured (e.g. ``make serve`` without ``MEAA_TABLE_NAME``)."""
 

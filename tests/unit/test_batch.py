@@ -16,41 +16,31 @@ from boto3.dynamodb.conditions import Key
 from moto import mock_aws
 
 from meaa.labels import MOODS
-from tests.batch_support import (
+from tests.support.aws import (
     BUCKET,
     TABLE,
     all_items,
-    create_results_table,
+    apply_environment,
+    create_drop_bucket_and_tables,
+    moto_environment,
     event_for,
     face_jpeg,
     face_video_bytes,
     no_face_jpeg,
     put_object,
 )
-from tests.lambda_loader import lambda_context, load_handler
+from tests.support.lambda_loader import lambda_context, load_handler
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):
-    """moto S3 + DynamoDB with the drop bucket and the results table; yields (s3 client, dynamodb resource)."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "MEAA_TABLE_NAME": TABLE,
-        "MEAA_INCOMING_PREFIX": "incoming/",
-        "MEAA_VIDEO_SAMPLE_FPS": "2",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MEAA_MAX_OBJECT_BYTES"):
-        monkeypatch.delenv(name, raising=False)
+    """moto S3 + DynamoDB with the drop bucket and both tables; yields (s3 client, dynamodb resource)."""
+    apply_environment(monkeypatch, moto_environment())
     with mock_aws():
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        create_results_table(boto3.client("dynamodb"))
+        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
         yield s3, boto3.resource("dynamodb")
 
 
@@ -196,7 +186,7 @@ def test_object_over_the_size_cap_is_refused_before_reading(aws, handler, monkey
     monkeypatch.setenv("MEAA_MAX_OBJECT_BYTES", "1000")
     entry = put_object(s3, f"{SUBJECT_DIR}/big.jpg", face_jpeg())
 
-    invoke(handler, event_for([entry]))
+    invoke(load_handler("BatchFunction"), event_for([entry]))  # a new container reads the new setting
 
     (item,) = all_items(dynamodb)
     assert item["kind"] == "failure" and item["error"]["code"] == "image_too_large"
@@ -244,7 +234,7 @@ def test_infrastructure_error_raises_so_lambda_retries(aws, handler, monkeypatch
     monkeypatch.setenv("MEAA_TABLE_NAME", "no-such-table")
 
     with pytest.raises(Exception) as raised:
-        invoke(handler, event_for([entry]))
+        invoke(load_handler("BatchFunction"), event_for([entry]))
 
     assert "ResourceNotFoundException" in str(raised.value)
 

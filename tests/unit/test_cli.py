@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.images import encode
-from tests.sample_faces import astronaut_bgr, no_face_images
+from tests.support.images import encode
+from tests.support.sample_faces import astronaut_bgr, no_face_images
 
 ROOT = Path(__file__).resolve().parents[2]
 

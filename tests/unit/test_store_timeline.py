@@ -1,4 +1,4 @@
-"""The timeline's parameters, cursors and bucketing, and the one Query it sends per page.
+"""``meaa.store``'s reading side: the timeline's parameters, cursors and bucketing, and the one Query per page.
 
 DynamoDB is stood in for by a table object that records the Query and answers with items shaped like
 the batch function's (the integration test does the same against moto's server with real items).
@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.lambda_loader import load_handler
+from meaa import store
 
 UTC = timezone.utc
 
 
 @pytest.fixture(scope="module")
 def timeline():
-    load_handler("ApiFunction")  # puts functions/api first on sys.path, as Lambda's /var/task
-    import timeline as module
-
-    return module
+    return store
 
 
 class RecordingTable:
