@@ -8,6 +8,7 @@ already scored are found done on the retry.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from meaa.config import Settings
@@ -35,8 +36,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             LOGGER.exception("record failed; the event will be retried", extra={"key": record.key})
             retry.append(error)
             continue
-        LOGGER.info("record processed", extra=outcome.to_dict())
-        outcomes.append(outcome.to_dict())
+        LOGGER.info("record processed", extra=dataclasses.asdict(outcome))
+        outcomes.append(dataclasses.asdict(outcome))
     if retry:
         raise retry[0]
     return {"records": len(outcomes), "outcomes": outcomes}
