@@ -19,6 +19,7 @@ from moto import mock_aws
 
 from meaa.labels import MOODS
 from tests.support.aws import (
+    BROKEN_RECORDS,
     BUCKET,
     TABLE,
     all_items,
@@ -288,24 +289,12 @@ def test_malformed_events_are_logged_and_skipped(aws, handler, event) -> None:
     assert answer == {"records": 0, "outcomes": []}
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda r: r.__setitem__("s3", {}),
-        lambda r: r["s3"]["object"].__setitem__("key", 7),
-        lambda r: r["s3"]["object"].__setitem__("key", None),
-        lambda r: r["s3"]["object"].pop("key"),
-        lambda r: r["s3"].pop("bucket"),
-        lambda r: r["s3"]["object"].__setitem__("size", "abc"),
-        lambda r: r["s3"]["object"].__setitem__("versionId", ["v"]),
-    ],
-    ids=["s3-empty", "key-int", "key-null", "key-missing", "bucket-missing", "size-text", "version-list"],
-)
-def test_a_bad_record_beside_a_good_one_loses_nothing(aws, handler, mutate) -> None:
+@pytest.mark.parametrize("broken", sorted(BROKEN_RECORDS))
+def test_a_bad_record_beside_a_good_one_loses_nothing(aws, handler, broken: str) -> None:
     s3, dynamodb = aws
     good = _good_record(s3)
     bad = copy.deepcopy(good)
-    mutate(bad)
+    BROKEN_RECORDS[broken](bad)
 
     answer = invoke(handler, {"Records": [good, bad]})
 
