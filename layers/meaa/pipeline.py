@@ -20,6 +20,7 @@ from meaa.decoding import decode_image
 from meaa.detector import FaceDetections, MTCNNDetector
 from meaa.errors import InvalidInput
 from meaa.labels import EMOTIONS, MOODS
+from meaa.quality import FaceQuality, measure_face, unreliable_reasons
 from meaa.results import Analysis, Face
 
 # Keyed by what the loaded models depend on, so estimators that differ in other settings share them.
@@ -97,7 +98,14 @@ class MoodEstimator:
         timings["detect"] = (time.perf_counter() - mark) * 1000.0
 
         mark = time.perf_counter()
-        faces = self._classify_detections(engine, bgr, detections)
+        qualities = [
+            measure_face(bgr, box, points, score)
+            for box, points, score in zip(detections.boxes, detections.landmarks, detections.scores, strict=True)
+        ]
+        timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+        mark = time.perf_counter()
+        faces = self._classify_detections(engine, bgr, detections, qualities)
         timings["classify"] = (time.perf_counter() - mark) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
         height, width = bgr.shape[:2]
@@ -109,7 +117,9 @@ class MoodEstimator:
         """Mood probabilities float32 [N,4] (MOODS order) for uint8 gray face crops [N,H,W] of any size."""
         return self._engine.classifier.predict(crops).moods
 
-    def _classify_detections(self, engine: _Engine, bgr: np.ndarray, detections: FaceDetections) -> list[Face]:
+    def _classify_detections(
+        self, engine: _Engine, bgr: np.ndarray, detections: FaceDetections, qualities: list[FaceQuality]
+    ) -> list[Face]:
         if not len(detections):
             return []
         crops = crop_faces(
@@ -134,6 +144,8 @@ class MoodEstimator:
                     moods={name: float(p) for name, p in zip(MOODS, moods)},
                     mood=MOODS[int(np.argmax(moods))],
                     emotions={name: float(p) for name, p in zip(EMOTIONS, emotions)} if emotions is not None else {},
+                    quality=qualities[index],
+                    unreliable_reasons=unreliable_reasons(qualities[index], self.settings.quality),
                 )
             )
         return faces
