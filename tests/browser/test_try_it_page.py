@@ -222,7 +222,7 @@ def test_an_unreliable_face_is_marked_with_its_reasons(browser, server_url: str,
     # On the canvas the box is dashed in the unreliable gray, never in a mood's colour.
     gray = _hex_rgb(browser.execute_script("return UNRELIABLE_COLOR"))
     assert face.get_attribute("data-color").lower() == browser.execute_script("return UNRELIABLE_COLOR").lower()
-    x, y, w, h = (int(v) for v in face.get_attribute("data-box").split(","))
+    x, y, _, h = (int(v) for v in face.get_attribute("data-box").split(","))
     edge = [_canvas_pixel(browser, "#view", x, y + h * (0.3 + 0.05 * i)) for i in range(10)]
     painted = [pixel for pixel in edge if _distance(pixel, gray) <= 8]
     assert 3 <= len(painted) <= 8, edge  # dashes and gaps

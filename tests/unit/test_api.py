@@ -92,7 +92,7 @@ def assert_astronaut_answer(answer: dict, width: int = 512, height: int = 512) -
     }  # fmt: skip
     assert set(quality["pose"]) == {"yaw", "pitch", "roll"} and all(abs(v) < 45 for v in quality["pose"].values())
     assert abs(quality["face_px"] - min(box["w"], box["h"])) <= 2 and quality["outside_fraction"] == 0.0
-    assert 0 < quality["sharpness"] and 0.2 < quality["brightness"] < 0.8 and 0.1 < quality["contrast"] < 1.0
+    assert quality["sharpness"] > 0 and 0.2 < quality["brightness"] < 0.8 and 0.1 < quality["contrast"] < 1.0
     assert quality["detection_score"] == face["score"]
     assert answer["timings_ms"]["quality"] >= 0
     assert sum(face["moods"].values()) == pytest.approx(1.0, abs=1e-3)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from meaa.quality import REASONS
 from pydantic import BaseModel, ConfigDict, Field
 
 from meaa.errors import ERRORS
+from meaa.quality import REASONS
 
 Mood = Literal["positive", "negative", "neutral", "other"]
 UnreliableReason = Literal[REASONS]  # type: ignore[valid-type]  # blurred, dark, overexposed, ...
