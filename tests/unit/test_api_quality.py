@@ -14,7 +14,7 @@ def _jpeg(rgb: np.ndarray) -> bytes:
 
 
 def test_a_blurred_portrait_lists_the_face_as_unreliable_and_answers_no_mood(api_client):
-    import schemas  # the function's own module; api_client's handler put functions/api on sys.path
+    from meaa_api import schemas
 
     blurred = cv2.GaussianBlur(data.astronaut(), (0, 0), 5.0)
     response = api_client.post("/upload-meaa-image", content=_jpeg(blurred), headers={"content-type": "image/jpeg"})

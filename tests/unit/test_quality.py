@@ -29,7 +29,7 @@ from meaa.quality import (
     unreliable_reasons,
 )
 from meaa.results import Analysis, Face
-from tests.sample_faces import astronaut_bgr, group_frame, one_face_frame
+from tests.support.sample_faces import astronaut_bgr, group_frame, one_face_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATE_RUN = REPO_ROOT / "model_build" / "runs" / "quality_gate.json"
