@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         artifact.logical_id, artifact.arch, artifact.bytes_unzipped / 1e6, artifact.bytes_pruned / 1e6, artifact.root,
     )  # fmt: skip
     if artifact.logical_id == LAYER_ID and artifact.bytes_unzipped > args.budget_mb * 1e6:
-        LOG.error("%s alone is over the %.0f MB budget (layer + each function must fit)", LAYER_ID, args.budget_mb)
+        LOG.error("%s alone is over the %.1f MB budget (layer + each function must fit)", LAYER_ID, args.budget_mb)
         return 1
     return 0
 
