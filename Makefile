@@ -28,11 +28,23 @@ help:
 
 # Each venv gets the pinned requirements, then this repository as an editable install (pyproject.toml),
 # so `meaa` imports as a package everywhere and no file edits sys.path.
-$(VENV)/.installed: requirements.txt layers/requirements.txt functions/api/requirements.txt pyproject.toml
-	@echo "== setting up $(VENV) (Python 3.12, requirements.txt): a few minutes the first time"
+# make serve needs only what Lambda runs (the layer's and the functions' pins) plus uvicorn and boto3 (their pins
+# in requirements.txt): about 1.5 minutes from a fresh clone. make test adds the test and build tools (sam, moto,
+# selenium, scikit-image...): several minutes more, most of it while pip unpacks without printing anything.
+SERVE_PINS = $(shell grep -E '^(uvicorn|boto3)==' requirements.txt)
+$(VENV)/.serve-installed: requirements.txt layers/requirements.txt functions/api/requirements.txt functions/batch/requirements.txt pyproject.toml
+	@echo "== setting up $(VENV) to serve (Python 3.12; the Lambda packages, uvicorn, boto3): about 2 minutes the first time"
+	test -n "$(SERVE_PINS)"
 	test -x $(VENV)/bin/python || $(PYTHON312) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --progress-bar on -r requirements.txt
+	$(VENV)/bin/python -m pip install --progress-bar on -r layers/requirements.txt -r functions/api/requirements.txt \
+		-r functions/batch/requirements.txt $(SERVE_PINS)
 	$(VENV)/bin/python -m pip install --no-deps -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.serve-installed requirements.txt
+	@echo "== adding the test and build tools to $(VENV) (requirements.txt): several minutes the first time;"
+	@echo "   pip is quiet for a few minutes after 'Installing collected packages' (it unpacks and compiles ~150 packages)"
+	$(VENV)/bin/python -m pip install --progress-bar on -r requirements.txt
 	touch $@
 
 $(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
@@ -42,7 +54,7 @@ $(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
 	$(MB_VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.serve-installed
 	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} $(VENV)/bin/uvicorn --factory meaa_api.app:create_app_from_env --host $(HOST) --port $(PORT)
 
 # The page with a day of results to look at, without AWS: moto's server + the batch handler (tests/browser/serve_demo.py).
