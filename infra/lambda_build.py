@@ -97,8 +97,9 @@ LAYER_PRUNE: tuple[str, ...] = (
     "cv2/typing",
     "cv2/py.typed",
     # numpy: static libraries and headers, the PyInstaller hook, docs, the extension modules of numpy's own
-    # test suite, and numpy.random (2.9 MB of extension modules): nothing in the layer or the functions uses
-    # it (tests/unit/test_build.py scans the shipped packages for it).
+    # test suite (1.6 MB), and numpy.random (3.5 MB of extension modules): nothing in the layer or the
+    # functions uses it (tests/unit/test_build.py scans the shipped packages for it). So `from numpy import *`
+    # fails on this layer (it imports numpy.random); nothing shipped star-imports numpy (the scan checks).
     "numpy/_core/include",
     "numpy/_core/lib",
     "numpy/_core/_*_tests.*",
