@@ -29,7 +29,7 @@ help:
 # Each venv gets the pinned requirements, then this repository as an editable install (pyproject.toml),
 # so `meaa` imports as a package everywhere and no file edits sys.path.
 # make serve needs only what Lambda runs (the layer's and the functions' pins) plus uvicorn and boto3 (their pins
-# in requirements.txt): about 1.5 minutes from a fresh clone. make test adds the test and build tools (sam, moto,
+# in requirements.txt): about 2 minutes from a fresh clone. make test adds the test and build tools (sam, moto,
 # selenium, scikit-image...): several minutes more, most of it while pip unpacks without printing anything.
 SERVE_PINS = $(shell grep -E '^(uvicorn|boto3)==' requirements.txt)
 $(VENV)/.serve-installed: requirements.txt layers/requirements.txt functions/api/requirements.txt functions/batch/requirements.txt pyproject.toml
