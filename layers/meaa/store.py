@@ -354,9 +354,9 @@ class VideoSummary:
         }
 
 
-def video_item(context: ItemContext, summary: VideoSummary, **details: Any) -> dict[str, Any]:
-    """The video's RESULT item: the summary plus ``details`` (size, fps, duration, truncation...)."""
-    return context.result(Kind.VIDEO, {**summary.attributes(), **details})
+def video_item(context: ItemContext, attributes: dict[str, Any]) -> dict[str, Any]:
+    """The video's RESULT item: ``meaa.video_scoring.VideoScore.attributes()`` (summary, size, fps, truncation)."""
+    return context.result(Kind.VIDEO, attributes)
 
 
 # ---------------------------------------------------------------- reading: parameters

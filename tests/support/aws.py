@@ -185,3 +185,17 @@ def all_items(dynamodb_resource, name: str = TABLE) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+# Ways an S3 event record can be broken (issue 9's list), each a function that breaks a good record in place.
+BROKEN_RECORDS: dict[str, Any] = {
+    "s3-empty": lambda r: r.__setitem__("s3", {}),
+    "key-int": lambda r: r["s3"]["object"].__setitem__("key", 7),
+    "key-null": lambda r: r["s3"]["object"].__setitem__("key", None),
+    "key-missing": lambda r: r["s3"]["object"].pop("key"),
+    "bucket-missing": lambda r: r["s3"].pop("bucket"),
+    "size-text": lambda r: r["s3"]["object"].__setitem__("size", "abc"),
+    "version-list": lambda r: r["s3"]["object"].__setitem__("versionId", ["v"]),
+    "key-too-long": lambda r: r["s3"]["object"].__setitem__("key", "incoming/" + "k" * 1100),
+    "event-name-missing": lambda r: r.pop("eventName"),
+}

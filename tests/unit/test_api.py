@@ -141,6 +141,19 @@ def test_multipart_with_other_fields_and_no_part_content_type(api_client, astron
     assert_astronaut_answer(response.json())
 
 
+def test_multipart_with_a_preamble_before_the_first_boundary(api_client, astronaut_jpeg):
+    """RFC 2046: text before the first delimiter is a preamble, to be ignored."""
+    body = (
+        b"This is a multi-part message in MIME format.\r\n--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + astronaut_jpeg
+        + b"\r\n--XyZ--\r\n"
+    )
+    response = api_client.post(UPLOAD, content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 200, response.text
+    assert_astronaut_answer(response.json())
+
+
 @pytest.mark.parametrize("image_name", ["coffee", "chelsea"])
 @pytest.mark.parametrize("style", sorted(UPLOADERS))
 def test_images_without_a_face_answer_zero_faces_and_null_mood(api_client, image_name, style):

@@ -183,3 +183,28 @@ def test_object_items_query_the_partition_and_convert_decimals(timeline) -> None
         timeline.object_items(RecordingTable({"Items": []}), "drop", "incoming/none.jpg", 10, None)
     with pytest.raises(timeline.InvalidQuery):
         timeline.object_items(RecordingTable(), "drop", "k" * 1025, 10, None)
+
+
+# --- Hostile parameters (issue 9): every problem is a 400 with a code, never a 500 ------------------------
+
+
+def test_a_cursor_nested_past_the_recursion_limit_is_not_ours(timeline) -> None:
+    nested = "[" * 1500 + "]" * 1500
+    cursor = base64.urlsafe_b64encode(nested.encode()).decode().rstrip("=")
+    assert len(cursor) < timeline.MAX_CURSOR_CHARS
+    with pytest.raises(timeline.InvalidCursor):
+        timeline.decode_cursor(cursor, {"subject": "s-1"}, ("pk", "sk", "subject", "subject_time"))
+
+
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        (None, "9999-12-31T23:59:59-14:00"),
+        ("0001-01-01T00:00:00+14:00", "2026-01-01"),
+        (None, "0001-01-01"),
+        ("9999-12-31T23:00:00Z", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_invalid_queries(timeline, start, end) -> None:
+    with pytest.raises(timeline.InvalidQuery):
+        timeline.TimeRange.from_params(start, end, "1d")

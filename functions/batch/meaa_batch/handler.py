@@ -11,6 +11,7 @@ correlation id, the id that S3's own logs and CloudTrail show for that PUT.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from meaa.config import Settings
@@ -40,8 +41,8 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
             LOGGER.exception("record failed; the event will be retried", extra={"key": record.key})
             retry.append(error)
             continue
-        LOGGER.info("record processed", extra=outcome.to_dict())
-        outcomes.append(outcome.to_dict())
+        LOGGER.info("record processed", extra=dataclasses.asdict(outcome))
+        outcomes.append(dataclasses.asdict(outcome))
     LOGGER.set_correlation_id(None)
     if retry:
         raise retry[0]
