@@ -11,7 +11,6 @@ for the README instead (``MEAA_SCREENSHOT_DIR``). Skips, saying why, only when n
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +20,7 @@ import pytest
 from skimage import data
 
 from meaa.labels import MOODS
+from tests.browser.chromium import require_chromium
 from tests.support.servers import STARTUP_WAIT_S, local_api_server
 from tests.support.sample_faces import one_face_frame
 from tests.support.aws import apply_environment, moto_environment, moto_server
@@ -47,25 +47,14 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _find(env_name: str, *candidates: str) -> str | None:
-    configured = os.environ.get(env_name)
-    if configured:
-        return configured if Path(configured).exists() else None
-    for candidate in candidates:
-        found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM = _find("CHROMIUM_BINARY", "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
-CHROMEDRIVER = _find("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r requirements.txt)")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason=f"no browser: chromium={CHROMIUM}, chromedriver={CHROMEDRIVER} "
-    "(apt-get install chromium chromium-driver, or set CHROMIUM_BINARY / CHROMEDRIVER)",
-)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> tuple[str, str]:
+    """Before any server starts: skip without Chromium, or fail when MEAA_BROWSER_TESTS=1 asked for it."""
+    return require_chromium()
+
 
 from selenium.webdriver.common.by import By  # noqa: E402 - after the skip above
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -104,20 +93,21 @@ def _write_y4m(path: Path, frame_bgr: np.ndarray, frames: int = 10) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str]) -> Iterator[Any]:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     work = tmp_path_factory.mktemp("chromium")
     camera_clip = _write_y4m(work / "camera.y4m", one_face_frame(640, 480))
     options = Options()
-    options.binary_location = CHROMIUM
+    chromium_binary, chromedriver = chromium
+    options.binary_location = chromium_binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={work / 'profile'}")
     options.add_argument(f"--use-file-for-fake-video-capture={camera_clip}")
     # The driver's path is given, so selenium-manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env={**os.environ, "TZ": "UTC"}), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver, env={**os.environ, "TZ": "UTC"}), options=options)
     try:
         yield driver
     finally:
