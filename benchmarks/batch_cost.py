@@ -32,9 +32,9 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 from moto import mock_aws  # noqa: E402
 
-from tests.batch_support import BUCKET, TABLE, all_items, create_results_table, event_for, put_object  # noqa: E402
-from tests.lambda_loader import lambda_context, load_handler  # noqa: E402
-from tests.sample_faces import one_face_frame  # noqa: E402
+from tests.support.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object  # noqa: E402
+from tests.support.lambda_loader import lambda_context, load_handler  # noqa: E402
+from tests.support.sample_faces import one_face_frame  # noqa: E402
 
 # us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
 ARM64_GB_SECOND_USD = 0.0000133334

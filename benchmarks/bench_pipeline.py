@@ -26,8 +26,8 @@ FRAMES = ("640x480 one face", "640x480 group (6 faces)", "1920x1080 one face")
 
 def write_frames(folder: Path) -> None:
     """JPEG files of the three frames (made here, so the measured children never import scikit-image)."""
-    from tests.images import encode
-    from tests.sample_faces import group_frame, one_face_frame
+    from tests.support.images import encode
+    from tests.support.sample_faces import group_frame, one_face_frame
 
     images = [one_face_frame(640, 480), group_frame(640, 480, columns=3, rows=2).image, one_face_frame(1920, 1080)]
     for index, image in enumerate(images):

@@ -7,6 +7,7 @@ reuse them.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 
@@ -20,6 +21,7 @@ from meaa.decoding import DecodedImage, EncodedImage
 from meaa.detector import FaceDetections, MTCNNDetector
 from meaa.errors import InvalidInput
 from meaa.labels import EMOTIONS, MOODS
+from meaa.quality import FaceQuality, measure_face, unreliable_reasons
 from meaa.results import Analysis, Face
 
 # Keyed by what the loaded models depend on, so estimators that differ in other settings share them.
@@ -112,7 +114,11 @@ class MoodEstimator:
             timings["decode"] += (time.perf_counter() - mark) * 1000.0
 
         mark = time.perf_counter()
-        faces = self._classify_detections(engine, decoded, source, detections)
+        qualities = _measure_faces(decoded, source, detections)
+        timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+        mark = time.perf_counter()
+        faces = self._classify_detections(engine, decoded, source, detections, qualities)
         timings["classify"] = (time.perf_counter() - mark) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
         width, height = decoded.original_size
@@ -125,7 +131,12 @@ class MoodEstimator:
         return self._engine.classifier.predict(crops).moods
 
     def _classify_detections(
-        self, engine: _Engine, decoded: DecodedImage, source: DecodedImage, detections: FaceDetections
+        self,
+        engine: _Engine,
+        decoded: DecodedImage,
+        source: DecodedImage,
+        detections: FaceDetections,
+        qualities: list[FaceQuality],
     ) -> list[Face]:
         """Faces in original-image pixels, each classified from its crop of ``source``.
 
@@ -158,9 +169,25 @@ class MoodEstimator:
                     moods={name: float(p) for name, p in zip(MOODS, moods)},
                     mood=MOODS[int(np.argmax(moods))],
                     emotions={name: float(p) for name, p in zip(EMOTIONS, emotions)} if emotions is not None else {},
+                    quality=qualities[index],
+                    unreliable_reasons=unreliable_reasons(qualities[index], self.settings.quality),
                 )
             )
         return faces
+
+
+def _measure_faces(decoded: DecodedImage, source: DecodedImage, detections: FaceDetections) -> list[FaceQuality]:
+    """Each face's quality, measured on the image its crop comes from (its 48 px patch is then as sharp as
+    the classifier's input), with its size in original-image pixels, which the size threshold is in."""
+    to_source = decoded.reduction / source.reduction
+    qualities = []
+    for box, points, score in zip(detections.boxes, detections.landmarks, detections.scores, strict=True):
+        quality = measure_face(source.image, box * to_source, points * to_source, score)
+        if decoded.reduction != 1:
+            side = min(box[2] - box[0], box[3] - box[1]) * decoded.reduction
+            quality = dataclasses.replace(quality, face_px=round(side))
+        qualities.append(quality)
+    return qualities
 
 
 def _detection_reduction(encoded: EncodedImage, detection: DetectionSettings) -> int:

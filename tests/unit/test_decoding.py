@@ -14,7 +14,7 @@ from skimage import data as skimage_data
 from meaa.config import DecodeSettings
 from meaa.decoding import EncodedImage, decode_image, read_image_header, read_image_size
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
-from tests.images import (
+from tests.support.images import (
     UNSUPPORTED_SAMPLES,
     bmp_top_down,
     bmp_with_claimed_size,
@@ -536,7 +536,7 @@ def _same_faces(reduced, full, box_px: int, mood_diff: float) -> None:
 
 def test_a_1080p_jpeg_gives_the_faces_of_a_full_size_decode() -> None:
     from meaa import MoodEstimator
-    from tests.sample_faces import one_face_frame
+    from tests.support.sample_faces import one_face_frame
 
     data = encode(cv2.resize(one_face_frame(640, 480), (1920, 1080), interpolation=cv2.INTER_CUBIC), ".jpg")
     estimator = MoodEstimator()
@@ -550,7 +550,7 @@ def test_small_faces_are_cropped_from_a_finer_decode() -> None:
     1.25x the mood model's 64 px input, so its crop comes from a 1/2-size decode."""
     from meaa import MoodEstimator
     from meaa.pipeline import _crop_source, _detection_reduction
-    from tests.sample_faces import astronaut_bgr
+    from tests.support.sample_faces import astronaut_bgr
 
     canvas = np.full((1920, 2560, 3), 90, np.uint8)
     canvas[500:1400, 800:1700] = cv2.resize(astronaut_bgr(), (900, 900), interpolation=cv2.INTER_CUBIC)

@@ -9,8 +9,8 @@ import pytest
 from meaa import MOODS, InvalidInput, MoodEstimator
 from meaa.config import DetectionSettings, Settings
 from meaa.errors import MeaaError
-from tests.images import encode, with_exif_orientation
-from tests.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
+from tests.support.images import encode, with_exif_orientation
+from tests.support.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
 # Where the astronaut's face is in the 512x512 original (eyebrows to chin, ear to ear): a reviewer's box.
 ASTRONAUT_FACE = (180, 60, 90, 115)
@@ -47,7 +47,7 @@ def test_astronaut_has_one_smiling_face(estimator: MoodEstimator) -> None:
     body = analysis.to_dict()
     assert body["mood"] == "positive" and body["face_count"] == 1
     assert body["faces"][0]["box"] == dict(zip("xywh", face.box))
-    assert set(body["timings_ms"]) == {"decode", "detect", "classify", "total"}
+    assert set(body["timings_ms"]) == {"decode", "detect", "quality", "classify", "total"}
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])
