@@ -3,9 +3,10 @@
 The cascade follows the published algorithm with facenet-pytorch's conventions, so its boxes match that
 source implementation (``model_build/verify.py`` measures it): an image pyramid through P-Net, NMS,
 R-Net on 24x24 crops, O-Net on 48x48 crops with five landmarks. Every resampling, pyramid levels and
-crops alike, is an area (box-filter) average read from one integral image, which is exactly what
-facenet-pytorch's ``interpolate(mode="area")`` computes, at the cost of four gathers per output pixel
-and no Python loop over boxes. Faster than the textbook version because:
+crops alike, is an area (box-filter) average read from per-channel integral images, which is exactly what
+facenet-pytorch's ``interpolate(mode="area")`` computes: pyramid levels with two separable gathers (rows,
+then columns), crops with four gathers per output pixel and no Python loop over boxes. Faster than the
+textbook version because:
 
 * detection runs on a copy whose longer side is at most ``detect_max_side`` (boxes are mapped back);
 * the smallest face is ``max(min_face_px, min_face_fraction * short side)``, which bounds the pyramid;
@@ -105,42 +106,34 @@ def _area_windows(start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.
 
 
 class _AreaSampler:
-    """Area-average resampling of one RGB image, read from its integral image, as MTCNN input."""
+    """Area-average resampling of one BGR image as MTCNN's RGB input, read from per-channel integral images.
 
-    def __init__(self, rgb: np.ndarray) -> None:
-        self.height, self.width = rgb.shape[:2]
+    The integral is planar ([3, H+1, W+1], RGB order), so every gather below moves 4- or 8-byte items
+    along one axis (numpy's fast ``take`` path) and the results come out channels-first, as the networks
+    want them, without a transpose of the image.
+    """
+
+    def __init__(self, image_bgr: np.ndarray) -> None:
+        self.height, self.width = image_bgr.shape[:2]
         exact_int32 = self.height * self.width * 255 < 2**31
-        integral = cv2.integral(rgb, sdepth=cv2.CV_32S if exact_int32 else cv2.CV_64F)
-        self._row_stride = integral.shape[1]
-        self._table = integral.reshape(-1, 3)  # one row per (y, x): np.take copies 3 channels per index
-
-    def sample(self, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Mean of each window rows x cols, normalised and channels-first: [..., 3, len(rows), len(cols)].
-
-        ``rows`` and ``cols`` are (lo, hi) index arrays shaped [..., H] and [..., W].
-        """
-        (top, bottom), (left, right) = rows, cols
-        top_index = (top * self._row_stride)[..., :, None]
-        bottom_index = (bottom * self._row_stride)[..., :, None]
-        left, right = left[..., None, :], right[..., None, :]
-
-        def corner(index: np.ndarray) -> np.ndarray:
-            return np.take(self._table, index, axis=0)
-
-        total = corner(bottom_index + right) - corner(top_index + right)
-        total -= corner(bottom_index + left)
-        total += corner(top_index + left)
-        mean = total.astype(np.float32)
-        mean /= ((bottom - top)[..., :, None] * (right - left)).astype(np.float32)[..., None]
-        mean -= 127.5
-        mean *= 0.0078125
-        return np.ascontiguousarray(np.moveaxis(mean, -1, -3))
+        depth, dtype = (cv2.CV_32S, np.int32) if exact_int32 else (cv2.CV_64F, np.float64)
+        self._integral = np.empty((3, self.height + 1, self.width + 1), dtype)
+        for channel, plane in enumerate(reversed(cv2.split(image_bgr))):  # B, G, R planes -> R, G, B
+            cv2.integral(plane, sum=self._integral[channel], sdepth=depth)
 
     def level(self, scale: float) -> np.ndarray:
-        """The pyramid level at ``scale`` (facenet-pytorch's size: int(side * scale + 1)): [1,3,h,w]."""
-        rows = _area_windows(0, self.height, int(self.height * scale + 1))
-        cols = _area_windows(0, self.width, int(self.width * scale + 1))
-        return self.sample(rows, cols)[None]
+        """The pyramid level at ``scale`` (facenet-pytorch's size: int(side * scale + 1)): [1,3,h,w].
+
+        Windows are separable, so rows are gathered first (whole integral rows, a memcpy each) and then
+        columns: two passes over small arrays instead of four gathers per output pixel.
+        """
+        top, bottom = _area_windows(0, self.height, int(self.height * scale + 1))
+        left, right = _area_windows(0, self.width, int(self.width * scale + 1))
+        row_sums = np.take(self._integral, bottom, axis=1)
+        row_sums -= np.take(self._integral, top, axis=1)
+        sums = np.take(row_sums, right, axis=2)
+        sums -= np.take(row_sums, left, axis=2)
+        return _normalised_mean(sums, (bottom - top)[:, None] * (right - left)[None, :])[None]
 
     def crops(self, boxes: np.ndarray, size: int) -> np.ndarray:
         """Each box's pixels trunc(x1)-1 .. trunc(x2)-1 (one-based box, clipped to the image) -> [K,3,size,size]."""
@@ -149,7 +142,30 @@ class _AreaSampler:
         top = np.clip(ints[:, 1], 1, self.height) - 1
         right = np.maximum(np.minimum(ints[:, 2], self.width), left + 1)
         bottom = np.maximum(np.minimum(ints[:, 3], self.height), top + 1)
-        return self.sample(_area_windows(top, bottom - top, size), _area_windows(left, right - left, size))
+        (top, bottom), (left, right) = _area_windows(top, bottom - top, size), _area_windows(left, right - left, size)
+        stride = self.width + 1
+        top_index, bottom_index = (top * stride)[:, :, None], (bottom * stride)[:, :, None]
+        left, right = left[:, None, :], right[:, None, :]
+        # One gather of the four corners of every output pixel of every box: [3, 4, K, size, size].
+        corners = np.take(
+            self._integral.reshape(3, -1),
+            np.stack([bottom_index + right, top_index + right, bottom_index + left, top_index + left]),
+            axis=1,
+        )
+        sums = corners[:, 0] - corners[:, 1]
+        sums -= corners[:, 2]
+        sums += corners[:, 3]
+        mean = _normalised_mean(sums, (bottom - top)[:, :, None] * (right - left))
+        return np.ascontiguousarray(mean.transpose(1, 0, 2, 3))
+
+
+def _normalised_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Window sums [3, ...] / pixel counts [...] -> MTCNN's input scale (x - 127.5) / 128, float32."""
+    mean = sums.astype(np.float32)
+    mean /= counts.astype(np.float32)
+    mean -= 127.5
+    mean *= 0.0078125
+    return mean
 
 
 class MTCNNDetector:
@@ -187,7 +203,7 @@ class MTCNNDetector:
             small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
         if min(small.shape[:2]) < _PNET_CELL:
             return FaceDetections.empty()
-        sampler = _AreaSampler(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+        sampler = _AreaSampler(small)
         detections = self._cascade(sampler, self._pyramid_scales(sampler.height, sampler.width, min_face))
         if shrink < 1.0 and len(detections):
             sx, sy = width / small.shape[1], height / small.shape[0]
@@ -216,23 +232,15 @@ class MTCNNDetector:
             return FaceDetections.empty()
 
         # R-Net: refine and reject.
-        crops = sampler.crops(boxes, 24)
-        out = self.rnet(crops)
-        scores = out["prob"][:, 1]
-        passed = scores > self.thresholds[1]
-        boxes, scores, offsets = boxes[passed], scores[passed], out["reg"][passed]
-        keep = non_max_suppression(boxes, scores, 0.7)
-        boxes = _square(_regress(boxes[keep], offsets[keep], plus_one=True))
+        boxes, out = self._refine(self.rnet, sampler, boxes, 24, self.thresholds[1])
+        keep = non_max_suppression(boxes, out["prob"][:, 1], 0.7)
+        boxes = _square(_regress(boxes[keep], out["reg"][keep], plus_one=True))
         if not len(boxes):
             return FaceDetections.empty()
 
-        # O-Net: final boxes and landmarks.
-        crops = sampler.crops(boxes, 48)
-        out = self.onet(crops)
-        scores = out["prob"][:, 1]
-        passed = scores > self.thresholds[2]
-        boxes, scores = boxes[passed], scores[passed]
-        offsets, points = out["reg"][passed], out["landmarks"][passed]
+        # O-Net: final boxes and landmarks (relative to the box O-Net saw, before its regression).
+        boxes, out = self._refine(self.onet, sampler, boxes, 48, self.thresholds[2])
+        scores, points = out["prob"][:, 1], out["landmarks"]
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
         landmarks = np.stack(
@@ -242,13 +250,23 @@ class MTCNNDetector:
             ],
             axis=2,
         )
-        boxes = _regress(boxes, offsets, plus_one=True)
+        boxes = _regress(boxes, out["reg"], plus_one=True)
         keep = non_max_suppression(boxes, scores, 0.7, mode="min")
         return FaceDetections(
             boxes=boxes[keep].astype(np.float32),
             scores=scores[keep].astype(np.float32),
             landmarks=landmarks[keep].astype(np.float32),
         )
+
+    @staticmethod
+    def _refine(
+        net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int, threshold: float
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """One R-Net or O-Net stage: every box's crop in one batch; the boxes scoring above ``threshold``
+        and their rows of every output."""
+        out = net(sampler.crops(boxes, size))
+        passed = out["prob"][:, 1] > threshold
+        return boxes[passed], {name: value[passed] for name, value in out.items()}
 
     def _proposals(self, sampler: _AreaSampler, scales: list[float]) -> np.ndarray:
         """P-Net over the pyramid: candidate boxes [K,4] after per-level and global NMS and regression."""
