@@ -29,6 +29,26 @@ from meaa.onnx_model import OnnxModel
 
 _PNET_STRIDE = 2
 _PNET_CELL = 12
+# R-Net/O-Net crops go through the networks in batches of at most this many. Outputs do not depend on the
+# batch split (each image is computed alone), but the activations onnxruntime allocates do: the peak RSS
+# that `make bench` reports was 167 MB with every candidate in one batch, 139 MB at 16 and 125 MB at 8, with
+# no speed difference between 8 and 32 within the noise of alternating runs (4 and one batch were slower).
+_STAGE_BATCH = 8
+# Tracking proposals around each previous face, as fractions of its side (x1, y1, x2, y2 offsets): the box
+# itself, shifted by a quarter side each way, and 20 % larger and smaller. R-Net sorts them out, as it
+# sorts P-Net's (benchmarks/bench_video.py measures agreement with full detection).
+_TRACK_SHIFTS = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0],
+        [-0.25, 0.0, -0.25, 0.0],
+        [0.25, 0.0, 0.25, 0.0],
+        [0.0, -0.25, 0.0, -0.25],
+        [0.0, 0.25, 0.0, 0.25],
+        [-0.1, -0.1, 0.1, 0.1],
+        [0.1, 0.1, -0.1, -0.1],
+    ],
+    np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -129,10 +149,11 @@ class _AreaSampler:
         """
         top, bottom = _area_windows(0, self.height, int(self.height * scale + 1))
         left, right = _area_windows(0, self.width, int(self.width * scale + 1))
-        row_sums = np.take(self._integral, bottom, axis=1)
-        row_sums -= np.take(self._integral, top, axis=1)
-        sums = np.take(row_sums, right, axis=2)
-        sums -= np.take(row_sums, left, axis=2)
+        # mode="clip": the windows are inside the image by construction, and numpy skips its bounds check.
+        row_sums = np.take(self._integral, bottom, axis=1, mode="clip")
+        row_sums -= np.take(self._integral, top, axis=1, mode="clip")
+        sums = np.take(row_sums, right, axis=2, mode="clip")
+        sums -= np.take(row_sums, left, axis=2, mode="clip")
         return _normalised_mean(sums, (bottom - top)[:, None] * (right - left)[None, :])[None]
 
     def crops(self, boxes: np.ndarray, size: int) -> np.ndarray:
@@ -147,11 +168,12 @@ class _AreaSampler:
         top_index, bottom_index = (top * stride)[:, :, None], (bottom * stride)[:, :, None]
         left, right = left[:, None, :], right[:, None, :]
         # One gather of the four corners of every output pixel of every box: [3, 4, K, size, size].
-        corners = np.take(
-            self._integral.reshape(3, -1),
-            np.stack([bottom_index + right, top_index + right, bottom_index + left, top_index + left]),
-            axis=1,
-        )
+        index = np.empty((4, len(boxes), size, size), np.intp)
+        np.add(bottom_index, right, out=index[0])
+        np.add(top_index, right, out=index[1])
+        np.add(bottom_index, left, out=index[2])
+        np.add(top_index, left, out=index[3])
+        corners = np.take(self._integral.reshape(3, -1), index, axis=1, mode="clip")
         sums = corners[:, 0] - corners[:, 1]
         sums -= corners[:, 2]
         sums += corners[:, 3]
@@ -166,6 +188,25 @@ def _normalised_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     mean -= 127.5
     mean *= 0.0078125
     return mean
+
+
+def _scaled(detections: FaceDetections, scale_x: float, scale_y: float) -> FaceDetections:
+    """Detections in a resized copy's pixels -> the original's (a no-op at scale 1)."""
+    if (scale_x, scale_y) == (1.0, 1.0) or not len(detections):
+        return detections
+    return FaceDetections(
+        boxes=detections.boxes * np.array([scale_x, scale_y, scale_x, scale_y], np.float32),
+        scores=detections.scores,
+        landmarks=detections.landmarks * np.array([scale_x, scale_y], np.float32),
+    )
+
+
+def _run_batched(net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """R-Net or O-Net on every box's ``size`` x ``size`` crop, in batches of at most ``_STAGE_BATCH``."""
+    parts = [
+        net(sampler.crops(boxes[start : start + _STAGE_BATCH], size)) for start in range(0, len(boxes), _STAGE_BATCH)
+    ]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
 class MTCNNDetector:
@@ -191,28 +232,56 @@ class MTCNNDetector:
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetections:
         """Find faces in a BGR uint8 image; coordinates are in that image's pixels."""
         height, width = image_bgr.shape[:2]
-        shrink = 1.0
-        if self.detect_max_side and max(height, width) > self.detect_max_side:
-            shrink = self.detect_max_side / max(height, width)
-        min_face = max(float(self.min_face_px), self.min_face_fraction * min(height, width)) * shrink
-        min_face = max(min_face, float(_PNET_CELL))
-
-        small = image_bgr
-        if shrink < 1.0:
-            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-            small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+        small, shrink = self._detection_copy(image_bgr)
         if min(small.shape[:2]) < _PNET_CELL:
             return FaceDetections.empty()
+        min_face = max(float(self.min_face_px), self.min_face_fraction * min(height, width)) * shrink
+        min_face = max(min_face, float(_PNET_CELL))
         sampler = _AreaSampler(small)
-        detections = self._cascade(sampler, self._pyramid_scales(sampler.height, sampler.width, min_face))
-        if shrink < 1.0 and len(detections):
-            sx, sy = width / small.shape[1], height / small.shape[0]
-            detections = FaceDetections(
-                boxes=detections.boxes * np.array([sx, sy, sx, sy], np.float32),
-                scores=detections.scores,
-                landmarks=detections.landmarks * np.array([sx, sy], np.float32),
-            )
-        return detections
+        proposals = self._proposals(sampler, self._pyramid_scales(sampler.height, sampler.width, min_face))
+        return _scaled(self._refine_proposals(sampler, proposals), width / small.shape[1], height / small.shape[0])
+
+    def track_faces(self, image_bgr: np.ndarray, previous: FaceDetections) -> FaceDetections:
+        """Faces near ``previous`` (an earlier frame's faces, in this image's pixels), without the P-Net pyramid.
+
+        Each previous box, squared and nudged by ``_TRACK_SHIFTS`` of its side, becomes R-Net proposals; each
+        face's best one that passes R-Net's threshold goes through O-Net as in ``detect_faces``. A face that
+        moved a little comes back refined by O-Net, with a score and landmarks; one that left, moved far or
+        whose previous box crossed the frame's edge is missing from the answer, and the caller should run
+        ``detect_faces`` (``MoodEstimator.analyze_frames`` does).
+        """
+        height, width = image_bgr.shape[:2]
+        small, _ = self._detection_copy(image_bgr)
+        if not len(previous) or min(small.shape[:2]) < _PNET_CELL:
+            return FaceDetections.empty()
+        scale_x, scale_y = width / small.shape[1], height / small.shape[0]
+        boxes = previous.boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+        # A face cut by the frame's edge is not followed: its crops are clipped and stretched, and O-Net's
+        # answers for it drift (landmarks outside the image). Leaving it out makes the caller re-detect.
+        margin = 0.05 * (boxes[:, 2] - boxes[:, 0])
+        inside = (boxes[:, 0] >= -margin) & (boxes[:, 1] >= -margin)
+        inside &= (boxes[:, 2] <= small.shape[1] + margin) & (boxes[:, 3] <= small.shape[0] + margin)
+        if not inside.any():
+            return FaceDetections.empty()
+        boxes = _square(boxes[inside])
+        side = (boxes[:, 2] - boxes[:, 0])[:, None, None]
+        proposals = (boxes[:, None, :] + _TRACK_SHIFTS[None, :, :] * side).reshape(-1, 4)
+        sampler = _AreaSampler(small)
+        out = _run_batched(self.rnet, sampler, proposals, 24)
+        # Each face's best-scoring proposal goes on to O-Net (one O-Net crop per face, the costly network).
+        best = np.argmax(out["prob"][:, 1].reshape(len(boxes), -1), axis=1) + np.arange(len(boxes)) * len(_TRACK_SHIFTS)
+        best = best[out["prob"][best, 1] > self.thresholds[1]]
+        boxes = _square(_regress(proposals[best], out["reg"][best], plus_one=True))
+        return _scaled(self._final_stage(sampler, boxes), scale_x, scale_y)
+
+    def _detection_copy(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image detection runs on (longer side at most ``detect_max_side``) and its scale to the original."""
+        height, width = image_bgr.shape[:2]
+        if not self.detect_max_side or max(height, width) <= self.detect_max_side:
+            return image_bgr, 1.0
+        shrink = self.detect_max_side / max(height, width)
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        return cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA), shrink
 
     # -- stages ----------------------------------------------------------------------------------
     def _pyramid_scales(self, height: int, width: int, min_face: float) -> list[float]:
@@ -226,21 +295,23 @@ class MTCNNDetector:
             short_side *= self.scale_factor
         return scales
 
-    def _cascade(self, sampler: _AreaSampler, scales: list[float]) -> FaceDetections:
-        boxes = self._proposals(sampler, scales)
+    def _refine_proposals(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """R-Net then O-Net on proposals [K,4] (one-based, square): the final faces in the sampler's pixels."""
         if not len(boxes):
             return FaceDetections.empty()
+        out = _run_batched(self.rnet, sampler, boxes, 24)
+        passed = out["prob"][:, 1] > self.thresholds[1]
+        boxes, scores, offsets = boxes[passed], out["prob"][passed, 1], out["reg"][passed]
+        keep = non_max_suppression(boxes, scores, 0.7)
+        return self._final_stage(sampler, _square(_regress(boxes[keep], offsets[keep], plus_one=True)))
 
-        # R-Net: refine and reject.
-        boxes, out = self._refine(self.rnet, sampler, boxes, 24, self.thresholds[1])
-        keep = non_max_suppression(boxes, out["prob"][:, 1], 0.7)
-        boxes = _square(_regress(boxes[keep], out["reg"][keep], plus_one=True))
+    def _final_stage(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """O-Net on R-Net's boxes: final boxes and landmarks (relative to the box O-Net saw, before its regression)."""
         if not len(boxes):
             return FaceDetections.empty()
-
-        # O-Net: final boxes and landmarks (relative to the box O-Net saw, before its regression).
-        boxes, out = self._refine(self.onet, sampler, boxes, 48, self.thresholds[2])
-        scores, points = out["prob"][:, 1], out["landmarks"]
+        out = _run_batched(self.onet, sampler, boxes, 48)
+        passed = out["prob"][:, 1] > self.thresholds[2]
+        boxes, scores, offsets, points = boxes[passed], out["prob"][passed, 1], out["reg"][passed], out["landmarks"][passed]
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
         landmarks = np.stack(
@@ -250,23 +321,13 @@ class MTCNNDetector:
             ],
             axis=2,
         )
-        boxes = _regress(boxes, out["reg"], plus_one=True)
+        boxes = _regress(boxes, offsets, plus_one=True)
         keep = non_max_suppression(boxes, scores, 0.7, mode="min")
         return FaceDetections(
             boxes=boxes[keep].astype(np.float32),
             scores=scores[keep].astype(np.float32),
             landmarks=landmarks[keep].astype(np.float32),
         )
-
-    @staticmethod
-    def _refine(
-        net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int, threshold: float
-    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """One R-Net or O-Net stage: every box's crop in one batch; the boxes scoring above ``threshold``
-        and their rows of every output."""
-        out = net(sampler.crops(boxes, size))
-        passed = out["prob"][:, 1] > threshold
-        return boxes[passed], {name: value[passed] for name, value in out.items()}
 
     def _proposals(self, sampler: _AreaSampler, scales: list[float]) -> np.ndarray:
         """P-Net over the pyramid: candidate boxes [K,4] after per-level and global NMS and regression."""
