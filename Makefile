@@ -73,7 +73,7 @@ test-model-build: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m pytest tests/model_build
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/bench_pipeline.py
+	$(VENV)/bin/python -m benchmarks.bench_pipeline
 
 load: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/load_test.py --requests 1000 --concurrency 8

@@ -1,10 +1,21 @@
-"""Speed and footprint of the meaa pipeline at one onnxruntime thread; prints markdown tables.
+"""The pipeline against its networks alone ("the floor"), peak memory and the API Lambda's init; markdown tables.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--repeats 200]
+    python -m benchmarks.bench_pipeline [--rounds 60] [--cold-runs 5]      (make bench; run from the repo root)
 
-Warm latency (p50/p90 per stage) for three JPEG frames built from scikit-image's real face, cold start
-measured in fresh processes (import, model load, first frame), peak RSS, and model bytes. Each
-measurement runs in its own child process so one cannot warm up the other.
+The floor is what no glue can beat: the four networks at one onnxruntime thread on what a 640x480 frame
+gives them, P-Net over the pyramid for a 48 px minimum face (factor 0.709), R-Net on 32 crops, O-Net on 4,
+the mood model on one face, with plain onnxruntime sessions (default options, one thread) and no decoding,
+resampling, NMS or Python around them. Each frame's time is ``MoodEstimator().analyze(jpeg_bytes)``, decode
+included, and is reported as a ratio to the floor measured in the same process, interleaved with it round by
+round (one floor, then every frame once, in an order that rotates), so a busy machine slows both alike.
+Medians of wall time, and of the process's CPU time, which another process's load barely moves.
+
+Peak RSS is a fresh process's after warm runs over a selfie, a group photo and a 1080p frame. The API
+init is the Lambda cold start of ``ApiFunction`` as ``tests/lambda_loader.py`` imports it (fresh process;
+imports, FastAPI app, model warm-up); ``python -X importtime`` says which imports dominate it.
+
+Frames are JPEG q90 files built from scikit-image's real face (``tests/sample_faces.py``) before any child
+starts, so the measured children never import scikit-image.
 """
 
 from __future__ import annotations
@@ -18,64 +29,181 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
-FRAMES = ("640x480 one face", "640x480 group (6 faces)", "1920x1080 one face")
+
+# The floor's fixed workload (issue 13): a 640x480 frame, 48 px minimum face, R-Net on 32, O-Net on 4.
+FLOOR_FRAME = (480, 640)
+FLOOR_MIN_FACE = 48
+FLOOR_SCALE_FACTOR = 0.709
+FLOOR_RNET_CROPS = 32
+FLOOR_ONET_CROPS = 4
+PNET_CELL = 12
+
+
+@dataclass(frozen=True)
+class FrameSpec:
+    """A benchmark frame: its table name, file stem and which runs use it."""
+
+    name: str
+    stem: str
+    in_rss_run: bool
+
+
+FRAMES = (
+    FrameSpec("640x480 selfie", "selfie_640x480", True),
+    FrameSpec("640x480 group (6 faces)", "group_640x480", True),
+    FrameSpec("1280x720 crowd (10 faces)", "crowd_1280x720", False),
+    FrameSpec("1920x1080 selfie", "selfie_1920x1080", True),
+)
 
 
 def write_frames(folder: Path) -> None:
-    """JPEG files of the three frames (made here, so the measured children never import scikit-image)."""
+    """The benchmark frames as JPEG q90 files in ``folder``."""
     from tests.images import encode
     from tests.sample_faces import group_frame, one_face_frame
 
-    images = [one_face_frame(640, 480), group_frame(640, 480, columns=3, rows=2).image, one_face_frame(1920, 1080)]
-    for index, image in enumerate(images):
-        (folder / f"{index}.jpg").write_bytes(encode(image, ".jpg", jpeg_quality=90))
+    images = {
+        "selfie_640x480": one_face_frame(640, 480),
+        "group_640x480": group_frame(640, 480, columns=3, rows=2).image,
+        "crowd_1280x720": group_frame(1280, 720, columns=5, rows=2).image,
+        "selfie_1920x1080": one_face_frame(1920, 1080),
+    }
+    for stem, image in images.items():
+        (folder / f"{stem}.jpg").write_bytes(encode(image, ".jpg", jpeg_quality=90))
 
 
-def _frame_bytes(folder: Path, name: str) -> bytes:
-    return (folder / f"{FRAMES.index(name)}.jpg").read_bytes()
+def _frame_bytes(folder: Path, frame: FrameSpec) -> bytes:
+    return (folder / f"{frame.stem}.jpg").read_bytes()
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+# -- the floor ---------------------------------------------------------------------------------------
 
 
-def child_warm(folder: Path, repeats: int) -> dict:
+def floor_pyramid_shapes() -> list[tuple[int, int]]:
+    """P-Net input sizes for the floor frame: 12/48 * 0.709^k while the short side stays >= 12 px."""
+    height, width = FLOOR_FRAME
+    shapes = []
+    scale = PNET_CELL / FLOOR_MIN_FACE
+    while min(height, width) * scale >= PNET_CELL:
+        shapes.append((int(height * scale + 1), int(width * scale + 1)))
+        scale *= FLOOR_SCALE_FACTOR
+    return shapes
+
+
+class Floor:
+    """The four networks in plain onnxruntime sessions (default options, one thread) on fixed inputs."""
+
+    def __init__(self) -> None:
+        import onnxruntime as ort
+
+        from meaa.classifier import load_manifest
+        from meaa.config import Settings
+
+        settings = Settings()
+        models = load_manifest(settings.models_dir)["models"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+
+        def session(key: str) -> ort.InferenceSession:
+            path = os.path.join(settings.models_dir, models[key]["file"])
+            return ort.InferenceSession(path, sess_options=options, providers=["CPUExecutionProvider"])
+
+        self.pnet, self.rnet, self.onet = session("pnet"), session("rnet"), session("onet")
+        self.mood = session(settings.mood_model)
+        rng = np.random.default_rng(0)
+
+        def batch(session: ort.InferenceSession, count: int, channels: int, height: int, width: int) -> dict:
+            values = rng.uniform(-1.0, 1.0, (count, channels, height, width)).astype(np.float32)
+            return {session.get_inputs()[0].name: values}
+
+        self.levels = [batch(self.pnet, 1, 3, h, w) for h, w in floor_pyramid_shapes()]
+        self.rnet_input = batch(self.rnet, FLOOR_RNET_CROPS, 3, 24, 24)
+        self.onet_input = batch(self.onet, FLOOR_ONET_CROPS, 3, 48, 48)
+        mood_side = int(self.mood.get_inputs()[0].shape[-1])
+        self.mood_input = batch(self.mood, 1, 1, mood_side, mood_side)
+
+    def parts(self) -> dict[str, Callable[[], object]]:
+        return {
+            "P-Net pyramid": lambda: [self.pnet.run(None, level) for level in self.levels],
+            f"R-Net x{FLOOR_RNET_CROPS}": lambda: self.rnet.run(None, self.rnet_input),
+            f"O-Net x{FLOOR_ONET_CROPS}": lambda: self.onet.run(None, self.onet_input),
+            "mood x1": lambda: self.mood.run(None, self.mood_input),
+        }
+
+
+# -- children ----------------------------------------------------------------------------------------
+
+
+def _timed(function: Callable[[], object]) -> tuple[float, float, object]:
+    """(wall ms, process CPU ms, result) of one call."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = function()
+    return (time.perf_counter() - wall) * 1000.0, (time.process_time() - cpu) * 1000.0, result
+
+
+def child_speed(folder: Path, rounds: int) -> dict:
+    """Floor and frames interleaved round by round; per-round samples for medians."""
     from meaa import MoodEstimator
 
     estimator = MoodEstimator()
-    results = {}
-    for name in FRAMES:
-        data = _frame_bytes(folder, name)
-        for _ in range(10):
-            estimator.analyze(data)
-        stages: dict[str, list[float]] = {"decode": [], "detect": [], "classify": [], "total": []}
-        faces = 0
-        for _ in range(repeats):
-            analysis = estimator.analyze(data)
-            faces = len(analysis.faces)
+    floor = Floor()
+    data = {frame.name: _frame_bytes(folder, frame) for frame in FRAMES}
+    for _ in range(5):  # warm both: onnxruntime's first runs per shape allocate
+        for function in floor.parts().values():
+            function()
+        for payload in data.values():
+            estimator.analyze(payload)
+
+    samples: dict[str, dict[str, list[float]]] = {}
+
+    def record(name: str, **values: float) -> None:
+        for key, value in values.items():
+            samples.setdefault(name, {}).setdefault(key, []).append(value)
+
+    names = list(data)
+    faces: dict[str, int] = {}
+    for index in range(rounds):
+        floor_wall = floor_cpu = 0.0
+        for part, function in floor.parts().items():
+            wall, cpu, _ = _timed(function)
+            record(part, wall=wall, cpu=cpu)
+            floor_wall, floor_cpu = floor_wall + wall, floor_cpu + cpu
+        record("floor", wall=floor_wall, cpu=floor_cpu)
+        for name in names[index % len(names) :] + names[: index % len(names)]:
+            wall, cpu, analysis = _timed(lambda: estimator.analyze(data[name]))
+            faces[name] = len(analysis.faces)
             timings = analysis.timings_ms
-            stages["decode"].append(timings["decode"])
-            stages["detect"].append(timings["detect"])
-            stages["classify"].append(timings["classify"])
-            stages["total"].append(timings["detect"] + timings["classify"])  # end to end without decode
-        results[name] = {
-            "faces": faces,
-            **{stage: (_percentile(v, 0.5), _percentile(v, 0.9)) for stage, v in stages.items()},
-        }
-    results["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return results
+            record(name, wall=wall, cpu=cpu, decode=timings["decode"], detect=timings["detect"],
+                   classify=timings["classify"])
+    medians = {name: {key: statistics.median(values) for key, values in keys.items()} for name, keys in samples.items()}
+    return {"medians": medians, "faces": faces, "load": os.getloadavg()}
+
+
+def child_rss(folder: Path, repeats: int) -> dict:
+    """Peak RSS of this fresh process after warm runs over the selfie, group and 1080p frames."""
+    from meaa import MoodEstimator
+
+    estimator = MoodEstimator()
+    estimator.model_version  # load the models
+    loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for frame in FRAMES:
+        if frame.in_rss_run:
+            payload = _frame_bytes(folder, frame)
+            for _ in range(repeats):
+                estimator.analyze(payload)
+    return {"loaded_mb": loaded_mb, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def child_cold(folder: Path) -> dict:
+    """Import, model load and first frame in this fresh process."""
     started = time.perf_counter()
-    import cv2  # noqa: F401
-    import numpy  # noqa: F401
-    import onnxruntime  # noqa: F401
-
     from meaa import MoodEstimator
 
     imported = time.perf_counter()
@@ -91,70 +219,141 @@ def child_cold(folder: Path) -> dict:
         "load_ms": (loaded - prepared) * 1000,
         "first_frame_ms": (first - loaded) * 1000,
         "cold_ms": (first - started - (prepared - imported)) * 1000,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-def _run_child(mode: str, folder: Path, *args: str) -> dict:
+def child_api_init() -> dict:
+    """The API function's init as Lambda runs it: import the handler module (imports, app, warm-up)."""
+    from tests.lambda_loader import function_spec, load_handler
+
+    os.environ.update(function_spec("ApiFunction").environment)
+    print(_INIT_MARKER, file=sys.stderr, flush=True)  # -X importtime: what follows is the handler's
+    started = time.perf_counter()
+    load_handler("ApiFunction")
+    total = time.perf_counter() - started
+    # load_handler reads template.yaml first; Lambda does not, so its time is taken off.
+    started = time.perf_counter()
+    function_spec("ApiFunction")
+    template = time.perf_counter() - started
+    return {"init_ms": (total - template) * 1000, "template_ms": template * 1000}
+
+
+_INIT_MARKER = "-- loading the API handler --"
+
+_CHILDREN = {
+    "speed": lambda args: child_speed(args.frames, args.rounds),
+    "rss": lambda args: child_rss(args.frames, args.rss_repeats),
+    "cold": lambda args: child_cold(args.frames),
+    "api-init": lambda args: child_api_init(),
+}
+
+
+def _run_child(mode: str, *args: str, importtime: bool = False) -> tuple[dict, str]:
+    """Run this module as a child (fresh process, one onnxruntime thread); its JSON answer and stderr."""
     env = {**os.environ, "MEAA_THREADS": os.environ.get("MEAA_THREADS", "1"), "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "layers"), str(ROOT)])
-    output = subprocess.run(
-        [sys.executable, __file__, "--child", mode, "--frames", str(folder), *args], env=env, check=True, capture_output=True, text=True
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    command = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "benchmarks.bench_pipeline"]
+    process = subprocess.run(
+        [*command, "--child", mode, *args], cwd=ROOT, env=env, check=True, capture_output=True, text=True
+    )
+    return json.loads(process.stdout.strip().splitlines()[-1]), process.stderr
+
+
+def top_imports(importtime_log: str, count: int) -> list[tuple[str, float]]:
+    """The top-level imports (as the importing code wrote them) with the most cumulative time, in ms."""
+    rows = []
+    for line in importtime_log.split(_INIT_MARKER, 1)[-1].splitlines():
+        if not line.startswith("import time:") or "|" not in line:
+            continue
+        _, cumulative, name = line.split("|", 2)
+        if name.startswith("  ") or not cumulative.strip().isdigit():
+            continue  # nested import (indented), or the header line
+        rows.append((name.strip(), int(cumulative) / 1000.0))
+    return sorted(rows, key=lambda row: -row[1])[:count]
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def _machine() -> str:
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown CPU"
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+    return f"{model}, {os.cpu_count()} logical CPUs"
+
+
+def report(folder: Path, args: argparse.Namespace) -> None:
+    threads = os.environ.get("MEAA_THREADS", "1")
+    load_before = os.getloadavg()
+    speed, _ = _run_child("speed", "--frames", str(folder), "--rounds", str(args.rounds))
+    med = speed["medians"]
+    floor = med["floor"]
+    print(f"Machine: {_machine()}; load average {load_before[0]:.1f} before, {speed['load'][0]:.1f} after the speed run.")
+    print(f"MEAA_THREADS={threads}; medians over {args.rounds} interleaved rounds.\n")
+    print("The floor: the networks alone (plain onnxruntime sessions, 1 thread, 640x480 workload)\n")
+    print("| network | wall ms | CPU ms |")
+    print("| --- | --- | --- |")
+    for part in (key for key in med if key not in speed["faces"] and key != "floor"):
+        print(f"| {part} | {med[part]['wall']:.2f} | {med[part]['cpu']:.2f} |")
+    print(f"| **floor** | **{floor['wall']:.2f}** | **{floor['cpu']:.2f}** |")
+
+    print("\n`MoodEstimator().analyze(jpeg_bytes)`, decode included, against the floor\n")
+    print("| frame | faces | decode | detect | classify | total wall ms | x floor | total CPU ms | x floor (CPU) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for frame in FRAMES:
+        row = med[frame.name]
+        print(
+            f"| {frame.name} | {speed['faces'][frame.name]} | {row['decode']:.2f} | {row['detect']:.2f} | "
+            f"{row['classify']:.2f} | {row['wall']:.2f} | **{row['wall'] / floor['wall']:.2f}** | {row['cpu']:.2f} | "
+            f"{row['cpu'] / floor['cpu']:.2f} |"
+        )
+    selfie, crowd = med[FRAMES[0].name], med[FRAMES[2].name]
+    print(
+        f"\n{FRAMES[2].name} / {FRAMES[0].name}: {crowd['wall'] / selfie['wall']:.2f}x wall, "
+        f"{crowd['cpu'] / selfie['cpu']:.2f}x CPU."
+    )
+
+    rss = [_run_child("rss", "--frames", str(folder), "--rss-repeats", str(args.rss_repeats))[0] for _ in range(3)]
+    colds = [_run_child("cold", "--frames", str(folder))[0] for _ in range(args.cold_runs)]
+    inits = [_run_child("api-init")[0] for _ in range(args.cold_runs)]
+    cold = {key: statistics.median(run[key] for run in colds) for key in colds[0]}
+    print(f"\nFresh processes (medians: RSS of 3, the others of {args.cold_runs})\n")
+    print("| import meaa | load models | first 640x480 frame | cold start | RSS, models loaded | "
+          "peak RSS after warm runs | API Lambda init |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print(
+        f"| {cold['import_ms']:.0f} ms | {cold['load_ms']:.0f} ms | {cold['first_frame_ms']:.0f} ms | "
+        f"{cold['cold_ms']:.0f} ms | {statistics.median(r['loaded_mb'] for r in rss):.0f} MB | "
+        f"**{statistics.median(r['peak_mb'] for r in rss):.0f} MB** | "
+        f"**{statistics.median(i['init_ms'] for i in inits):.0f} ms** |"
+    )
+    print(f"\nPeak RSS: warm runs ({args.rss_repeats} each) over the "
+          + ", ".join(frame.name for frame in FRAMES if frame.in_rss_run) + ".")
+
+    _, log = _run_child("api-init", importtime=True)
+    print("\nAPI init: top-level imports by cumulative time (`python -X importtime`, one run)\n")
+    print("| module | cumulative ms |")
+    print("| --- | --- |")
+    for name, ms in top_imports(log, args.top_imports):
+        print(f"| `{name}` | {ms:.0f} |")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--repeats", type=int, default=200)
-    parser.add_argument("--cold-runs", type=int, default=5)
-    parser.add_argument("--child", choices=["warm", "cold"], help=argparse.SUPPRESS)
+    parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds of floor + every frame")
+    parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes for cold start and API init")
+    parser.add_argument("--rss-repeats", type=int, default=10, help="warm runs per frame in the RSS child")
+    parser.add_argument("--top-imports", type=int, default=10)
+    parser.add_argument("--child", choices=sorted(_CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child == "warm":
-        print(json.dumps(child_warm(args.frames, args.repeats)))
+    if args.child:
+        print(json.dumps(_CHILDREN[args.child](args)))
         return
-    if args.child == "cold":
-        print(json.dumps(child_cold(args.frames)))
-        return
-    sys.path[:0] = [str(ROOT), str(ROOT / "layers")]
-    with tempfile.TemporaryDirectory() as tmp:
-        write_frames(Path(tmp))
-        report(Path(tmp), args)
-
-
-def report(folder: Path, args: argparse.Namespace) -> None:
-
-    threads = os.environ.get("MEAA_THREADS", "1")
-    warm = _run_child("warm", folder, "--repeats", str(args.repeats))
-    print(f"Warm latency, ms (p50 / p90 over {args.repeats} runs, MEAA_THREADS={threads}, JPEG input)\n")
-    print("| frame | faces | decode | detect | classify | total without decode |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    for name in FRAMES:
-        row = warm[name]
-        cells = " | ".join(f"{row[s][0]:.1f} / {row[s][1]:.1f}" for s in ("decode", "detect", "classify", "total"))
-        print(f"| {name} | {row['faces']} | {cells} |")
-
-    colds = [_run_child("cold", folder) for _ in range(args.cold_runs)]
-    print(f"\nCold start in a fresh process, ms (median of {args.cold_runs})\n")
-    print("| import numpy+cv2+onnxruntime+meaa | load models | first 640x480 frame | cold start total | peak RSS (cold) |")
-    print("| --- | --- | --- | --- | --- |")
-    med = {key: statistics.median(c[key] for c in colds) for key in colds[0]}
-    print(
-        f"| {med['import_ms']:.0f} | {med['load_ms']:.0f} | {med['first_frame_ms']:.0f} | {med['cold_ms']:.0f} |"
-        f" {med['peak_rss_mb']:.0f} MB |"
-    )
-
-    from meaa.classifier import load_manifest
-    from meaa.config import Settings
-
-    models = load_manifest(Settings().models_dir)["models"]
-    total = sum(entry["bytes"] for entry in models.values())
-    print(f"\nPeak RSS after all warm runs: {warm['peak_rss_mb']:.0f} MB")
-    print("\n| model | bytes |\n| --- | --- |")
-    for name, entry in models.items():
-        print(f"| {entry['file']} | {entry['bytes']:,} |")
-    print(f"| total | {total:,} ({total / 1e6:.2f} MB) |")
+    with tempfile.TemporaryDirectory() as folder:
+        write_frames(Path(folder))
+        report(Path(folder), args)
 
 
 if __name__ == "__main__":
