@@ -2,11 +2,13 @@
 
 Runs the real handler (imported from template.yaml like Lambda) on a generated selfie video in moto's
 in-process S3/DynamoDB, one onnxruntime thread (MEAA_THREADS=1, as deployed). Prints per-frame times
-(whole handler, and the model alone), the peak RSS of the process, and the cost table.
+(whole handler, and the model alone), the peak RSS of the process, and the cost table. The last column
+projects the cost if the handler followed faces with ``MoodEstimator.analyze_frames`` (not wired yet):
+the handler's time per frame minus the model's measured saving on the same sampled frames.
 
 Usage::
 
-    python benchmarks/batch_cost.py [--seconds 20] [--fps 30] [--sample-fps 2] [--size 640x480]
+    python -m benchmarks.batch_cost [--seconds 20] [--fps 30] [--sample-fps 2] [--size 640x480]   (repo root)
 
 Cost model: Lambda bills GB-seconds. A single-threaded CPU-bound frame takes t seconds on one full
 vCPU (1769 MB); below that Lambda gives a proportional share of a vCPU, so the time grows as
@@ -24,17 +26,14 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "layers")]
+import boto3
+import cv2
+import numpy as np
+from moto import mock_aws
 
-import boto3  # noqa: E402
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from tests.batch_support import BUCKET, TABLE, all_items, create_results_table, event_for, put_object  # noqa: E402
-from tests.lambda_loader import lambda_context, load_handler  # noqa: E402
-from tests.sample_faces import one_face_frame  # noqa: E402
+from tests.batch_support import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
+from tests.lambda_loader import lambda_context, load_handler
+from tests.sample_faces import one_face_frame
 
 # us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
 ARM64_GB_SECOND_USD = 0.0000133334
@@ -60,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sample-fps", type=float, default=2.0)
     parser.add_argument("--size", default="640x480")
     parser.add_argument("--memory-mb", type=int, nargs="+", default=[1024, 1769, 3008])
+    parser.add_argument("--redetect-every", type=int, default=10, help="analyze_frames' full-detection period")
     args = parser.parse_args(argv)
     width, height = (int(part) for part in args.size.split("x"))
 
@@ -97,6 +97,22 @@ def main(argv: list[str] | None = None) -> int:
         handler_s = time.perf_counter() - started
         items = all_items(boto3.resource("dynamodb"))
 
+        # The model alone on the sampled frames: each frame alone (what the handler does today) against
+        # MoodEstimator.analyze_frames, which follows the faces from frame to frame (interleaved).
+        from meaa.video import VideoSampler
+
+        with VideoSampler(str(video_path), args.sample_fps) as sampler:
+            sampled = [frame.image for frame in sampler.frames()]
+        following = estimator.analyze_frames(sampled, redetect_every=args.redetect_every)
+        alone_ms, tracked_ms = [], []
+        for image in sampled:
+            started = time.perf_counter()
+            estimator.analyze(image)
+            alone_ms.append((time.perf_counter() - started) * 1000)
+            started = time.perf_counter()
+            next(following)
+            tracked_ms.append((time.perf_counter() - started) * 1000)
+
     frames = answer["outcomes"][0]["frames_sampled"]
     frame_items = [item for item in items if item["kind"] == "frame"]
     item_kb = statistics.mean(len(str(item)) for item in frame_items) / 1024
@@ -105,21 +121,27 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"video: {args.seconds:g} s, {args.fps} fps, {width}x{height}, mp4v; sampled at {args.sample_fps:g} fps")
     print(f"frames scored: {frames}; handler: {handler_s:.2f} s = {per_frame_s * 1000:.1f} ms per sampled frame")
-    print(f"  (includes decoding every frame of the video, the model and moto's DynamoDB writes)")
+    print("  (includes decoding every frame of the video, the model and moto's DynamoDB writes)")
     print(f"model alone (MoodEstimator.analyze on a {width}x{height} frame, 1 thread): "
           f"p50 {statistics.median(model_ms):.1f} ms")
+    saving_s = (statistics.fmean(alone_ms) - statistics.fmean(tracked_ms)) / 1000
+    print(f"model on the {len(sampled)} sampled frames, mean per frame: each alone {statistics.fmean(alone_ms):.1f} ms, "
+          f"analyze_frames (tracking, full detection every {args.redetect_every}) {statistics.fmean(tracked_ms):.1f} ms")
     print(f"frame item size: ~{item_kb:.1f} KB -> {int(np.ceil(item_kb))} write units per frame")
     print(f"peak RSS of this process: {peak_rss_mb:.0f} MB (includes moto and the test tooling)")
     print()
-    print("| memory MB | est. s per frame | GB-s per 1000 frames | arm64 USD per 1000 frames | x86_64 USD per 1000 frames |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print("| memory MB | est. s per frame | GB-s per 1000 frames | arm64 USD per 1000 frames | x86_64 USD per 1000 frames "
+          "| with tracking: arm64 USD per 1000 frames |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     write_usd = int(np.ceil(item_kb)) * DYNAMODB_WRITE_UNIT_USD * 1000
     for memory in args.memory_mb:
-        seconds = per_frame_s * max(1.0, FULL_VCPU_MB / memory)
+        stretch = max(1.0, FULL_VCPU_MB / memory)
+        seconds = per_frame_s * stretch
         gb_seconds = 1000 * seconds * memory / 1024
+        tracked_gb_seconds = 1000 * (per_frame_s - saving_s) * stretch * memory / 1024
         print(
             f"| {memory} | {seconds:.3f} | {gb_seconds:.1f} | {gb_seconds * ARM64_GB_SECOND_USD:.5f} "
-            f"| {gb_seconds * X86_GB_SECOND_USD:.5f} |"
+            f"| {gb_seconds * X86_GB_SECOND_USD:.5f} | {tracked_gb_seconds * ARM64_GB_SECOND_USD:.5f} |"
         )
     print()
     print(f"plus DynamoDB on-demand writes: {write_usd:.5f} USD per 1000 frame items; "

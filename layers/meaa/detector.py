@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -125,6 +126,16 @@ def _area_windows(start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.
     return lo, hi
 
 
+@lru_cache(maxsize=256)
+def _level_windows(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_area_windows`` of a whole image side, cached: a video's frames, or a service's uploads, mostly share
+    a few sizes and pyramids (read-only arrays, shared between calls)."""
+    lo, hi = _area_windows(0, length, size)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
 class _AreaSampler:
     """Area-average resampling of one BGR image as MTCNN's RGB input, read from per-channel integral images.
 
@@ -147,8 +158,8 @@ class _AreaSampler:
         Windows are separable, so rows are gathered first (whole integral rows, a memcpy each) and then
         columns: two passes over small arrays instead of four gathers per output pixel.
         """
-        top, bottom = _area_windows(0, self.height, int(self.height * scale + 1))
-        left, right = _area_windows(0, self.width, int(self.width * scale + 1))
+        top, bottom = _level_windows(self.height, int(self.height * scale + 1))
+        left, right = _level_windows(self.width, int(self.width * scale + 1))
         # mode="clip": the windows are inside the image by construction, and numpy skips its bounds check.
         row_sums = np.take(self._integral, bottom, axis=1, mode="clip")
         row_sums -= np.take(self._integral, top, axis=1, mode="clip")
