@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1",
         AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
+        AWS_SECRET_ACCESS_KEY="bench",  # noqa: S106 - moto's fake account
         MEAA_TABLE_NAME=TABLE,
         MEAA_VIDEO_SAMPLE_FPS=str(args.sample_fps),
         MEAA_THREADS="1",
@@ -122,16 +122,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"video: {args.seconds:g} s, {args.fps} fps, {width}x{height}, mp4v; sampled at {args.sample_fps:g} fps")
     print(f"frames scored: {frames}; handler: {handler_s:.2f} s = {per_frame_s * 1000:.1f} ms per sampled frame")
     print("  (includes decoding every frame of the video, the model and moto's DynamoDB writes)")
-    print(f"model alone (MoodEstimator.analyze on a {width}x{height} frame, 1 thread): "
-          f"p50 {statistics.median(model_ms):.1f} ms")
+    print(
+        f"model alone (MoodEstimator.analyze on a {width}x{height} frame, 1 thread): "
+        f"p50 {statistics.median(model_ms):.1f} ms"
+    )
     saving_s = (statistics.fmean(alone_ms) - statistics.fmean(tracked_ms)) / 1000
-    print(f"model on the {len(sampled)} sampled frames, mean per frame: each alone {statistics.fmean(alone_ms):.1f} ms, "
-          f"analyze_frames (tracking, full detection every {args.redetect_every}) {statistics.fmean(tracked_ms):.1f} ms")
+    print(
+        f"model on the {len(sampled)} sampled frames, mean per frame: each alone {statistics.fmean(alone_ms):.1f} ms, "
+        f"analyze_frames (tracking, full detection every {args.redetect_every}) {statistics.fmean(tracked_ms):.1f} ms"
+    )
     print(f"frame item size: ~{item_kb:.1f} KB -> {int(np.ceil(item_kb))} write units per frame")
     print(f"peak RSS of this process: {peak_rss_mb:.0f} MB (includes moto and the test tooling)")
     print()
-    print("| memory MB | est. s per frame | GB-s per 1000 frames | arm64 USD per 1000 frames | x86_64 USD per 1000 frames "
-          "| with tracking: arm64 USD per 1000 frames |")
+    print(
+        "| memory MB | est. s per frame | GB-s per 1000 frames | arm64 USD per 1000 frames "
+        "| x86_64 USD per 1000 frames | with tracking: arm64 USD per 1000 frames |"
+    )
     print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     write_usd = int(np.ceil(item_kb)) * DYNAMODB_WRITE_UNIT_USD * 1000
     for memory in args.memory_mb:
@@ -144,8 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             f"| {gb_seconds * X86_GB_SECOND_USD:.5f} | {tracked_gb_seconds * ARM64_GB_SECOND_USD:.5f} |"
         )
     print()
-    print(f"plus DynamoDB on-demand writes: {write_usd:.5f} USD per 1000 frame items; "
-          f"invocations: {REQUEST_USD * 1000 / max(frames, 1):.7f} USD per 1000 frames at {frames} frames per video")
+    print(
+        f"plus DynamoDB on-demand writes: {write_usd:.5f} USD per 1000 frame items; "
+        f"invocations: {REQUEST_USD * 1000 / max(frames, 1):.7f} USD per 1000 frames at {frames} frames per video"
+    )
     return 0
 
 

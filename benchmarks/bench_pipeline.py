@@ -96,6 +96,34 @@ def floor_pyramid_shapes() -> list[tuple[int, int]]:
     return shapes
 
 
+@dataclass(frozen=True)
+class NetworkCall:
+    """One network run inside ``analyze``: the model's file name and the batch it was given."""
+
+    model_file: str
+    batch: np.ndarray
+
+
+def network_calls(estimator: object, payload: bytes) -> list[NetworkCall]:
+    """The network runs of one ``estimator.analyze(payload)``, recorded by wrapping ``OnnxModel.__call__``
+    for that one (untimed) call."""
+    from meaa.onnx_model import OnnxModel
+
+    calls: list[NetworkCall] = []
+    original = OnnxModel.__call__
+
+    def recording(model: OnnxModel, batch: np.ndarray) -> dict[str, np.ndarray]:
+        calls.append(NetworkCall(os.path.basename(model.path), batch.copy()))
+        return original(model, batch)
+
+    OnnxModel.__call__ = recording
+    try:
+        estimator.analyze(payload)
+    finally:
+        OnnxModel.__call__ = original
+    return calls
+
+
 class Floor:
     """The four networks in plain onnxruntime sessions (default options, one thread) on fixed inputs."""
 
@@ -117,6 +145,16 @@ class Floor:
 
         self.pnet, self.rnet, self.onet = session("pnet"), session("rnet"), session("onet")
         self.mood = session(settings.mood_model)
+        # By file name, to replay what the pipeline fed its own sessions (``NetworkCall``).
+        self.by_file = {
+            models[key]["file"]: value
+            for key, value in (
+                ("pnet", self.pnet),
+                ("rnet", self.rnet),
+                ("onet", self.onet),
+                (settings.mood_model, self.mood),
+            )
+        }
         rng = np.random.default_rng(0)
 
         def batch(session: ort.InferenceSession, count: int, channels: int, height: int, width: int) -> dict:
@@ -128,6 +166,12 @@ class Floor:
         self.onet_input = batch(self.onet, FLOOR_ONET_CROPS, 3, 48, 48)
         mood_side = int(self.mood.get_inputs()[0].shape[-1])
         self.mood_input = batch(self.mood, 1, 1, mood_side, mood_side)
+
+    def replay(self, calls: list[NetworkCall]) -> None:
+        """Run the networks on exactly the inputs one ``analyze`` gave them."""
+        for call in calls:
+            session = self.by_file[call.model_file]
+            session.run(None, {session.get_inputs()[0].name: call.batch})
 
     def parts(self) -> dict[str, Callable[[], object]]:
         return {
@@ -161,6 +205,7 @@ def child_speed(folder: Path, rounds: int) -> dict:
         for payload in data.values():
             estimator.analyze(payload)
 
+    calls = {name: network_calls(estimator, payload) for name, payload in data.items()}
     samples: dict[str, dict[str, list[float]]] = {}
 
     def record(name: str, **values: float) -> None:
@@ -177,13 +222,25 @@ def child_speed(folder: Path, rounds: int) -> dict:
             floor_wall, floor_cpu = floor_wall + wall, floor_cpu + cpu
         record("floor", wall=floor_wall, cpu=floor_cpu)
         for name in names[index % len(names) :] + names[: index % len(names)]:
-            wall, cpu, analysis = _timed(lambda: estimator.analyze(data[name]))
+            wall, cpu, analysis = _timed(lambda name=name: estimator.analyze(data[name]))
             faces[name] = len(analysis.faces)
             timings = analysis.timings_ms
-            record(name, wall=wall, cpu=cpu, decode=timings["decode"], detect=timings["detect"],
-                   classify=timings["classify"])
+            record(
+                name,
+                wall=wall,
+                cpu=cpu,
+                decode=timings["decode"],
+                detect=timings["detect"],
+                classify=timings["classify"],
+            )
+            wall, cpu, _ = _timed(lambda name=name: floor.replay(calls[name]))
+            record(name, networks_wall=wall, networks_cpu=cpu)
     medians = {name: {key: statistics.median(values) for key, values in keys.items()} for name, keys in samples.items()}
-    return {"medians": medians, "faces": faces, "load": os.getloadavg()}
+    crops = {
+        name: {file: sum(len(call.batch) for call in frame_calls if call.model_file == file) for file in floor.by_file}
+        for name, frame_calls in calls.items()
+    }
+    return {"medians": medians, "faces": faces, "crops": crops, "load": os.getloadavg()}
 
 
 def child_rss(folder: Path, repeats: int) -> dict:
@@ -191,7 +248,7 @@ def child_rss(folder: Path, repeats: int) -> dict:
     from meaa import MoodEstimator
 
     estimator = MoodEstimator()
-    estimator.model_version  # load the models
+    _ = estimator.model_version  # loads the models
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     for frame in FRAMES:
         if frame.in_rss_run:
@@ -210,7 +267,7 @@ def child_cold(folder: Path) -> dict:
     data = _frame_bytes(folder, FRAMES[0])
     prepared = time.perf_counter()
     estimator = MoodEstimator()
-    estimator.model_version  # forces the model load
+    _ = estimator.model_version  # loads the models
     loaded = time.perf_counter()
     estimator.analyze(data)
     first = time.perf_counter()
@@ -289,7 +346,9 @@ def report(folder: Path, args: argparse.Namespace) -> None:
     speed, _ = _run_child("speed", "--frames", str(folder), "--rounds", str(args.rounds))
     med = speed["medians"]
     floor = med["floor"]
-    print(f"Machine: {_machine()}; load average {load_before[0]:.1f} before, {speed['load'][0]:.1f} after the speed run.")
+    print(
+        f"Machine: {_machine()}; load average {load_before[0]:.1f} before, {speed['load'][0]:.1f} after the speed run."
+    )
     print(f"MEAA_THREADS={threads}; medians over {args.rounds} interleaved rounds.\n")
     print("The floor: the networks alone (plain onnxruntime sessions, 1 thread, 640x480 workload)\n")
     print("| network | wall ms | CPU ms |")
@@ -298,16 +357,26 @@ def report(folder: Path, args: argparse.Namespace) -> None:
         print(f"| {part} | {med[part]['wall']:.2f} | {med[part]['cpu']:.2f} |")
     print(f"| **floor** | **{floor['wall']:.2f}** | **{floor['cpu']:.2f}** |")
 
-    print("\n`MoodEstimator().analyze(jpeg_bytes)`, decode included, against the floor\n")
-    print("| frame | faces | decode | detect | classify | total wall ms | x floor | total CPU ms | x floor (CPU) |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("\n`MoodEstimator().analyze(jpeg_bytes)`, decode included, against the floor (wall ms)\n")
+    print(
+        "| frame | faces | decode | detect | classify | **total** | **x floor** | x floor, CPU time "
+        "| R-Net / O-Net crops | its networks alone | x floor | total / its networks |"
+    )
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for frame in FRAMES:
-        row = med[frame.name]
+        row, crops = med[frame.name], speed["crops"][frame.name]
         print(
             f"| {frame.name} | {speed['faces'][frame.name]} | {row['decode']:.2f} | {row['detect']:.2f} | "
-            f"{row['classify']:.2f} | {row['wall']:.2f} | **{row['wall'] / floor['wall']:.2f}** | {row['cpu']:.2f} | "
-            f"{row['cpu'] / floor['cpu']:.2f} |"
+            f"{row['classify']:.2f} | **{row['wall']:.2f}** | **{row['wall'] / floor['wall']:.2f}** | "
+            f"{row['cpu'] / floor['cpu']:.2f} | {crops['rnet.onnx']} / {crops['onet.onnx']} | "
+            f"{row['networks_wall']:.2f} | {row['networks_wall'] / floor['wall']:.2f} | "
+            f"{row['wall'] / row['networks_wall']:.2f} |"
         )
+    print(
+        f"\nIts networks alone: the same plain sessions replaying exactly the inputs that frame's analyze gave its "
+        f"networks (P-Net levels, R-Net and O-Net crops, mood crops), timed in the same rounds; the floor's "
+        f"workload is R-Net x{FLOOR_RNET_CROPS} and O-Net x{FLOOR_ONET_CROPS}."
+    )
     selfie, crowd = med[FRAMES[0].name], med[FRAMES[2].name]
     print(
         f"\n{FRAMES[2].name} / {FRAMES[0].name}: {crowd['wall'] / selfie['wall']:.2f}x wall, "
@@ -319,8 +388,10 @@ def report(folder: Path, args: argparse.Namespace) -> None:
     inits = [_run_child("api-init")[0] for _ in range(args.cold_runs)]
     cold = {key: statistics.median(run[key] for run in colds) for key in colds[0]}
     print(f"\nFresh processes (medians: RSS of 3, the others of {args.cold_runs})\n")
-    print("| import meaa | load models | first 640x480 frame | cold start | RSS, models loaded | "
-          "peak RSS after warm runs | API Lambda init |")
+    print(
+        "| import meaa | load models | first 640x480 frame | cold start | RSS, models loaded | "
+        "peak RSS after warm runs | API Lambda init |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- |")
     print(
         f"| {cold['import_ms']:.0f} ms | {cold['load_ms']:.0f} ms | {cold['first_frame_ms']:.0f} ms | "
@@ -328,8 +399,11 @@ def report(folder: Path, args: argparse.Namespace) -> None:
         f"**{statistics.median(r['peak_mb'] for r in rss):.0f} MB** | "
         f"**{statistics.median(i['init_ms'] for i in inits):.0f} ms** |"
     )
-    print(f"\nPeak RSS: warm runs ({args.rss_repeats} each) over the "
-          + ", ".join(frame.name for frame in FRAMES if frame.in_rss_run) + ".")
+    print(
+        f"\nPeak RSS: warm runs ({args.rss_repeats} each) over the "
+        + ", ".join(frame.name for frame in FRAMES if frame.in_rss_run)
+        + "."
+    )
 
     _, log = _run_child("api-init", importtime=True)
     print("\nAPI init: top-level imports by cumulative time (`python -X importtime`, one run)\n")

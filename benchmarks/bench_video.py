@@ -3,13 +3,13 @@
     python -m benchmarks.bench_video [--frames 120] [--redetect-every 10]      (run from the repo root)
 
 Generated clips: scikit-image's real face (a selfie frame, and a group photo of six) panned along a smooth
-path and zoomed in and out over a black border, at a slow and a fast pace (pixels the picture moves per frame; sampled video at
-2 fps moves a lot more between frames than 30 fps does). For each clip, every frame is analysed twice in
-the same process: alone (``analyze``, the full cascade) and as part of the clip (``analyze_frames``, which
-follows the faces and re-detects every N frames or when it loses one). Agreement is measured against the
-full detection of the same frame: the same number of faces, the IoU of each matched box, the largest
-landmark distance as a fraction of the face's width, and the same top mood. Times are means at one
-onnxruntime thread.
+path and zoomed in and out over a black border, at a slow and a fast pace (pixels the picture moves per
+frame; sampled video at 2 fps moves a lot more between frames than 30 fps does). For each clip, every frame
+is analysed twice in the same process, interleaved: alone (``analyze``, the full cascade) and as part of
+the clip (``analyze_frames``, which follows the faces and re-detects every N frames or when it loses one).
+Agreement is measured against the full detection of the same frame: the faces it has too, the IoU of each
+matched box, the largest landmark distance as a fraction of the face's width, and the same top mood. Times
+are means over the clip at one onnxruntime thread.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def compare(tracked: list[Analysis], full: list[Analysis]) -> Agreement:
     """Match faces frame by frame: each full-detection face to the tracked face it overlaps most."""
     ious, landmark_errors = [], []
     reference_faces = matched = extra = same_mood = 0
-    for mine, reference in zip(tracked, full):
+    for mine, reference in zip(tracked, full, strict=True):
         reference_faces += len(reference.faces)
         used = set()
         for face in reference.faces:
@@ -92,7 +92,9 @@ def compare(tracked: list[Analysis], full: list[Analysis]) -> Agreement:
             other = mine.faces[best]
             matched += 1
             ious.append(overlaps[best])
-            landmark_errors.append(max(math.dist(p, q) for p, q in zip(other.landmarks, face.landmarks)) / face.box[2])
+            landmark_errors.append(
+                max(math.dist(p, q) for p, q in zip(other.landmarks, face.landmarks, strict=True)) / face.box[2]
+            )
             same_mood += other.mood == face.mood
         extra += len(mine.faces) - len(used)
     return Agreement(
@@ -120,12 +122,19 @@ def main() -> None:
 
     estimator = MoodEstimator()
     bases = {1: one_face_frame(640, 480), 6: group_frame(640, 480, columns=3, rows=2).image}
-    clips = [ClipSpec(f"{label}, {pace}", faces, step) for faces, label in ((1, "selfie"), (6, "group of 6"))
-             for pace, step in (("slow", 4.0), ("fast", 16.0))]
-    print(f"640x480 frames, {args.frames} per clip, re-detection every {args.redetect_every} frames, "
-          f"MEAA_THREADS={os.environ['MEAA_THREADS']}\n")
-    print("| clip | px/frame | full ms/frame | tracked clip ms/frame | ratio | tracked frames | faces found "
-          "| extra faces | box IoU min / median | max landmark error | same top mood |")
+    clips = [
+        ClipSpec(f"{label}, {pace}", faces, step)
+        for faces, label in ((1, "selfie"), (6, "group of 6"))
+        for pace, step in (("slow", 4.0), ("fast", 16.0))
+    ]
+    print(
+        f"640x480 frames, {args.frames} per clip, re-detection every {args.redetect_every} frames, "
+        f"MEAA_THREADS={os.environ['MEAA_THREADS']}\n"
+    )
+    print(
+        "| clip | px/frame | full ms/frame | tracked clip ms/frame | ratio | tracked frames | faces found "
+        "| extra faces | box IoU min / median | max landmark error | same top mood |"
+    )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for clip in clips:
         frames = moving_clip(bases[clip.faces], args.frames, clip.step_px)
@@ -143,14 +152,17 @@ def main() -> None:
         agreement = compare(tracked, full)
         full_mean, tracked_mean = statistics.fmean(full_ms), statistics.fmean(tracked_ms)
         print(
-            f"| {clip.name} | {clip.step_px:g} | {full_mean:.1f} | {tracked_mean:.1f} | {tracked_mean / full_mean:.2f} | "
+            f"| {clip.name} | {clip.step_px:g} | {full_mean:.1f} | {tracked_mean:.1f} | "
+            f"{tracked_mean / full_mean:.2f} | "
             f"{agreement.tracked_frames}/{agreement.frames} | {agreement.matched}/{agreement.reference_faces} | "
             f"{agreement.extra} | {agreement.min_iou:.2f} / {agreement.median_iou:.2f} | "
             f"{agreement.max_landmark_error:.3f} | {agreement.same_mood}/{agreement.matched} |"
         )
-    print("\nTimes are means over the clip (full detection on every frame vs analyze_frames, which includes its own "
-          "re-detections). Faces found: full detection's faces that the tracked answer has too (IoU >= 0.5); IoU, "
-          "landmark error (largest distance between matched landmarks / face width) and mood over those.")
+    print(
+        "\nTimes are means over the clip (full detection on every frame vs analyze_frames, which includes its own "
+        "re-detections). Faces found: full detection's faces that the tracked answer has too (IoU >= 0.5); IoU, "
+        "landmark error (largest distance between matched landmarks / face width) and mood over those."
+    )
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class FaceDetections:
         return len(self.scores)
 
     @classmethod
-    def empty(cls) -> "FaceDetections":
+    def empty(cls) -> FaceDetections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
 
 
@@ -322,7 +322,12 @@ class MTCNNDetector:
             return FaceDetections.empty()
         out = _run_batched(self.onet, sampler, boxes, 48)
         passed = out["prob"][:, 1] > self.thresholds[2]
-        boxes, scores, offsets, points = boxes[passed], out["prob"][passed, 1], out["reg"][passed], out["landmarks"][passed]
+        boxes, scores, offsets, points = (
+            boxes[passed],
+            out["prob"][passed, 1],
+            out["reg"][passed],
+            out["landmarks"][passed],
+        )
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
         landmarks = np.stack(
@@ -359,6 +364,6 @@ class MTCNNDetector:
             found.append((boxes[keep], scores[keep], offsets[keep]))
         if not found:
             return np.zeros((0, 4), np.float32)
-        boxes, scores, offsets = (np.concatenate(part) for part in zip(*found))
+        boxes, scores, offsets = (np.concatenate(part) for part in zip(*found, strict=True))
         keep = non_max_suppression(boxes, scores, 0.7)
         return _square(_regress(boxes[keep], offsets[keep], plus_one=False))

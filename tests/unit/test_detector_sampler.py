@@ -54,7 +54,7 @@ def test_crops_are_the_area_mean_of_each_clipped_box(image_bgr: np.ndarray) -> N
     crops = _AreaSampler(image_bgr).crops(boxes, 24)
     assert crops.shape == (4, 3, 24, 24)
     rgb = image_bgr[:, :, ::-1]
-    for crop, (x1, y1, x2, y2) in zip(crops, np.trunc(boxes).astype(int)):
+    for crop, (x1, y1, x2, y2) in zip(crops, np.trunc(boxes).astype(int), strict=True):
         left, top = min(max(x1, 1), 131) - 1, min(max(y1, 1), 97) - 1
         right, bottom = max(min(x2, 131), left + 1), max(min(y2, 97), top + 1)
         expected = as_network_input(area_resize(rgb[top:bottom, left:right], 24, 24))

@@ -44,7 +44,7 @@ def test_tracked_frames_agree_with_full_detection(estimator: MoodEstimator, clip
     tracked = list(estimator.analyze_frames(clip, redetect_every=100))
     assert "detect" in tracked[0].timings_ms
     assert all("track" in analysis.timings_ms and "detect" not in analysis.timings_ms for analysis in tracked[1:])
-    for frame, analysis in zip(clip, tracked):
+    for frame, analysis in zip(clip, tracked, strict=True):
         reference = estimator.analyze(frame)
         assert len(analysis.faces) == len(reference.faces) == 1
         face, expected = analysis.faces[0], reference.faces[0]
