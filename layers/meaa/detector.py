@@ -10,7 +10,8 @@ textbook version because:
 
 * detection runs on a copy whose longer side is at most ``detect_max_side`` (boxes are mapped back);
 * the smallest face is ``max(min_face_px, min_face_fraction * short side)``, which bounds the pyramid;
-* R-Net/O-Net crops for all boxes are cut at once and both networks run batched.
+* R-Net/O-Net crops for all boxes are cut at once and both networks run batched (``_STAGE_BATCH``);
+* for video, ``track_faces`` follows known faces with R-Net and O-Net alone, skipping the pyramid.
 
 Box coordinates inside the cascade follow MTCNN's original one-based convention, as facenet-pytorch
 does; final landmarks are zero-based.
@@ -220,6 +221,15 @@ def _run_batched(net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size:
     return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
 
 
+def _stage(
+    net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int, threshold: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One R-Net or O-Net stage: the boxes whose face score passes ``threshold``, and their rows of every output."""
+    out = _run_batched(net, sampler, boxes, size)
+    passed = out["prob"][:, 1] > threshold
+    return boxes[passed], {name: value[passed] for name, value in out.items()}
+
+
 class MTCNNDetector:
     """MTCNN cascade, configured by ``DetectionSettings`` (no defaults of its own); models load at construction.
 
@@ -310,24 +320,16 @@ class MTCNNDetector:
         """R-Net then O-Net on proposals [K,4] (one-based, square): the final faces in the sampler's pixels."""
         if not len(boxes):
             return FaceDetections.empty()
-        out = _run_batched(self.rnet, sampler, boxes, 24)
-        passed = out["prob"][:, 1] > self.thresholds[1]
-        boxes, scores, offsets = boxes[passed], out["prob"][passed, 1], out["reg"][passed]
-        keep = non_max_suppression(boxes, scores, 0.7)
-        return self._final_stage(sampler, _square(_regress(boxes[keep], offsets[keep], plus_one=True)))
+        boxes, out = _stage(self.rnet, sampler, boxes, 24, self.thresholds[1])
+        keep = non_max_suppression(boxes, out["prob"][:, 1], 0.7)
+        return self._final_stage(sampler, _square(_regress(boxes[keep], out["reg"][keep], plus_one=True)))
 
     def _final_stage(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
         """O-Net on R-Net's boxes: final boxes and landmarks (relative to the box O-Net saw, before its regression)."""
         if not len(boxes):
             return FaceDetections.empty()
-        out = _run_batched(self.onet, sampler, boxes, 48)
-        passed = out["prob"][:, 1] > self.thresholds[2]
-        boxes, scores, offsets, points = (
-            boxes[passed],
-            out["prob"][passed, 1],
-            out["reg"][passed],
-            out["landmarks"][passed],
-        )
+        boxes, out = _stage(self.onet, sampler, boxes, 48, self.thresholds[2])
+        scores, offsets, points = out["prob"][:, 1], out["reg"], out["landmarks"]
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
         landmarks = np.stack(
