@@ -42,11 +42,11 @@ $(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
 	touch $@
 
 serve: $(VENV)/.installed
-	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} PYTHONPATH=layers $(VENV)/bin/uvicorn app:app --app-dir functions/api --host $(HOST) --port $(PORT)
+	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} $(VENV)/bin/uvicorn --factory meaa_api.app:create_app_from_env --host $(HOST) --port $(PORT)
 
 # The page with a day of results to look at, without AWS: moto's server + the batch handler (tests/browser/serve_demo.py).
 serve-demo: $(VENV)/.installed
-	PYTHONPATH=layers $(VENV)/bin/python -m tests.browser.serve_demo --host $(HOST) --port $(PORT)
+	$(VENV)/bin/python -m tests.browser.serve_demo --host $(HOST) --port $(PORT)
 
 test: test-unit test-model-build
 
@@ -76,7 +76,7 @@ bench: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.bench_pipeline
 
 load: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/load_test.py --requests 1000 --concurrency 8
+	$(VENV)/bin/python -m benchmarks.load_test --requests 1000 --concurrency 8
 
 models: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m model_build.convert
@@ -85,8 +85,8 @@ evaluate: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m model_build.evaluate ../shared/data/fer2013_val.npz
 
 layer: $(VENV)/.installed
-	$(VENV)/bin/python infra/build_layer.py --arch arm64 --out .aws-sam/build --verify
-	$(VENV)/bin/python benchmarks/layer_size.py .aws-sam/build
+	$(VENV)/bin/python -m infra.build_layer --arch arm64 --out .aws-sam/build --verify
+	$(VENV)/bin/python -m benchmarks.layer_size .aws-sam/build
 
 validate: $(VENV)/.installed
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} $(VENV)/bin/sam validate --lint

@@ -32,9 +32,9 @@ import cv2
 import numpy as np
 from moto import mock_aws
 
-from tests.batch_support import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
-from tests.lambda_loader import lambda_context, load_handler
-from tests.sample_faces import one_face_frame
+from tests.support.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
+from tests.support.lambda_loader import lambda_context, load_handler
+from tests.support.sample_faces import one_face_frame
 
 # us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
 ARM64_GB_SECOND_USD = 0.0000133334

@@ -65,8 +65,8 @@ FRAMES = (
 
 def write_frames(folder: Path) -> None:
     """The benchmark frames as JPEG q90 files in ``folder``."""
-    from tests.images import encode
-    from tests.sample_faces import group_frame, one_face_frame
+    from tests.support.images import encode
+    from tests.support.sample_faces import group_frame, one_face_frame
 
     images = {
         "selfie_640x480": one_face_frame(640, 480),
@@ -281,7 +281,7 @@ def child_cold(folder: Path) -> dict:
 
 def child_api_init() -> dict:
     """The API function's init as Lambda runs it: import the handler module (imports, app, warm-up)."""
-    from tests.lambda_loader import function_spec, load_handler
+    from tests.support.lambda_loader import function_spec, load_handler
 
     os.environ.update(function_spec("ApiFunction").environment)
     print(_INIT_MARKER, file=sys.stderr, flush=True)  # -X importtime: what follows is the handler's
@@ -316,16 +316,30 @@ def _run_child(mode: str, *args: str, importtime: bool = False) -> tuple[dict, s
 
 
 def top_imports(importtime_log: str, count: int) -> list[tuple[str, float]]:
-    """The top-level imports (as the importing code wrote them) with the most cumulative time, in ms."""
-    rows = []
+    """Time spent importing each top-level package during the handler's import, from ``-X importtime``.
+
+    A package's figure sums its imports made from outside it (what it imports in turn included), so
+    packages overlap (``fastapi`` includes ``pydantic``): each figure is what importing that package cost.
+    """
+    entries = []  # (depth, package, cumulative ms), in the log's order: a module after its own imports
     for line in importtime_log.split(_INIT_MARKER, 1)[-1].splitlines():
-        if not line.startswith("import time:") or "|" not in line:
+        if not line.startswith("import time:") or line.count("|") != 2:
             continue
-        _, cumulative, name = line.split("|", 2)
-        if name.startswith("  ") or not cumulative.strip().isdigit():
-            continue  # nested import (indented), or the header line
-        rows.append((name.strip(), int(cumulative) / 1000.0))
-    return sorted(rows, key=lambda row: -row[1])[:count]
+        _, cumulative, name = line.split("|")
+        if not cumulative.strip().isdigit():
+            continue  # the header line
+        depth = (len(name) - len(name.lstrip(" "))) // 2
+        entries.append((depth, name.strip().split(".", 1)[0], int(cumulative) / 1000.0))
+    totals: dict[str, float] = {}
+    stack: list[int] = []  # walking backwards, the enclosing import of an entry is the last one shallower
+    for index in range(len(entries) - 1, -1, -1):
+        depth, package, cumulative = entries[index]
+        while stack and entries[stack[-1]][0] >= depth:
+            stack.pop()
+        if not stack or entries[stack[-1]][1] != package:
+            totals[package] = totals.get(package, 0.0) + cumulative
+        stack.append(index)
+    return sorted(totals.items(), key=lambda item: -item[1])[:count]
 
 
 # -- report ------------------------------------------------------------------------------------------
@@ -406,8 +420,11 @@ def report(folder: Path, args: argparse.Namespace) -> None:
     )
 
     _, log = _run_child("api-init", importtime=True)
-    print("\nAPI init: top-level imports by cumulative time (`python -X importtime`, one run)\n")
-    print("| module | cumulative ms |")
+    print(
+        "\nAPI init: time importing each package (`python -X importtime`, one run; a package's time includes "
+        "what it imports)\n"
+    )
+    print("| package | ms |")
     print("| --- | --- |")
     for name, ms in top_imports(log, args.top_imports):
         print(f"| `{name}` | {ms:.0f} |")

@@ -120,7 +120,7 @@ def main() -> None:
 
     from benchmarks.bench_pipeline import Floor
     from meaa import MoodEstimator
-    from tests.sample_faces import group_frame, one_face_frame
+    from tests.support.sample_faces import group_frame, one_face_frame
 
     estimator = MoodEstimator()
     floor = Floor()

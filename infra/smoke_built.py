@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     # Nothing heavy may be imported before the handler: numpy, cv2 and onnxruntime must resolve to
     # the layer, which load_handler puts first on sys.path.
     sys.path.insert(0, str(REPO_ROOT))
-    from tests.lambda_loader import lambda_context, load_handler
+    from tests.support.lambda_loader import lambda_context, load_handler
 
     os.environ.update(
         AWS_DEFAULT_REGION="us-east-1",
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
         import boto3
 
-        from tests.batch_support import (
+        from tests.support.aws import (
             BUCKET,
             all_items,
             create_results_table,

@@ -1,7 +1,8 @@
-"""``python -m meaa predict IMAGE... [--json] [--annotate OUT_DIR]``.
+"""``python -m meaa predict FILE... [--json] [--annotate OUT_DIR]``.
 
-One line per image; a file that cannot be read or decoded gives an error line (never a traceback)
-and the exit status 1.
+One line per file: an image's faces and moods, or a video's summary (.mp4, .mov, .avi, .m4v: its sampled
+frames' mood counts and timeline, as the batch function stores it). A file that cannot be read or decoded
+gives an error line (never a traceback) and the exit status 1.
 """
 
 from __future__ import annotations
@@ -24,9 +25,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".m4v")
+
+
 def _describe(result: dict) -> str:
     if "error" in result:
         return f"{result['file']}: error {result['error']['code']}: {result['error']['message']}"
+    if "frames_sampled" in result:
+        return (
+            f"{result['file']}: video, {result['frames_sampled']} frame(s) sampled, "
+            f"{result['frames_with_reliable_face']} with a reliable face, mood {result['mood']}"
+        )
     faces = ", ".join(
         f"{face['mood']} {face['moods'][face['mood']]:.2f} at {tuple(face['box'].values())}" for face in result["faces"]
     )
@@ -40,12 +49,7 @@ def predict(paths: list[str], as_json: bool, annotate_dir: str | None) -> int:
     failures = 0
     for path in paths:
         try:
-            with open(path, "rb") as handle:
-                data = handle.read()
-            analysis = estimator.analyze(data)
-            result = {"file": path, **analysis.to_dict()}
-            if annotate_dir:
-                _write_annotated(data, analysis, path, annotate_dir, estimator)
+            result = {"file": path, **_predict_one(estimator, path, annotate_dir)}
         except MeaaError as error:
             failures += 1
             result = {"file": path, "error": error.to_dict()}
@@ -54,6 +58,20 @@ def predict(paths: list[str], as_json: bool, annotate_dir: str | None) -> int:
             result = {"file": path, "error": {"code": "unreadable_file", "message": error.strerror or str(error)}}
         print(json.dumps(result) if as_json else _describe(result), flush=True)
     return 1 if failures else 0
+
+
+def _predict_one(estimator, path: str, annotate_dir: str | None) -> dict:
+    """An image's ``Analysis.to_dict()``, or a video's summary (what the batch function stores for it)."""
+    if path.lower().endswith(VIDEO_EXTENSIONS):
+        from meaa.video_scoring import score_video
+
+        return score_video(estimator, path, estimator.settings.batch).attributes()
+    with open(path, "rb") as handle:
+        data = handle.read()
+    analysis = estimator.analyze(data)
+    if annotate_dir:
+        _write_annotated(data, analysis, path, annotate_dir, estimator)
+    return analysis.to_dict()
 
 
 def _write_annotated(data: bytes, analysis, path: str, out_dir: str, estimator) -> None:

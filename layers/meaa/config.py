@@ -67,6 +67,7 @@ def _parse(raw: str, kind: Any, env: str) -> Any:
 def _read(cls: type, environ: Mapping[str, str]) -> Any:
     hints = typing.get_type_hints(cls)
     values: dict[str, Any] = {}
+    read_from: list[str] = []
     for item in dataclasses.fields(cls):
         kind = hints[item.name]
         if dataclasses.is_dataclass(kind):
@@ -78,7 +79,11 @@ def _read(cls: type, environ: Mapping[str, str]) -> Any:
         if isinstance(kind, types.UnionType):  # str | None
             kind = str
         values[item.name] = _parse(raw, kind, item.metadata["env"])
-    return cls(**values)
+        read_from.append(item.metadata["env"])
+    try:
+        return cls(**values)
+    except SettingsError as error:  # a part's own check (e.g. three thresholds): say which variables fed it
+        raise SettingsError(f"{error} (read from {', '.join(read_from)})") from None
 
 
 @dataclass(frozen=True)
@@ -159,6 +164,12 @@ class StoreSettings:
 
     table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
     drop_bucket: str | None = setting(None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})")
+    idempotency_table: str | None = setting(
+        None, "MEAA_IDEMPOTENCY_TABLE", "DynamoDB table of in-progress claims (a second delivery of an object being scored stops)"
+    )
+    retention_days: int = setting(
+        0, "MEAA_RESULTS_RETENTION_DAYS", "Days results are kept (a TTL on every item the batch function writes; 0 = keep)"
+    )
 
 
 @dataclass(frozen=True)
@@ -203,7 +214,7 @@ def settings_table() -> str:
 
     def shown(value: Any) -> str:
         if value == MODELS_DIR:
-            return "the package's `models/`"
+            return "(the package's models/)"
         if isinstance(value, tuple):
             return ",".join(f"{v:g}" for v in value)
         if value is None:

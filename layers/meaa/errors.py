@@ -46,7 +46,7 @@ class MeaaError(Exception):
 
 
 class InvalidImage(MeaaError, code="invalid_image", status=400):
-    """The bytes are not a decodable image (empty, truncated, corrupt, random)."""
+    """Empty, truncated or corrupt image data, or not an image at all."""
 
 
 class InvalidVideo(MeaaError, code="invalid_video", status=400):
@@ -54,53 +54,57 @@ class InvalidVideo(MeaaError, code="invalid_video", status=400):
 
 
 class UnsupportedFormat(MeaaError, code="unsupported_format", status=415):
-    """A well-formed file of a kind that is not decoded (GIF, TIFF, HEIC, PDF, ...)."""
+    """The bytes are GIF, TIFF, HEIC/AVIF, PDF, animated WebP, ...: a kind of file that is not decoded."""
 
 
 class ImageTooLarge(MeaaError, code="image_too_large", status=413):
-    """Over the byte or pixel cap, or a body over the upload limit (checked before decoding)."""
+    """Over the byte, pixel or decoded-size cap, or a body over the upload limit (checked before decoding)."""
 
 
 class InvalidInput(MeaaError, code="invalid_input", status=422):
-    """An argument or request of the wrong type or shape (e.g. crops that are not uint8 [N,H,W])."""
+    """JSON that is not an object, `image_base64` not a string, two `file` parts, a bad query type."""
 
 
 # ---------------------------------------------------------------- the upload route (meaa_api)
 
 
 class MalformedMultipart(MeaaError, code="malformed_multipart", status=400):
-    """A multipart/form-data body that cannot be parsed (no boundary, wrong boundary, truncated)."""
+    """No or empty boundary, boundary mismatch, truncated body, broken part headers."""
 
 
 class InvalidJson(MeaaError, code="invalid_json", status=400):
-    """A body declared as JSON that is not valid JSON (or not UTF-8/16/32 text)."""
+    """An empty body, not JSON, not UTF-8/16/32, or nested too deeply."""
 
 
 class InvalidBase64(MeaaError, code="invalid_base64", status=400):
-    """``image_base64`` that is not base64 (standard or URL-safe, padding optional)."""
+    """Characters outside base64, wrong length or padding, a data URL without `;base64`."""
 
 
 class UnsupportedMediaType(MeaaError, code="unsupported_media_type", status=415):
-    """A Content-Type the upload route does not accept."""
+    """Content-Type is none of multipart/form-data, the raw image types, or application/json."""
 
 
 class MissingField(MeaaError, code="missing_field", status=422):
-    """A well-formed body without the field that carries the image (``file`` or ``image_base64``)."""
+    """No `file` part, or no `image_base64` key."""
 
 
 # ---------------------------------------------------------------- the results routes (meaa_api)
 
 
 class InvalidQuery(MeaaError, code="invalid_query", status=400):
-    """A query parameter the results routes cannot use (from/to/bucket/limit/subject/key)."""
+    """A results-route parameter that cannot be used (from/to/bucket/limit/subject/key)."""
 
 
 class InvalidCursor(MeaaError, code="invalid_cursor", status=400):
-    """A cursor that this API did not return for this query (corrupt, edited, another subject's)."""
+    """A cursor this API did not return for this query (corrupt, edited, another subject's)."""
 
 
 class ObjectNotFound(MeaaError, code="object_not_found", status=404):
     """No results for that object (or, in the batch function, the object no longer exists)."""
+
+
+class ObjectUnreadable(MeaaError, code="object_unreadable", status=422):
+    """S3 refused to read the uploaded object (access denied, a version id that does not exist, ...)."""
 
 
 class TimelineUnavailable(MeaaError, code="timeline_unavailable", status=503):
@@ -111,15 +115,15 @@ class TimelineUnavailable(MeaaError, code="timeline_unavailable", status=503):
 
 
 class NotFound(MeaaError, code="not_found", status=404):
-    """No such route."""
+    """Unknown path (exact paths only, no trailing-slash redirect)."""
 
 
 class MethodNotAllowed(MeaaError, code="method_not_allowed", status=405):
-    """The route exists but not for this HTTP method."""
+    """E.g. `GET /upload-meaa-image` (with an `Allow` header)."""
 
 
 class InternalError(MeaaError, code="internal_error", status=500):
-    """A fault of the service, never of the client (logged with its traceback; details not exposed)."""
+    """The service's fault, never the client's; details go only to the log."""
 
 
 def error_for_status(status: int) -> type[MeaaError] | None:

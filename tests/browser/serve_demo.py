@@ -3,7 +3,7 @@
     make serve-demo        (or: PYTHONPATH=layers .venv/bin/python -m tests.browser.serve_demo)
 
 Starts moto's server on 127.0.0.1, scores the browser test's day of real frames for ``subject-1`` and
-``subject-10`` through the batch handler (``tests.timeline_support``), then serves the API (real
+``subject-10`` through the batch handler (``tests.support.timeline_day``), then serves the API (real
 models, ``MEAA_UI=1``, ``MEAA_LOCAL=1``) against that table. Open the page, choose "Timeline", subject
 ``subject-1``, from 2026-11-25 00:00 to 2026-11-26 00:00 (UTC).
 """
@@ -17,8 +17,9 @@ from pathlib import Path
 
 import uvicorn
 
-from tests.lambda_loader import load_handler
-from tests.timeline_support import DAY, OTHER_SUBJECT, SUBJECT, moto_environment, moto_server, write_day
+from tests.support.aws import moto_environment, moto_server
+from tests.support.lambda_loader import load_function_module
+from tests.support.timeline_day import DAY, OTHER_SUBJECT, SUBJECT, write_day
 
 
 def main() -> None:
@@ -27,14 +28,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     args = parser.parse_args()
     with moto_server() as endpoint, tempfile.TemporaryDirectory() as media_dir:
-        os.environ.update(moto_environment(endpoint))
-        os.environ.update({"MEAA_UI": "1", "MEAA_LOCAL": "1"})
-        os.environ.pop("AWS_PROFILE", None)
+        for name, value in moto_environment(endpoint, MEAA_UI="1", MEAA_LOCAL="1").items():
+            os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
         print(f"scoring a day of frames for {SUBJECT} and {OTHER_SUBJECT} into moto at {endpoint} ...", flush=True)
         uploaded = write_day(Path(media_dir))
         print(f"{len(uploaded)} objects scored; timeline day: {DAY.date()} (UTC)", flush=True)
         print(f"open http://{args.host}:{args.port}/", flush=True)
-        api = load_handler("ApiFunction")  # the API's `app` module, imported as Lambda would
+        api = load_function_module("ApiFunction")  # the API's Lambda module, imported as Lambda would
         uvicorn.run(api.app, host=args.host, port=args.port)
 
 

@@ -21,9 +21,10 @@ import pytest
 from skimage import data
 
 from meaa.labels import MOODS
-from tests.local_server import STARTUP_WAIT_S, local_api_server
-from tests.sample_faces import one_face_frame
-from tests.timeline_support import SUBJECT, faces_in, moto_environment, moto_server, result_item, write_day
+from tests.support.servers import STARTUP_WAIT_S, local_api_server
+from tests.support.sample_faces import one_face_frame
+from tests.support.aws import apply_environment, moto_environment, moto_server
+from tests.support.timeline_day import SUBJECT, faces_in, result_item, write_day
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("MEAA_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots")
@@ -75,9 +76,8 @@ def day_of_results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[st
     """moto's server with a day of batch results; yields the environment that points at it."""
     with pytest.MonkeyPatch.context() as patch, moto_server() as endpoint:
         environment = moto_environment(endpoint)
-        for name, value in environment.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
+        apply_environment(patch, environment)
+        environment = {name: value for name, value in environment.items() if value is not None}
         uploaded = write_day(tmp_path_factory.mktemp("media"))
         mine = [entry for entry in uploaded if entry.subject == SUBJECT]
         environment["EXPECTED_OBJECTS"] = str(len(mine))

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from skimage import data
 
-from tests.local_server import local_api_server
+from tests.support.servers import local_api_server
 
 @pytest.fixture(scope="module")
 def server_url():

@@ -7,57 +7,36 @@ and nothing is duplicated; corrupt objects give failure items and nothing is los
 
 from __future__ import annotations
 
-import socket
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
-from tests.batch_support import (
+from tests.support.aws import (
     BUCKET,
     TABLE,
     all_items,
-    create_results_table,
+    apply_environment,
+    create_drop_bucket_and_tables,
+    moto_environment,
+    moto_server,
     event_for,
     face_jpeg,
     face_video_bytes,
     put_object,
 )
-from tests.lambda_loader import lambda_context, load_handler
+from tests.support.lambda_loader import lambda_context, load_handler
 
 SESSION_DIR = "incoming/subject-42/session 2026-11-26"
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    for name, value in {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "MEAA_TABLE_NAME": TABLE,
-        "MEAA_VIDEO_SAMPLE_FPS": "2",
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    monkeypatch.delenv("MEAA_MAX_OBJECT_BYTES", raising=False)
-    try:
+    with moto_server() as endpoint:
+        apply_environment(monkeypatch, moto_environment(endpoint))
         yield endpoint
-    finally:
-        server.stop()
 
 
 def _key_counts(items: list[dict[str, Any]]) -> Counter:
@@ -69,8 +48,7 @@ def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
 ) -> None:
     s3 = boto3.client("s3")  # AWS_ENDPOINT_URL points every client at the moto server
     assert s3.meta.endpoint_url == moto_endpoint
-    s3.create_bucket(Bucket=BUCKET)
-    create_results_table(boto3.client("dynamodb"))
+    create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
     dynamodb = boto3.resource("dynamodb")
     image = put_object(s3, f"{SESSION_DIR}/front camera.jpg", face_jpeg())
     clip = put_object(s3, f"{SESSION_DIR}/clip.mp4", face_video_bytes(tmp_path))

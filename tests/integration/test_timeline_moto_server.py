@@ -1,6 +1,6 @@
 """The timeline read back through the API from results the batch handler wrote, all against moto's server.
 
-A day of real frames for two subjects goes through the batch handler (``tests.timeline_support``); the
+A day of real frames for two subjects goes through the batch handler (``tests.support.timeline_day``); the
 API (imported the way Lambda imports it, served locally with ``MEAA_LOCAL=1``) answers the timeline.
 Checked: per-bucket counts against the RESULT items themselves, shares summing to 1, no item of one
 subject in the other's timeline, paging with a small page size, cursors that are refused.
@@ -19,8 +19,9 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.lambda_loader import lambda_context, load_handler
-from tests.timeline_support import (
+from tests.support.aws import apply_environment, moto_environment, moto_server
+from tests.support.lambda_loader import lambda_context, load_function_module
+from tests.support.timeline_day import (
     DAY,
     OTHER_SUBJECT,
     OTHER_SUBJECT_MINUTE,
@@ -29,8 +30,6 @@ from tests.timeline_support import (
     VIDEO_TIME,
     Uploaded,
     faces_in,
-    moto_environment,
-    moto_server,
     result_item,
     write_day,
 )
@@ -42,21 +41,18 @@ DAY_RANGE = {"from": "2026-11-25T00:00:00Z", "to": "2026-11-26T00:00:00Z"}
 @pytest.fixture(scope="module")
 def day(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Uploaded]]:
     with pytest.MonkeyPatch.context() as patch, moto_server() as endpoint:
-        for name, value in {**moto_environment(endpoint), "MEAA_LOCAL": "1"}.items():
-            patch.setenv(name, value)
-        for name in ("AWS_PROFILE", "MEAA_AUTH_MODE", "MEAA_MAX_OBJECT_BYTES"):
-            patch.delenv(name, raising=False)
+        apply_environment(patch, moto_environment(endpoint, MEAA_LOCAL="1"))
         yield write_day(tmp_path_factory.mktemp("media"))
 
 
 @pytest.fixture(scope="module")
-def api_handler(day: list[Uploaded]):
-    return load_handler("ApiFunction")
+def api_module(day: list[Uploaded]):
+    return load_function_module("ApiFunction")
 
 
 @pytest.fixture(scope="module")
-def client(api_handler) -> Iterator[TestClient]:
-    with TestClient(api_handler.app, raise_server_exceptions=False) as test_client:
+def client(api_module) -> Iterator[TestClient]:
+    with TestClient(api_module.app, raise_server_exceptions=False) as test_client:
         yield test_client
 
 
@@ -209,7 +205,7 @@ def _cursor_of(client: TestClient, key: str) -> str:
     return client.get(f"/objects/{quote(key)}", params={"limit": 1}).json()["next_cursor"]
 
 
-def test_lambda_entry_point_answers_the_timeline(api_handler, day: list[Uploaded]) -> None:
+def test_lambda_entry_point_answers_the_timeline(api_module, day: list[Uploaded]) -> None:
     """The Mangum handler, given an API Gateway HTTP API event for the route, answers like the app."""
     query = f"from={DAY_RANGE['from']}&to={DAY_RANGE['to']}&bucket=1d"
     path = f"/subjects/{OTHER_SUBJECT}/moods"
@@ -234,7 +230,7 @@ def test_lambda_entry_point_answers_the_timeline(api_handler, day: list[Uploaded
         "pathParameters": {"subject": OTHER_SUBJECT},
         "isBase64Encoded": False,
     }
-    response = api_handler(event, lambda_context("ApiFunction"))
+    response = api_module.handler(event, lambda_context("ApiFunction"))
     assert response["statusCode"] == 200, response["body"]
     (bucket,) = json.loads(response["body"])["buckets"]
     assert bucket["start"] == DAY.strftime("%Y-%m-%dT%H:%M:%S.000Z") and bucket["objects"] == 9

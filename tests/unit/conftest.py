@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.lambda_loader import load_handler
+from tests.support.lambda_loader import load_function_module
 
 
 @pytest.fixture(scope="module")
-def api_handler():
-    """``app.handler`` of ApiFunction (template.yaml's CodeUri, Handler and layer)."""
-    return load_handler("ApiFunction")
+def api_module():
+    """ApiFunction's handler module (template.yaml's CodeUri and Handler), imported as Lambda does."""
+    return load_function_module("ApiFunction")
 
 
 @pytest.fixture(scope="module")
-def api_client(api_handler) -> Iterator[TestClient]:
-    """A TestClient on the handler's FastAPI app; server faults come back as responses."""
-    with TestClient(api_handler.app, raise_server_exceptions=False) as test_client:
+def api_handler(api_module):
+    return api_module.handler
+
+
+@pytest.fixture(scope="module")
+def api_client(api_module) -> Iterator[TestClient]:
+    """A TestClient on the handler module's FastAPI app; server faults come back as responses."""
+    with TestClient(api_module.app, raise_server_exceptions=False) as test_client:
         yield test_client

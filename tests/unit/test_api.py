@@ -16,8 +16,7 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from meaa.logs import JsonFormatter
-from tests.lambda_loader import lambda_context, load_handler
+from tests.support.lambda_loader import lambda_context, load_function_module
 from skimage import data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,8 +41,8 @@ def png_of(rgb: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def schemas_module(api_handler):
-    import schemas  # the function's own module, importable once load_handler put functions/api on sys.path
+def schemas_module():
+    from meaa_api import schemas
 
     return schemas
 
@@ -142,6 +141,19 @@ def test_multipart_with_other_fields_and_no_part_content_type(api_client, astron
     assert_astronaut_answer(response.json())
 
 
+def test_multipart_with_a_preamble_before_the_first_boundary(api_client, astronaut_jpeg):
+    """RFC 2046: text before the first delimiter is a preamble, to be ignored."""
+    body = (
+        b"This is a multi-part message in MIME format.\r\n--XyZ\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="face.jpg"\r\nContent-Type: image/jpeg\r\n\r\n'
+        + astronaut_jpeg
+        + b"\r\n--XyZ--\r\n"
+    )
+    response = api_client.post(UPLOAD, content=body, headers={"content-type": "multipart/form-data; boundary=XyZ"})
+    assert response.status_code == 200, response.text
+    assert_astronaut_answer(response.json())
+
+
 @pytest.mark.parametrize("image_name", ["coffee", "chelsea"])
 @pytest.mark.parametrize("style", sorted(UPLOADERS))
 def test_images_without_a_face_answer_zero_faces_and_null_mood(api_client, image_name, style):
@@ -180,17 +192,16 @@ def test_openapi_documents_the_three_bodies_and_the_models(api_client):
 
 
 @pytest.fixture()
-def api_log_lines(api_handler):
-    """The API's JSON log lines during one test (its logger does not propagate, so caplog cannot see it)."""
-    logger = logging.getLogger("meaa.api")
-    stream = io.StringIO()
-    capture = logging.StreamHandler(stream)
-    capture.setFormatter(JsonFormatter())
-    logger.addHandler(capture)
-    try:
-        yield lambda: [json.loads(line) for line in stream.getvalue().splitlines()]
-    finally:
-        logger.removeHandler(capture)
+def api_log_lines(capsys: pytest.CaptureFixture[str]):
+    """The API's JSON log lines during one test (Powertools writes them to stdout, as in Lambda); the
+    embedded-format metric lines (``_aws``) are left out."""
+    seen: list[dict] = []
+
+    def lines() -> list[dict]:
+        seen.extend(json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{"))
+        return [line for line in seen if "_aws" not in line]
+
+    return lines
 
 
 def test_one_json_log_line_per_request_without_image_bytes(api_client, astronaut_jpeg, api_log_lines):
@@ -200,7 +211,7 @@ def test_one_json_log_line_per_request_without_image_bytes(api_client, astronaut
     requests = [line for line in api_log_lines() if line["message"] == "request"]
     assert len(requests) == 2
     ok, bad = requests
-    assert (ok["status"], ok["face_count"], ok["error_code"], ok["upload_style"]) == (200, 1, None, "json")
+    assert (ok["status"], ok["face_count"], ok.get("error_code"), ok["upload_style"]) == (200, 1, None, "json")
     assert (bad["status"], bad["error_code"]) == (400, "invalid_image")
     for line in requests:
         assert line["method"] == "POST" and line["path"] == UPLOAD
@@ -261,7 +272,7 @@ def test_sample_events_match_their_generator():
 def test_a_server_fault_is_a_json_500_that_leaks_nothing(monkeypatch, tmp_path, api_log_lines):
     """Models missing from the package is the server's fault: /health says so, uploads get a bare 500."""
     monkeypatch.setenv("MEAA_MODELS_DIR", str(tmp_path / "no-models-here"))
-    broken = load_handler("ApiFunction")
+    broken = load_function_module("ApiFunction")
     with TestClient(broken.app, raise_server_exceptions=False) as broken_client:
         health = broken_client.get("/health").json()
         assert health["models_loaded"] is False and health["model_version"] is None

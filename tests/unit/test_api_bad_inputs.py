@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pytest
-from tests.lambda_loader import lambda_context
+from tests.support.lambda_loader import lambda_context
 from skimage import data
 
 UPLOAD = "/upload-meaa-image"

@@ -6,6 +6,8 @@ ResultsTable definition; the models are the real ones from the layer.
 
 from __future__ import annotations
 
+import copy
+import sys
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,41 +18,32 @@ from boto3.dynamodb.conditions import Key
 from moto import mock_aws
 
 from meaa.labels import MOODS
-from tests.batch_support import (
+from tests.support.aws import (
+    BROKEN_RECORDS,
     BUCKET,
     TABLE,
     all_items,
-    create_results_table,
+    apply_environment,
+    create_drop_bucket_and_tables,
+    moto_environment,
     event_for,
     face_jpeg,
     face_video_bytes,
     no_face_jpeg,
     put_object,
 )
-from tests.lambda_loader import lambda_context, load_handler
+from tests.support.lambda_loader import lambda_context, load_handler
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
 
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch):
-    """moto S3 + DynamoDB with the drop bucket and the results table; yields (s3 client, dynamodb resource)."""
-    for name, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "MEAA_TABLE_NAME": TABLE,
-        "MEAA_INCOMING_PREFIX": "incoming/",
-        "MEAA_VIDEO_SAMPLE_FPS": "2",
-    }.items():
-        monkeypatch.setenv(name, value)
-    for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "MEAA_MAX_OBJECT_BYTES"):
-        monkeypatch.delenv(name, raising=False)
+    """moto S3 + DynamoDB with the drop bucket and both tables; yields (s3 client, dynamodb resource)."""
+    apply_environment(monkeypatch, moto_environment())
     with mock_aws():
         s3 = boto3.client("s3")
-        s3.create_bucket(Bucket=BUCKET)
-        create_results_table(boto3.client("dynamodb"))
+        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
         yield s3, boto3.resource("dynamodb")
 
 
@@ -196,7 +189,7 @@ def test_object_over_the_size_cap_is_refused_before_reading(aws, handler, monkey
     monkeypatch.setenv("MEAA_MAX_OBJECT_BYTES", "1000")
     entry = put_object(s3, f"{SUBJECT_DIR}/big.jpg", face_jpeg())
 
-    invoke(handler, event_for([entry]))
+    invoke(load_handler("BatchFunction"), event_for([entry]))  # a new container reads the new setting
 
     (item,) = all_items(dynamodb)
     assert item["kind"] == "failure" and item["error"]["code"] == "image_too_large"
@@ -244,7 +237,7 @@ def test_infrastructure_error_raises_so_lambda_retries(aws, handler, monkeypatch
     monkeypatch.setenv("MEAA_TABLE_NAME", "no-such-table")
 
     with pytest.raises(Exception) as raised:
-        invoke(handler, event_for([entry]))
+        invoke(load_handler("BatchFunction"), event_for([entry]))
 
     assert "ResourceNotFoundException" in str(raised.value)
 
@@ -277,3 +270,119 @@ def test_event_without_etag_names_the_revision_from_the_object(aws, handler) -> 
     (item,) = all_items(dynamodb)
     assert item["revision"] == entry["etag"] and item["sk"] == f"REV#{entry['etag']}#RESULT"
     assert replay["outcomes"][0]["status"] == "duplicate"
+
+
+# --- Hostile and broken events (issue 9): one bad record never sinks the others ------------------------
+
+
+def _good_record(s3) -> dict[str, Any]:
+    return event_for([put_object(s3, f"{SUBJECT_DIR}/good.jpg", face_jpeg())])["Records"][0]
+
+
+@pytest.mark.parametrize(
+    "event",
+    [None, [], "Records", {}, {"Records": None}, {"Records": "x"}, {"Records": [None]}, {"Records": [1, 2]}],
+    ids=["null", "list", "string", "empty", "records-null", "records-string", "records-[null]", "records-ints"],
+)
+def test_malformed_events_are_logged_and_skipped(aws, handler, event) -> None:
+    answer = invoke(handler, event)
+    assert answer == {"records": 0, "outcomes": []}
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_RECORDS))
+def test_a_bad_record_beside_a_good_one_loses_nothing(aws, handler, broken: str) -> None:
+    s3, dynamodb = aws
+    good = _good_record(s3)
+    bad = copy.deepcopy(good)
+    BROKEN_RECORDS[broken](bad)
+
+    answer = invoke(handler, {"Records": [good, bad]})
+
+    assert [outcome["status"] for outcome in answer["outcomes"]] == ["scored"]
+    assert len(result_items(all_items(dynamodb))) == 1
+
+
+def test_made_up_version_id_gets_a_failure_item_not_a_retry(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    entry["version_id"] = "3sL4kqtJlcpXroDTDmJ-rmSpXd3dIbrHY"  # the bucket is not versioned
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "failed"
+    (item,) = all_items(dynamodb)
+    assert item["error"]["code"] in ("object_unreadable", "object_not_found")
+
+
+def test_a_key_too_long_for_the_index_is_stored_under_a_hash(aws, handler) -> None:
+    s3, dynamodb = aws
+    key = f"{SUBJECT_DIR}/" + "x" * (1020 - len(SUBJECT_DIR) - 5) + ".jpg"
+    assert 1000 < len(key.encode()) <= 1024
+    entry = put_object(s3, key, face_jpeg())
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "scored"
+    (item,) = all_items(dynamodb)
+    assert item["key"] == key and "SHA256#" in item["subject_time"]
+    assert len(item["subject_time"].encode()) <= 1024
+
+
+def test_a_second_delivery_during_the_first_does_not_score_again(aws, handler, monkeypatch) -> None:
+    """S3 delivers at least once: the duplicate finds the first delivery's in-progress claim and stops."""
+    s3, dynamodb = aws
+    event = event_for([put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())])
+    estimator = sys.modules[handler.__module__].SCORER.estimator
+    analyze = estimator.analyze
+    nested: list[dict[str, Any]] = []
+
+    def analyze_while_a_duplicate_arrives(data):
+        nested.append(invoke(handler, event))
+        return analyze(data)
+
+    monkeypatch.setattr(estimator, "analyze", analyze_while_a_duplicate_arrives)
+    first = invoke(handler, event)
+
+    assert nested[0]["outcomes"][0]["status"] == "in_progress_elsewhere"
+    assert first["outcomes"][0]["status"] == "scored"
+    assert len(all_items(dynamodb)) == 1
+
+
+def test_an_object_that_crashes_the_scorer_gets_a_failure_item(aws, handler, monkeypatch) -> None:
+    s3, dynamodb = aws
+    estimator = sys.modules[handler.__module__].SCORER.estimator
+
+    def crash(data):
+        raise RuntimeError("a decoder bug the bytes provoked")
+
+    monkeypatch.setattr(estimator, "analyze", crash)
+    answer = invoke(handler, event_for([put_object(s3, f"{SUBJECT_DIR}/poison.jpg", face_jpeg())]))
+
+    assert answer["outcomes"][0]["status"] == "failed"
+    (item,) = all_items(dynamodb)
+    assert item["error"]["code"] == "internal_error" and "decoder" not in item["error"]["message"]
+
+
+def test_a_transient_error_raises_after_the_other_records_are_done(aws, handler, monkeypatch) -> None:
+    from botocore.exceptions import ClientError
+
+    s3, dynamodb = aws
+    throttled = put_object(s3, f"{SUBJECT_DIR}/throttled.jpg", face_jpeg())
+    fine = put_object(s3, f"{SUBJECT_DIR}/fine.jpg", face_jpeg())
+    objects = sys.modules[handler.__module__].SCORER.objects
+    read = objects.read
+
+    def read_or_throttle(ref):
+        if ref.key.endswith("throttled.jpg"):
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+        return read(ref)
+
+    monkeypatch.setattr(objects, "read", read_or_throttle)
+    with pytest.raises(ClientError):
+        invoke(handler, event_for([throttled, fine]))
+
+    (item,) = result_items(all_items(dynamodb))
+    assert item["key"].endswith("fine.jpg") and item["kind"] == "image"
+    monkeypatch.setattr(objects, "read", read)
+    retry = invoke(handler, event_for([throttled, fine]))  # Lambda's retry: the claim was released
+    assert [outcome["status"] for outcome in retry["outcomes"]] == ["scored", "duplicate"]

@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.images import encode
-from tests.sample_faces import astronaut_bgr, no_face_images
+from tests.support.images import encode
+from tests.support.sample_faces import astronaut_bgr, no_face_images
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -71,3 +71,16 @@ def test_human_readable_output(tmp_path: Path) -> None:
     result = run_cli("predict", str(face))
     assert result.returncode == 0
     assert result.stdout.startswith(f"{face}: 1 face(s): positive")
+
+
+def test_predict_summarises_a_video(tmp_path: Path) -> None:
+    from tests.support.aws import write_face_video
+
+    clip = write_face_video(tmp_path / "clip.mp4")
+    result = subprocess.run(
+        [sys.executable, "-m", "meaa", "predict", str(clip), "--json"], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    assert line["file"] == str(clip) and line["frames_sampled"] == 6 and line["frames_with_face"] == 3
+    assert sum(line["mood_counts"].values()) == line["frames_with_reliable_face"]

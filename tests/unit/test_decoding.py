@@ -12,7 +12,7 @@ from skimage import data as skimage_data
 from meaa.config import DecodeSettings
 from meaa.decoding import decode_image, read_image_header, read_image_size
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
-from tests.images import (
+from tests.support.images import (
     UNSUPPORTED_SAMPLES,
     bmp_top_down,
     bmp_with_claimed_size,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
-from tests.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
+from tests.support.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"
@@ -133,7 +133,7 @@ def test_s3_may_invoke_the_batch_function_only_from_this_account(transformed: di
         assert permission["SourceAccount"] == {"Ref": "AWS::AccountId"}
 
 
-def test_batch_role_reads_only_incoming_and_writes_only_the_table(transformed: dict[str, Any]) -> None:
+def test_batch_role_reads_only_incoming_and_writes_only_the_tables(transformed: dict[str, Any]) -> None:
     role = transformed["BatchFunctionRole"]
     assert role["Properties"]["ManagedPolicyArns"] == [BASIC_EXECUTION]
     allowed = {
@@ -142,8 +142,11 @@ def test_batch_role_reads_only_incoming_and_writes_only_the_table(transformed: d
         "dynamodb:GetItem",
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:DeleteItem",
         "sqs:SendMessage",
     }
+    claims = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
     for statement in _statements(role):
         assert statement["Effect"] == "Allow"
         actions = _actions(statement)
@@ -152,8 +155,11 @@ def test_batch_role_reads_only_incoming_and_writes_only_the_table(transformed: d
         assert resource != "*" and not isinstance(resource, list)
         if any(action.startswith("s3:") for action in actions):
             assert resource["Fn::Sub"].endswith(f"/{INCOMING}*"), "S3 read is limited to the incoming prefix"
-        if any(action.startswith("dynamodb:") for action in actions):
-            assert resource == {"Fn::GetAtt": ["ResultsTable", "Arn"]}, "DynamoDB access is the table only"
+        if resource == {"Fn::GetAtt": ["IdempotencyTable", "Arn"]}:
+            assert set(actions) <= claims, "the claims table: claim, complete, release"
+        elif any(action.startswith("dynamodb:") for action in actions):
+            assert resource == {"Fn::GetAtt": ["ResultsTable", "Arn"]}, "DynamoDB access is the two tables only"
+            assert not {"dynamodb:UpdateItem", "dynamodb:DeleteItem"} & set(actions), "results are never changed"
         if any(action.startswith("sqs:") for action in actions):
             assert resource == {"Fn::GetAtt": ["BatchFailureQueue", "Arn"]}
 
@@ -220,7 +226,7 @@ def test_upload_route_uses_the_jwt_authorizer_only_when_auth_mode_is_jwt(templat
     assert upload["RouteKey"] == "POST /upload-meaa-image"
     assert upload["AuthorizationType"] == {"Fn::If": ["UseJwtAuth", "JWT", "NONE"]}
     routes = {r["Properties"]["RouteKey"]: r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
-    open_routes = {"GET /health", "GET /openapi.json", "GET /docs"}
+    open_routes = {"GET /health", "GET /openapi.json", "GET /docs", "GET /docs/{file}"}
     results_routes = {"GET /subjects/{subject}/moods", "GET /objects/{key+}"}
     page_routes = {"GET /", "GET /static/{file+}"}
     assert set(routes) == {"POST /upload-meaa-image"} | open_routes | results_routes | page_routes

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-from tests.lambda_loader import REPO_ROOT, function_spec, load_template
+from tests.support.lambda_loader import REPO_ROOT, function_spec, load_template
 
 
 def _load_script(relative: str) -> ModuleType:

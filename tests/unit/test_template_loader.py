@@ -6,7 +6,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-from tests.lambda_loader import REPO_ROOT, function_spec, lambda_context, load_handler, load_template
+import pytest
+
+from tests.support.aws import apply_environment, moto_environment
+from tests.support.lambda_loader import REPO_ROOT, function_spec, lambda_context, load_handler, load_template
 
 TWO_FUNCTIONS = """
 Transform: AWS::Serverless-2016-10-31
@@ -86,27 +89,29 @@ def test_spec_applies_globals_and_resolves_layer_paths(tmp_path: Path) -> None:
     assert first.environment == {"FROM_GLOBALS": "yes"}  # !Ref values cannot be known offline
 
 
-def test_two_functions_named_app_do_not_share_modules(tmp_path: Path) -> None:
-    template = _write_project(tmp_path)
-    first = load_handler("FirstFunction", template)
-    second = load_handler("SecondFunction", template)
-    first_again = load_handler("FirstFunction", template)
-
-    assert first({"n": 1}, None) == {"function": "first", "layer": "shared", "event": {"n": 1}}
-    assert second({}, None)["function"] == "second"
-    assert first_again({}, None)["function"] == "first"
-    assert first.__module__ == "app" and sys.modules["app"].__file__ == str((tmp_path / "first" / "app.py").resolve())
-    assert first_again is not first, "each load is a fresh import, like a cold start"
-
-
-def test_repository_functions_resolve_to_their_directories() -> None:
-    for logical_id, directory in (("ApiFunction", "functions/api"), ("BatchFunction", "functions/batch")):
+def test_repository_functions_resolve_to_their_directories(monkeypatch: pytest.MonkeyPatch) -> None:
+    apply_environment(monkeypatch, moto_environment())  # the batch function needs its table's name
+    for logical_id, directory, handler in (
+        ("ApiFunction", "functions/api", "meaa_api.lambda_handler.handler"),
+        ("BatchFunction", "functions/batch", "meaa_batch.handler.handler"),
+    ):
         spec = function_spec(logical_id)
         assert spec.code_dir == REPO_ROOT / directory
-        assert spec.handler == "app.handler"
+        assert spec.handler == handler
         assert spec.layer_dirs == (REPO_ROOT / "layers",)
     batch = load_handler("BatchFunction")
-    assert Path(sys.modules[batch.__module__].__file__) == REPO_ROOT / "functions/batch/app.py"
+    assert Path(sys.modules[batch.__module__].__file__) == REPO_ROOT / "functions/batch/meaa_batch/handler.py"
+    assert load_handler("BatchFunction") is not batch, "each load is a fresh import, like a cold start"
+
+
+def test_a_handler_outside_its_code_uri_is_refused(tmp_path: Path) -> None:
+    template = tmp_path / "template.yaml"
+    template.write_text(
+        "Resources:\n  Misplaced:\n    Type: AWS::Serverless::Function\n"
+        "    Properties: {CodeUri: elsewhere, Handler: meaa_api.schemas.ErrorResponse}\n"
+    )
+    with pytest.raises(ImportError, match="not under"):
+        load_handler("Misplaced", template)
 
 
 def test_context_carries_request_id_and_template_memory(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.lambda_loader import lambda_context, load_handler, load_template
+from tests.support.lambda_loader import lambda_context, load_function_module, load_handler, load_template
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
@@ -70,7 +70,7 @@ def deployed_client(monkeypatch: pytest.MonkeyPatch):
             monkeypatch.delenv(name, raising=False)
         for name, value in deployed_environment(**parameters).items():
             monkeypatch.setenv(name, value)
-        client = TestClient(load_handler("ApiFunction").app, raise_server_exceptions=False)
+        client = TestClient(load_function_module("ApiFunction").app, raise_server_exceptions=False)
         clients.append(client)
         return client
 
@@ -126,7 +126,7 @@ def test_try_it_page_is_off_by_default_and_on_when_enabled(deployed_client) -> N
 
 def test_page_references_only_its_own_files() -> None:
     """No CDN: every src/href in the page is a relative path under static/ (it must work offline)."""
-    html = (Path(__file__).resolve().parents[2] / "functions" / "api" / "static" / "index.html").read_text()
+    html = (Path(__file__).resolve().parents[2] / "functions" / "api" / "meaa_api" / "static" / "index.html").read_text()
     references = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert references and all(ref.startswith("static/") and "//" not in ref for ref in references)
 

@@ -13,7 +13,7 @@ import pytest
 from meaa import InvalidInput, MoodEstimator
 from meaa.config import Settings
 from meaa.detector import FaceDetections
-from tests.sample_faces import no_face_images, one_face_frame
+from tests.support.sample_faces import no_face_images, one_face_frame
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

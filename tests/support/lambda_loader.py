@@ -1,15 +1,12 @@
 """Import a Lambda handler the way the Lambda runtime does, driven by ``template.yaml``.
 
-Tests must exercise the deployed wiring, not a hand-picked import path: the function's ``CodeUri``
-and ``Handler`` (with ``Globals``) and the ``ContentUri`` of every layer it references come from the
-SAM template. The function directory goes first on ``sys.path`` (Lambda's ``/var/task``), then the
-layers (Lambda's ``/opt/python``), and the handler module is imported afresh: two functions may both
-name their module ``app``, so the function's own top-level modules are dropped from ``sys.modules``
-before the import. Layer packages (``meaa``) stay cached, like in a warm container, so models load once.
-
-Handler modules should import their sibling modules at import time (Lambda does not care, but several
-functions share one test process here and only the most recently loaded function's directory is first
-on ``sys.path``).
+Tests must exercise the deployed wiring, not a hand-picked import path: the function's ``CodeUri`` and
+``Handler`` (with ``Globals``) come from the SAM template. The function packages (``meaa_api``,
+``meaa_batch``) and the layer's (``meaa``, ``meaa_aws``) are installed (editable) in the venv, so the
+handler's module is imported by name; the loader checks that it is the file under the template's
+``CodeUri``, and imports it afresh (like a cold start, which reads the environment's settings again) by
+dropping the function's package from ``sys.modules`` first. Layer packages stay cached, like in a warm
+container, so models load once per test process.
 """
 
 from __future__ import annotations
@@ -20,11 +17,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Callable
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
 
 
@@ -126,30 +124,24 @@ def function_spec(function_logical_id: str, template_path: Path = TEMPLATE_PATH)
     )
 
 
-def _top_level_module_names(code_dir: Path) -> set[str]:
-    names = {path.stem for path in code_dir.glob("*.py")}
-    names |= {path.name for path in code_dir.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
-    return names
-
-
-def _purge_modules(names: set[str]) -> None:
-    for module_name in list(sys.modules):
-        if module_name.split(".", 1)[0] in names:
-            del sys.modules[module_name]
-
-
 def load_handler(function_logical_id: str, template_path: Path = TEMPLATE_PATH) -> Callable[[dict, Any], Any]:
     """Import the function's handler module afresh (like a cold start) and return the handler callable."""
     spec = function_spec(function_logical_id, template_path)
-    search_path = [str(spec.code_dir), *(str(layer_dir) for layer_dir in spec.layer_dirs)]
-    sys.path[:] = search_path + [entry for entry in sys.path if entry not in search_path]
-    _purge_modules(_top_level_module_names(spec.code_dir) | {spec.module_name.split(".", 1)[0]})
-    importlib.invalidate_caches()
+    return getattr(load_function_module(function_logical_id, template_path), spec.function_name)
+
+
+def load_function_module(function_logical_id: str, template_path: Path = TEMPLATE_PATH) -> ModuleType:
+    """The function's handler module, imported afresh (e.g. for the API's ``app``)."""
+    spec = function_spec(function_logical_id, template_path)
+    package = spec.module_name.split(".", 1)[0]
+    for module_name in list(sys.modules):
+        if module_name == package or module_name.startswith(package + "."):
+            del sys.modules[module_name]
     module = importlib.import_module(spec.module_name)
     module_file = Path(getattr(module, "__file__", "") or "").resolve()
     if spec.code_dir not in module_file.parents:
         raise ImportError(f"{spec.module_name} resolved to {module_file}, not under {spec.code_dir}")
-    return getattr(module, spec.function_name)
+    return module
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The try-it page: ``GET /`` and its script and style under ``/static`` (plain files, no build step).
 
-Served only when ``features.ApiFeatures.try_it_page`` is on. Everything the page needs is in
+Served only when ``ApiSettings.try_it_page`` is on (``MEAA_UI``). Everything the page needs is in
 ``static/``: no CDN, so it works offline and its Content-Security-Policy can be ``'self'`` only.
 """
 
@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
-STATIC_DIR = Path(__file__).resolve().parent / "static"
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 # blob: for the chosen photo, mediastream:/blob: for the webcam; requests go to this API only.
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob: mediastream:; "

@@ -1,4 +1,4 @@
-"""The timeline's parameters, cursors and bucketing, and the one Query it sends per page.
+"""``meaa.store``'s reading side: the timeline's parameters, cursors and bucketing, and the one Query per page.
 
 DynamoDB is stood in for by a table object that records the Query and answers with items shaped like
 the batch function's (the integration test does the same against moto's server with real items).
@@ -14,17 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.lambda_loader import load_handler
+from meaa import store
 
 UTC = timezone.utc
 
 
 @pytest.fixture(scope="module")
 def timeline():
-    load_handler("ApiFunction")  # puts functions/api first on sys.path, as Lambda's /var/task
-    import timeline as module
-
-    return module
+    return store
 
 
 class RecordingTable:
@@ -186,3 +183,28 @@ def test_object_items_query_the_partition_and_convert_decimals(timeline) -> None
         timeline.object_items(RecordingTable({"Items": []}), "drop", "incoming/none.jpg", 10, None)
     with pytest.raises(timeline.InvalidQuery):
         timeline.object_items(RecordingTable(), "drop", "k" * 1025, 10, None)
+
+
+# --- Hostile parameters (issue 9): every problem is a 400 with a code, never a 500 ------------------------
+
+
+def test_a_cursor_nested_past_the_recursion_limit_is_not_ours(timeline) -> None:
+    nested = "[" * 1500 + "]" * 1500
+    cursor = base64.urlsafe_b64encode(nested.encode()).decode().rstrip("=")
+    assert len(cursor) < timeline.MAX_CURSOR_CHARS
+    with pytest.raises(timeline.InvalidCursor):
+        timeline.decode_cursor(cursor, {"subject": "s-1"}, ("pk", "sk", "subject", "subject_time"))
+
+
+@pytest.mark.parametrize(
+    "start, end",
+    [
+        (None, "9999-12-31T23:59:59-14:00"),
+        ("0001-01-01T00:00:00+14:00", "2026-01-01"),
+        (None, "0001-01-01"),
+        ("9999-12-31T23:00:00Z", "9999-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_dates_at_the_ends_of_the_calendar_are_invalid_queries(timeline, start, end) -> None:
+    with pytest.raises(timeline.InvalidQuery):
+        timeline.TimeRange.from_params(start, end, "1d")

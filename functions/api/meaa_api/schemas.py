@@ -6,9 +6,11 @@ drift between ``meaa.results`` and this documentation fail the tests instead of 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from meaa.errors import ERRORS
 
 Mood = Literal["positive", "negative", "neutral", "other"]
 
@@ -64,11 +66,7 @@ class AnalysisResponse(_Strict):
 
 
 class ErrorDetail(_Strict):
-    code: str = Field(
-        description="Stable machine-readable code, e.g. invalid_image, malformed_multipart, invalid_json, "
-        "invalid_base64, image_too_large, unsupported_media_type, unsupported_format, missing_field, "
-        "invalid_input, not_found, method_not_allowed, internal_error"
-    )
+    code: str = Field(description="Stable machine-readable code: " + ", ".join(ERRORS))
     message: str
 
 
@@ -89,3 +87,34 @@ class UploadJson(BaseModel):
     """JSON upload: base64 of the image bytes (standard or URL-safe; a data-URL prefix is accepted)."""
 
     image_base64: str = Field(examples=["data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ..."])
+
+
+class MoodBucket(_Strict):
+    start: str = Field(description="Bucket start, UTC (buckets are counted from `from`)")
+    end: str
+    objects: int = Field(description="Images and videos created in the bucket (failures included)")
+    failed: int = Field(description="Objects that could not be scored")
+    face_count: int = Field(
+        description="Faces counted: every (reliable) face of an image; a video's main face once per sampled frame"
+    )
+    mood_counts: dict[str, int]
+    moods: dict[str, float] = Field(description="Share of the faces with each mood (sums to 1 when face_count > 0)")
+    dominant_mood: Mood | None
+
+
+class SubjectMoods(_Strict):
+    subject: str
+    from_: str = Field(alias="from")
+    to: str
+    bucket_seconds: int
+    include_unreliable: bool = Field(description="Whether faces the quality gate marked unreliable were counted")
+    buckets: list[MoodBucket] = Field(description="Buckets with at least one object, in time order")
+    items_read: int
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
+
+
+class ObjectItems(_Strict):
+    bucket: str
+    key: str
+    items: list[dict[str, Any]]
+    next_cursor: str | None

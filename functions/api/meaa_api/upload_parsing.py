@@ -120,6 +120,13 @@ def _image_from_multipart(content_type: str, body: bytes, max_image_bytes: int) 
         raise MalformedMultipart("multipart/form-data without a boundary parameter in Content-Type")
     if not body:
         raise MalformedMultipart("Empty multipart/form-data body")
+    # RFC 2046 allows a preamble (text for non-MIME readers) before the first delimiter, which must then
+    # follow a CRLF; python-multipart expects the body to start with the delimiter, so skip the preamble.
+    delimiter = b"--" + boundary
+    if not body.startswith(delimiter):
+        first = body.find(b"\r\n" + delimiter)
+        if first >= 0:
+            body = body[first + 2 :]
 
     parts: list[_Part] = []
     header_field: list[bytes] = []

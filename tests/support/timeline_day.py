@@ -9,9 +9,6 @@ sit at different minutes of the hour (:10 and :40), so a leak from one into the 
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -19,13 +16,11 @@ from typing import Any
 
 import boto3
 import cv2
-import httpx
 import numpy as np
-from moto.server import ThreadedMotoServer
 
-from tests.batch_support import BUCKET, TABLE, create_results_table, event_for, face_video_bytes, put_object
-from tests.lambda_loader import lambda_context, load_handler
-from tests.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
+from tests.support.aws import BUCKET, TABLE, create_drop_bucket_and_tables, event_for, face_video_bytes, put_object
+from tests.support.lambda_loader import lambda_context, load_handler
+from tests.support.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
 DAY = datetime(2026, 11, 25, tzinfo=timezone.utc)
 SUBJECT = "subject-1"
@@ -42,41 +37,6 @@ class Uploaded:
     subject: str
     key: str
     created_at: datetime
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def moto_environment(endpoint: str) -> dict[str, str]:
-    """What the batch and API functions need to talk to moto's server as if to AWS."""
-    return {
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "MEAA_TABLE_NAME": TABLE,
-        "MEAA_DROP_BUCKET": BUCKET,
-        "MEAA_VIDEO_SAMPLE_FPS": "2",
-    }
-
-
-@contextmanager
-def moto_server() -> Iterator[str]:
-    """moto's server on a free port, with empty backends: moto keeps its state per process, so a server
-    started by another test module would otherwise show that module's bucket and table."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    httpx.post(f"{endpoint}/moto-api/reset", timeout=30).raise_for_status()
-    try:
-        yield endpoint
-    finally:
-        httpx.post(f"{endpoint}/moto-api/reset", timeout=30)
-        server.stop()
 
 
 def _jpeg(image: np.ndarray) -> bytes:
@@ -121,8 +81,7 @@ def write_day(tmp_dir: Path) -> list[Uploaded]:
     """Upload and score the day: 24 hourly pictures and a video for SUBJECT, 8 pictures and a corrupt
     file for OTHER_SUBJECT. Needs the moto environment set (``moto_environment``)."""
     s3 = boto3.client("s3")
-    s3.create_bucket(Bucket=BUCKET)
-    create_results_table(boto3.client("dynamodb"))
+    create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
     frames = [_jpeg(frame) for frame in _frames()]
     plan: list[tuple[str, str, bytes, datetime]] = []
     for hour in range(24):

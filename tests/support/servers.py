@@ -15,7 +15,7 @@ from typing import Iterator
 import httpx
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_WAIT_S = 120  # a readiness wait for slow machines, not a performance assertion
 
 
@@ -27,13 +27,13 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def local_api_server(extra_env: dict[str, str] | None = None, drop_env: tuple[str, ...] = ()) -> Iterator[str]:
-    """Serve ``functions/api`` with the real models; yields its base URL once ``/health`` answers."""
+    """Serve ``meaa_api`` with the real models; yields its base URL once ``/health`` answers."""
     port = free_port()
-    env = {**os.environ, **(extra_env or {}), "PYTHONPATH": str(REPO_ROOT / "layers")}
+    env = {**os.environ, **(extra_env or {})}
     for name in drop_env:
         env.pop(name, None)
     command = [
-        sys.executable, "-m", "uvicorn", "app:app", "--app-dir", str(REPO_ROOT / "functions" / "api"),
+        sys.executable, "-m", "uvicorn", "--factory", "meaa_api.app:create_app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -1,0 +1,49 @@
+"""What routes share, reached through FastAPI's dependencies rather than module globals."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from meaa import MoodEstimator
+from meaa.config import Settings
+
+from .observability import LOGGER
+
+
+@dataclass
+class AppState:
+    """The app's settings and estimator, and what /health reports (filled by the warm-up and by analyses)."""
+
+    settings: Settings
+    estimator: MoodEstimator
+    models_loaded: bool = False
+    model_version: str | None = None
+
+    def warm_up(self) -> None:
+        """Load the models now (container start) rather than in the first request's latency budget."""
+        started = time.perf_counter()
+        try:
+            self.estimator.warm_up()
+        except Exception:  # noqa: BLE001 - a broken model must not stop /health from answering
+            LOGGER.exception("model warm-up failed")
+            return
+        self.mark_loaded(self.estimator.model_version)
+        LOGGER.info("models loaded", extra={"latency_ms": round((time.perf_counter() - started) * 1000, 1)})
+
+    def mark_loaded(self, model_version: str) -> None:
+        self.models_loaded, self.model_version = True, model_version
+
+
+def app_state(request: Request) -> AppState:
+    return request.app.state.meaa
+
+
+def settings(request: Request) -> Settings:
+    return app_state(request).settings
+
+
+def estimator(request: Request) -> MoodEstimator:
+    return app_state(request).estimator

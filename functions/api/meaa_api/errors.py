@@ -1,0 +1,53 @@
+"""Every error answer is ``{"error": {"code", "message"}, "request_id"}``, its code and status from the one
+registry, ``meaa.errors.ERRORS``; the OpenAPI error responses of each route are generated from it too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from meaa.errors import ERRORS, InvalidInput, MeaaError, error_for_status
+
+from .schemas import ErrorResponse
+
+
+def error_response(request: Request, status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
+    request.state.error_code = code
+    body = {"error": {"code": code, "message": message}, "request_id": getattr(request.state, "request_id", None)}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(MeaaError)
+    async def meaa_error(request: Request, error: MeaaError) -> JSONResponse:
+        return error_response(request, error.http_status, error.code, error.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        known = error_for_status(error.status_code)
+        code = known.code if known else f"http_{error.status_code}"
+        return error_response(request, error.status_code, code, str(error.detail), headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()[:5])
+        return error_response(request, InvalidInput.http_status, InvalidInput.code, problems or "Invalid request")
+
+
+def error_responses(*errors: type[MeaaError]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for a route that can answer ``errors`` (plus the server's own 500), grouped by
+    status, each description listing the codes: generated from the registry, so it cannot go stale."""
+    by_status: dict[int, list[type[MeaaError]]] = {}
+    for error in (*errors, ERRORS["internal_error"]):
+        by_status.setdefault(error.http_status, []).append(error)
+    return {
+        status: {
+            "model": ErrorResponse,
+            "description": "; ".join(f"`{error.code}`: {error.summary()}" for error in group),
+        }
+        for status, group in sorted(by_status.items())
+    }

@@ -1,0 +1,25 @@
+"""``GET /health``: liveness and model state; never loads models."""
+
+from __future__ import annotations
+
+import platform
+from typing import Any
+
+from fastapi import APIRouter, Depends
+
+from .. import schemas
+from ..dependencies import AppState, app_state
+from .upload import max_upload_bytes
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=schemas.HealthResponse, summary="Liveness and model state (never loads models)")
+async def health(state: AppState = Depends(app_state)) -> dict[str, Any]:
+    return {
+        "status": "ok",
+        "models_loaded": state.models_loaded,
+        "model_version": state.model_version,
+        "python_version": platform.python_version(),
+        "max_image_bytes": max_upload_bytes(state.settings),
+    }

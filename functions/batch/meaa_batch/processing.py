@@ -1,0 +1,163 @@
+"""One S3 object -> its results: claim the revision, fetch it, score it with ``meaa``, write through ``meaa.store``.
+
+- An image gives one RESULT item; a video gives one FRAME item per sampled frame, then a RESULT item with the
+  summary. The RESULT item is written last and conditionally, so a replayed event finds it and writes nothing.
+- A concurrent second delivery of the same revision (S3 delivers at least once) finds the first one's
+  in-progress claim (Powertools idempotency: a conditional write that expires with the invocation) and stops.
+- The client's problems (not an image, corrupt video, too large, deleted, unreadable) become a failure item;
+  only errors a retry can fix (throttling, 5xx, timeouts; the results table itself) raise, so Lambda retries.
+
+The function never writes to S3 (no recursive trigger) and never logs image bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from meaa import MoodEstimator, store
+from meaa.config import Settings
+from meaa.errors import InternalError, MeaaError, UnsupportedFormat
+from meaa.video_scoring import score_video
+from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
+from meaa_aws.observability import record_analysis, record_error
+from meaa_aws.results_table import ResultsTable
+from meaa_aws.s3_objects import ObjectSource, Superseded
+
+from .observability import LOGGER, METRICS, SERVICE
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
+
+
+@dataclass
+class Outcome:
+    """What happened to one record (the handler's answer and log line)."""
+
+    status: str  # scored | failed | duplicate | in_progress_elsewhere | superseded | missing | ignored_outside_prefix
+    bucket: str
+    key: str
+    revision: str
+    kind: str | None = None
+    face_count: int | None = None
+    frames_sampled: int | None = None
+    error_code: str | None = None
+    duration_ms: float | None = None
+
+    @classmethod
+    def of(cls, status: str, ref: store.ObjectRef, item: dict[str, Any] | None = None) -> Outcome:
+        outcome = cls(status, ref.bucket, ref.key, ref.revision)
+        if item is not None:
+            outcome.kind = item["kind"]
+            outcome.face_count = item.get(store.Attr.FACE_COUNT)
+            outcome.frames_sampled = item.get(store.Attr.FRAMES_SAMPLED)
+            outcome.error_code = (item.get(store.Attr.ERROR) or {}).get("code")
+        return outcome
+
+
+class ObjectScorer:
+    """Scores the objects of one function instance (settings read once; models and clients reused)."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.store.table_name:
+            raise ValueError("MEAA_TABLE_NAME must name the results table")
+        self.settings = settings
+        self.estimator = MoodEstimator(settings)
+        self.results = ResultsTable(dynamodb_table(settings.store.table_name))
+        self.objects = ObjectSource(s3_client())
+        self.idempotency = IdempotencyConfig(
+            event_key_jmespath="[bucket, key, revision]",
+            raise_on_no_idempotency_key=True,
+            expires_after_seconds=3600,  # a replay after that finds the RESULT item instead
+            response_hook=lambda response, _record: {**response, "status": "duplicate"},
+        )
+        self._claimed_score = self._score
+        if settings.store.idempotency_table:
+            persistence = DynamoDBPersistenceLayer(table_name=settings.store.idempotency_table, boto_config=BOTO_CONFIG)
+            claim = idempotent_function(data_keyword_argument="claim", persistence_store=persistence, config=self.idempotency)
+            self._claimed_score = claim(self._score)
+
+    def process(self, ref: store.ObjectRef) -> Outcome:
+        """Score one object revision; raises only errors that a retry can fix."""
+        started = time.perf_counter()
+        if not ref.key.startswith(self.settings.batch.incoming_prefix):
+            return Outcome.of("ignored_outside_prefix", ref)
+        named = ref if ref.revision else self.objects.with_revision(ref)
+        if named is None:
+            return Outcome.of("missing", ref)
+        if self.results.has_result(named):
+            return Outcome.of("duplicate", named)
+        try:
+            claim = {"bucket": named.bucket, "key": named.key, "revision": named.revision}
+            outcome = Outcome(**self._claimed_score(claim=claim, ref=named))
+        except IdempotencyAlreadyInProgressError:
+            outcome = Outcome.of("in_progress_elsewhere", named)
+        outcome.duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        return outcome
+
+    def _score(self, claim: dict[str, str], ref: store.ObjectRef) -> dict[str, Any]:
+        """The claimed part: fetch, score, write; returns the ``Outcome`` fields (kept with the claim)."""
+        now = datetime.now(UTC)
+        retention = store.retention_expiry(now, self.settings.store.retention_days)
+        context = store.ItemContext(ref, now.isoformat(timespec="milliseconds"), retention)
+        try:
+            item = self._score_object(context)
+        except Superseded:
+            return dataclasses.asdict(Outcome.of("superseded", ref))
+        except MeaaError as error:
+            item = store.failure_item(context, error.to_dict())
+        written = self.results.put_result(item)
+        outcome = Outcome.of(("failed" if item["kind"] == store.Kind.FAILURE else "scored") if written else "duplicate", ref, item)
+        METRICS.add_metric(name="ObjectsFailed" if outcome.error_code else "ObjectsScored", unit=MetricUnit.Count, value=1)
+        if outcome.error_code:
+            record_error(SERVICE, outcome.error_code)
+        return dataclasses.asdict(outcome)
+
+    def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
+        ref, limits = context.obj, self.settings.batch
+        if ref.extension in IMAGE_EXTENSIONS:
+            self.objects.check_size(ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes))
+            data = self.objects.read(ref)
+            analysis = self._guarded(lambda: self.estimator.analyze(data).to_dict())
+            record_analysis(METRICS, analysis)
+            return store.image_item(context, analysis)
+        if ref.extension in VIDEO_EXTENSIONS:
+            self.objects.check_size(ref, limits.max_object_bytes)
+            return self._score_video(context)
+        raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
+
+    def _score_video(self, context: store.ItemContext) -> dict[str, Any]:
+        """Copy the video to /tmp, score its sampled frames and batch-write their FRAME items; the summary item."""
+        remaining_ms = self.idempotency.lambda_context.get_remaining_time_in_millis() if self.idempotency.lambda_context else None
+        deadline = None if remaining_ms is None else time.monotonic() + (remaining_ms - self.settings.batch.time_reserve_ms) / 1000
+        with tempfile.NamedTemporaryFile(suffix=context.obj.extension) as local, self.results.frame_writer() as frames:
+            self.objects.download(context.obj, local)
+
+            def write_frame(frame: Any, analysis: dict[str, Any]) -> None:
+                frames.put_item(Item=store.frame_item(context, frame.time_ms, frame.index, analysis))
+
+            scored = self._guarded(lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame))
+        METRICS.add_metric(name="VideoFramesSampled", unit=MetricUnit.Count, value=scored.summary.frames_sampled)
+        return store.video_item(context, scored.attributes())
+
+    @staticmethod
+    def _guarded(score: Any) -> Any:
+        """Run the scoring of the client's bytes: a typed error stays; anything else the bytes provoked (a decoder
+        or model crash) becomes an ``internal_error`` failure item, so a poison object is not retried forever."""
+        try:
+            return score()
+        except (MeaaError, ClientError, BotoCoreError):  # the client's typed problem, or AWS (the frame writes)
+            raise
+        except Exception as error:  # noqa: BLE001
+            LOGGER.exception("scoring failed")
+            raise InternalError("the object could not be scored") from error

@@ -1,0 +1,89 @@
+"""A video -> its sampled frames' analyses and a summary: what the batch function stores and the CLI prints.
+
+``score_video`` decodes the file with ``meaa.video.VideoSampler``, analyses every sampled frame with the
+estimator, hands each frame's analysis to ``on_frame`` (the batch function writes it as a FRAME item) and
+adds it to a ``meaa.store.VideoSummary``. It stops at ``max_frames`` sampled frames or at ``deadline``
+(``time.monotonic()`` seconds), and says which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from meaa.config import BatchSettings
+from meaa.pipeline import MoodEstimator
+from meaa.store import VideoSummary
+from meaa.video import SampledFrame, VideoSampler
+
+FrameCallback = Callable[[SampledFrame, dict[str, Any]], None]
+
+
+@dataclass
+class VideoScore:
+    """A scored video: the summary of its sampled frames and what the container and the decoder said."""
+
+    summary: VideoSummary
+    width: int
+    height: int
+    source_fps: float
+    sample_fps: float
+    duration_ms: int
+    frames_decoded: int
+    truncated_by: str | None
+    model_version: str | None
+
+    def attributes(self) -> dict[str, Any]:
+        """The summary's attributes and the video's details, as stored in its RESULT item."""
+        truncated_by = self.truncated_by or ("timeline_segments" if self.summary.segments_dropped else None)
+        return {
+            **self.summary.attributes(),
+            "width": self.width,
+            "height": self.height,
+            "source_fps": self.source_fps,
+            "sample_fps": self.sample_fps,
+            "duration_ms": self.duration_ms,
+            "frames_decoded": self.frames_decoded,
+            "truncated": truncated_by is not None,
+            "truncated_by": truncated_by,
+            "model_version": self.model_version,
+        }
+
+
+def score_video(
+    estimator: MoodEstimator,
+    path: str,
+    limits: BatchSettings,
+    deadline: float | None = None,
+    on_frame: FrameCallback | None = None,
+) -> VideoScore:
+    """Analyse the sampled frames of the video at ``path``; raises ``InvalidVideo`` if it cannot be decoded."""
+    summary = VideoSummary(max_segments=limits.max_timeline_segments)
+    truncated_by: str | None = None
+    model_version: str | None = None
+    with VideoSampler(path, limits.video_sample_fps) as sampler:
+        for frame in sampler.frames():
+            analysis = estimator.analyze(frame.image).to_dict()
+            model_version = analysis["model_version"]
+            if on_frame is not None:
+                on_frame(frame, analysis)
+            summary.add(frame.time_ms, analysis)
+            if summary.frames_sampled >= limits.max_video_frames:
+                truncated_by = "max_video_frames"
+            elif deadline is not None and time.monotonic() > deadline:
+                truncated_by = "time_limit"
+            if truncated_by:
+                break
+        return VideoScore(
+            summary=summary,
+            width=sampler.info.width,
+            height=sampler.info.height,
+            source_fps=sampler.info.fps,
+            sample_fps=limits.video_sample_fps,
+            duration_ms=sampler.duration_ms,
+            frames_decoded=sampler.frames_decoded,
+            truncated_by=truncated_by,
+            model_version=model_version,
+        )
