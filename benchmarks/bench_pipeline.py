@@ -243,10 +243,19 @@ def child_speed(folder: Path, rounds: int) -> dict:
     return {"medians": medians, "faces": faces, "crops": crops, "load": os.getloadavg()}
 
 
-def child_rss(folder: Path, repeats: int) -> dict:
+def _set_stage_batch(size: int | None) -> None:
+    """Override the detector's R-Net/O-Net batch size (``--stage-batches`` sweeps it)."""
+    if size:
+        import meaa.detector
+
+        meaa.detector._STAGE_BATCH = size
+
+
+def child_rss(folder: Path, repeats: int, stage_batch: int | None = None) -> dict:
     """Peak RSS of this fresh process after warm runs over the selfie, group and 1080p frames."""
     from meaa import MoodEstimator
 
+    _set_stage_batch(stage_batch)
     estimator = MoodEstimator()
     _ = estimator.model_version  # loads the models
     loaded_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -297,9 +306,29 @@ def child_api_init() -> dict:
 
 _INIT_MARKER = "-- loading the API handler --"
 
+
+def child_stage_batches(folder: Path, rounds: int, sizes: list[int]) -> dict:
+    """CPU ms per frame (medians) at each R-Net/O-Net batch size, alternated round by round in one process."""
+    from meaa import MoodEstimator
+
+    estimator = MoodEstimator()
+    data = {frame.name: _frame_bytes(folder, frame) for frame in FRAMES}
+    for payload in data.values():
+        estimator.analyze(payload)
+    samples: dict[str, dict[str, list[float]]] = {str(size): {name: [] for name in data} for size in sizes}
+    for index in range(rounds):
+        for size in sizes[index % len(sizes) :] + sizes[: index % len(sizes)]:
+            _set_stage_batch(size)
+            for name, payload in data.items():
+                _, cpu, _ = _timed(lambda payload=payload: estimator.analyze(payload))
+                samples[str(size)][name].append(cpu)
+    return {size: {name: statistics.median(values) for name, values in row.items()} for size, row in samples.items()}
+
+
 _CHILDREN = {
     "speed": lambda args: child_speed(args.frames, args.rounds),
-    "rss": lambda args: child_rss(args.frames, args.rss_repeats),
+    "rss": lambda args: child_rss(args.frames, args.rss_repeats, args.stage_batch),
+    "stage-batches": lambda args: child_stage_batches(args.frames, args.rounds, args.stage_batches),
     "cold": lambda args: child_cold(args.frames),
     "api-init": lambda args: child_api_init(),
 }
@@ -430,21 +459,44 @@ def report(folder: Path, args: argparse.Namespace) -> None:
         print(f"| `{name}` | {ms:.0f} |")
 
 
+def report_stage_batches(folder: Path, args: argparse.Namespace) -> None:
+    sizes = [str(size) for size in args.stage_batches]
+    cpu, _ = _run_child(
+        "stage-batches", "--frames", str(folder), "--rounds", str(args.rounds), "--stage-batches", *sizes
+    )
+    print(f"R-Net/O-Net batch size: CPU ms per analyze (medians of {args.rounds} alternating rounds) and peak RSS\n")
+    print("| batch | " + " | ".join(frame.name for frame in FRAMES) + " | peak RSS |")
+    print("| --- |" + " --- |" * (len(FRAMES) + 1))
+    for size in sizes:
+        runs = [
+            _run_child("rss", "--frames", str(folder), "--rss-repeats", str(args.rss_repeats), "--stage-batch", size)
+        ]
+        times = " | ".join(f"{cpu[size][frame.name]:.2f}" for frame in FRAMES)
+        print(f"| {size} | {times} | {runs[0][0]['peak_mb']:.0f} MB |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=60, help="interleaved rounds of floor + every frame")
     parser.add_argument("--cold-runs", type=int, default=5, help="fresh processes for cold start and API init")
     parser.add_argument("--rss-repeats", type=int, default=10, help="warm runs per frame in the RSS child")
     parser.add_argument("--top-imports", type=int, default=10)
+    parser.add_argument(
+        "--stage-batches", type=int, nargs="+", help="instead: sweep the detector's R-Net/O-Net batch size (CPU, RSS)"
+    )
     parser.add_argument("--child", choices=sorted(_CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--frames", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--stage-batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_CHILDREN[args.child](args)))
         return
     with tempfile.TemporaryDirectory() as folder:
         write_frames(Path(folder))
-        report(Path(folder), args)
+        if args.stage_batches:
+            report_stage_batches(Path(folder), args)
+        else:
+            report(Path(folder), args)
 
 
 if __name__ == "__main__":
