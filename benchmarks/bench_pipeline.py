@@ -32,8 +32,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # imported where used: the API-init child must not have numpy loaded before the handler
+    import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -128,6 +130,7 @@ class Floor:
     """The four networks in plain onnxruntime sessions (default options, one thread) on fixed inputs."""
 
     def __init__(self) -> None:
+        import numpy as np
         import onnxruntime as ort
 
         from meaa.classifier import load_manifest
