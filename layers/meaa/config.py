@@ -121,6 +121,37 @@ class DetectionSettings:
 
 
 @dataclass(frozen=True)
+class QualitySettings:
+    """The face quality gate (``meaa.quality``): a face failing any threshold is marked unreliable, with the
+    reasons, and the answer's top-level mood skips it. The defaults were fitted on degraded photos by
+    ``model_build/quality_gate.py`` for the ``emotion`` model (``model_build/runs/quality_gate.json``; a test
+    keeps them equal); a setting at its loosest value (0, 1 or 180) turns that check off."""
+
+    gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
+    min_sharpness: float = setting(
+        0.069, "MEAA_QUALITY_MIN_SHARPNESS", "Blurred below this Laplacian variance over variance of the 48 px face"
+    )
+    min_brightness: float = setting(0.0413, "MEAA_QUALITY_MIN_BRIGHTNESS", "Dark below this mean gray level (0-1)")
+    max_clipped_fraction: float = setting(
+        0.364, "MEAA_QUALITY_MAX_CLIPPED_FRACTION", "Overexposed above this share of clipped-white face pixels"
+    )
+    min_contrast: float = setting(
+        0.126, "MEAA_QUALITY_MIN_CONTRAST", "Low contrast below this gray-level standard deviation over the mean"
+    )
+    min_face_px: float = setting(21.6, "MEAA_QUALITY_MIN_FACE_PX", "Small below this short side of the face box (px)")
+    max_outside_fraction: float = setting(
+        0.492, "MEAA_QUALITY_MAX_OUTSIDE_FRACTION", "Out of frame above this share of the face square outside the image"
+    )
+    # The fit left yaw off: no degradation here (a flat photo cannot turn) showed harm that yaw explains.
+    max_yaw: float = setting(180.0, "MEAA_QUALITY_MAX_YAW", "Turned when |yaw| exceeds this (degrees; 180 = off)")
+    max_pitch: float = setting(36.2, "MEAA_QUALITY_MAX_PITCH", "Turned when |pitch| exceeds this (degrees)")
+    max_roll: float = setting(33.9, "MEAA_QUALITY_MAX_ROLL", "Tilted when |roll| (in-plane) exceeds this (degrees)")
+    min_detection_score: float = setting(
+        0.924, "MEAA_QUALITY_MIN_DETECTION_SCORE", "Uncertain detection below this detector score"
+    )
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """The HTTP API function (``meaa_api``)."""
 
@@ -186,6 +217,7 @@ class Settings:
     models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
     decoding: DecodeSettings = part(DecodeSettings)
     detection: DetectionSettings = part(DetectionSettings)
+    quality: QualitySettings = part(QualitySettings)
     api: ApiSettings = part(ApiSettings)
     batch: BatchSettings = part(BatchSettings)
     store: StoreSettings = part(StoreSettings)

@@ -21,6 +21,7 @@ from meaa.decoding import decode_image
 from meaa.detector import FaceDetections, MTCNNDetector
 from meaa.errors import InvalidInput
 from meaa.labels import EMOTIONS, MOODS
+from meaa.quality import FaceQuality, measure_face, unreliable_reasons
 from meaa.results import Analysis, Face
 
 # Keyed by what the loaded models depend on, so estimators that differ in other settings share them.
@@ -98,7 +99,11 @@ class MoodEstimator:
         timings["detect"] = (time.perf_counter() - mark) * 1000.0
 
         mark = time.perf_counter()
-        faces = self._classify_detections(engine, bgr, detections)
+        qualities = _face_qualities(bgr, detections)
+        timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+        mark = time.perf_counter()
+        faces = self._classify_detections(engine, bgr, detections, qualities)
         timings["classify"] = (time.perf_counter() - mark) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
         height, width = bgr.shape[:2]
@@ -144,7 +149,11 @@ class MoodEstimator:
             previous = detections
 
             mark = time.perf_counter()
-            faces = self._classify_detections(engine, bgr, detections)
+            qualities = _face_qualities(bgr, detections)
+            timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+            mark = time.perf_counter()
+            faces = self._classify_detections(engine, bgr, detections, qualities)
             timings["classify"] = (time.perf_counter() - mark) * 1000.0
             timings["total"] = (time.perf_counter() - started) * 1000.0
             height, width = bgr.shape[:2]
@@ -152,7 +161,9 @@ class MoodEstimator:
                 width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings
             )
 
-    def _classify_detections(self, engine: _Engine, bgr: np.ndarray, detections: FaceDetections) -> list[Face]:
+    def _classify_detections(
+        self, engine: _Engine, bgr: np.ndarray, detections: FaceDetections, qualities: list[FaceQuality]
+    ) -> list[Face]:
         if not len(detections):
             return []
         crops = crop_faces(
@@ -177,9 +188,19 @@ class MoodEstimator:
                     moods={name: float(p) for name, p in zip(MOODS, moods)},
                     mood=MOODS[int(np.argmax(moods))],
                     emotions={name: float(p) for name, p in zip(EMOTIONS, emotions)} if emotions is not None else {},
+                    quality=qualities[index],
+                    unreliable_reasons=unreliable_reasons(qualities[index], self.settings.quality),
                 )
             )
         return faces
+
+
+def _face_qualities(bgr: np.ndarray, detections: FaceDetections) -> list[FaceQuality]:
+    """Each detected face's quality measures (``meaa.quality``), in detection order."""
+    return [
+        measure_face(bgr, box, points, score)
+        for box, points, score in zip(detections.boxes, detections.landmarks, detections.scores, strict=True)
+    ]
 
 
 def _clip_box(box: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:

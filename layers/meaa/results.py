@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from meaa.labels import MOODS
+from meaa.quality import FaceQuality
 
 Box = tuple[int, int, int, int]
 Point = tuple[float, float]
@@ -21,7 +22,9 @@ class Face:
     ``box`` is (x, y, w, h) in original-image pixels, clipped to the image. ``landmarks`` are the five
     MTCNN points (left eye, right eye, nose, left mouth corner, right mouth corner) as (x, y).
     ``moods`` holds the four mood probabilities in ``MOODS`` order (they sum to 1); ``mood`` is their
-    argmax; ``emotions`` holds the classifier's raw per-class probabilities.
+    argmax; ``emotions`` holds the classifier's raw per-class probabilities. ``quality`` is measured on the
+    face (``meaa.quality``); ``unreliable_reasons`` says why its mood should not be trusted (empty when
+    it can be).
     """
 
     box: Box
@@ -30,10 +33,16 @@ class Face:
     moods: dict[str, float]
     mood: str
     emotions: dict[str, float]
+    quality: FaceQuality
+    unreliable_reasons: tuple[str, ...] = ()
 
     @property
     def area(self) -> int:
         return self.box[2] * self.box[3]
+
+    @property
+    def reliable(self) -> bool:
+        return not self.unreliable_reasons
 
     def to_dict(self) -> dict:
         x, y, w, h = self.box
@@ -44,6 +53,9 @@ class Face:
             "mood": self.mood,
             "moods": {name: _round(p) for name, p in self.moods.items()},
             "emotions": {name: _round(p) for name, p in self.emotions.items()},
+            "quality": self.quality.to_dict(),
+            "reliable": self.reliable,
+            "unreliable_reasons": list(self.unreliable_reasons),
         }
 
 
@@ -62,8 +74,13 @@ class Analysis:
         """The largest face: the patient holding the phone, in a selfie frame."""
         return max(self.faces, key=lambda face: face.area, default=None)
 
+    @property
+    def main_reliable_face(self) -> Face | None:
+        """The largest reliable face: the one whose mood is the answer's (None when no face is reliable)."""
+        return max((face for face in self.faces if face.reliable), key=lambda face: face.area, default=None)
+
     def to_dict(self) -> dict:
-        main = self.main_face
+        main = self.main_reliable_face
         return {
             "width": self.width,
             "height": self.height,

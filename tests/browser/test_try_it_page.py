@@ -11,7 +11,6 @@ for the README instead (``MEAA_SCREENSHOT_DIR``). Skips, saying why, only when n
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -21,6 +20,7 @@ import pytest
 from skimage import data
 
 from meaa.labels import MOODS
+from tests.browser.chromium import require_chromium
 from tests.support.servers import STARTUP_WAIT_S, local_api_server
 from tests.support.sample_faces import one_face_frame
 from tests.support.aws import apply_environment, moto_environment, moto_server
@@ -47,25 +47,14 @@ CHROMIUM_FLAGS = (
 )
 
 
-def _find(env_name: str, *candidates: str) -> str | None:
-    configured = os.environ.get(env_name)
-    if configured:
-        return configured if Path(configured).exists() else None
-    for candidate in candidates:
-        found = shutil.which(candidate) or (candidate if Path(candidate).exists() else None)
-        if found:
-            return found
-    return None
-
-
-CHROMIUM = _find("CHROMIUM_BINARY", "/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome")
-CHROMEDRIVER = _find("CHROMEDRIVER", "/usr/bin/chromedriver", "chromedriver")
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r requirements.txt)")
-pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason=f"no browser: chromium={CHROMIUM}, chromedriver={CHROMEDRIVER} "
-    "(apt-get install chromium chromium-driver, or set CHROMIUM_BINARY / CHROMEDRIVER)",
-)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def chromium() -> tuple[str, str]:
+    """Before any server starts: skip without Chromium, or fail when MEAA_BROWSER_TESTS=1 asked for it."""
+    return require_chromium()
+
 
 from selenium.webdriver.common.by import By  # noqa: E402 - after the skip above
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -104,20 +93,21 @@ def _write_y4m(path: Path, frame_bgr: np.ndarray, frames: int = 10) -> Path:
 
 
 @pytest.fixture(scope="module")
-def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def browser(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str]) -> Iterator[Any]:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
 
     work = tmp_path_factory.mktemp("chromium")
     camera_clip = _write_y4m(work / "camera.y4m", one_face_frame(640, 480))
     options = Options()
-    options.binary_location = CHROMIUM
+    chromium_binary, chromedriver = chromium
+    options.binary_location = chromium_binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={work / 'profile'}")
     options.add_argument(f"--use-file-for-fake-video-capture={camera_clip}")
     # The driver's path is given, so selenium-manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER, env={**os.environ, "TZ": "UTC"}), options=options)
+    driver = webdriver.Chrome(service=Service(executable_path=chromedriver, env={**os.environ, "TZ": "UTC"}), options=options)
     try:
         yield driver
     finally:
@@ -169,6 +159,15 @@ def test_photo_upload_draws_the_box_and_the_mood(browser, server_url: str, tmp_p
     assert [bar.get_attribute("data-mood") for bar in bars] == list(MOODS)
     assert sum(int(bar.find_element(By.CLASS_NAME, "value").text.rstrip("%")) for bar in bars) in range(98, 103)
     assert browser.find_element(By.ID, "status").text == f"1 face; main face: {mood}."
+    # A clean portrait is reliable, and its measured quality is listed under the bars.
+    assert face.get_attribute("data-reliable") == "true" and "unreliable" not in face.get_attribute("class")
+    assert not face.find_elements(By.CLASS_NAME, "unreliable-note")
+    listed = face.find_elements(By.CSS_SELECTOR, ".quality dd")
+    metrics = {item.get_attribute("data-metric"): item.text for item in listed}
+    assert set(metrics) == {
+        "sharpness", "brightness", "contrast", "clipped", "size", "outside", "yaw / pitch / roll", "detection",
+    }  # fmt: skip
+    assert 50 <= int(metrics["size"].removesuffix(" px")) <= 160 and metrics["outside"] == "0%"
 
     # The box in the DOM holds the astronaut's face; on the canvas its top edge is drawn in the mood's
     # colour, where the photo itself has another colour there.
@@ -191,6 +190,37 @@ def test_photo_upload_draws_the_box_and_the_mood(browser, server_url: str, tmp_p
     browser.save_screenshot(str(SCREENSHOTS / "try-it.png"))
 
 
+def test_an_unreliable_face_is_marked_with_its_reasons(browser, server_url: str, tmp_path: Path) -> None:
+    """A strongly blurred portrait: the face is still found and listed, drawn dashed in gray with the reason,
+    and the answer has no mood."""
+    photo = tmp_path / "astronaut-blurred.jpg"
+    blurred_rgb = cv2.GaussianBlur(data.astronaut(), (0, 0), 5.0)
+    cv2.imwrite(str(photo), cv2.cvtColor(blurred_rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    _open_page(browser, server_url)
+    browser.find_element(By.ID, "photo-input").send_keys(str(photo))
+    WebDriverWait(browser, RESULT_WAIT_S).until(lambda d: _state(d) in ("done", "error"))
+    assert _state(browser) == "done", browser.find_element(By.ID, "status").text
+
+    (face,) = browser.find_elements(By.CSS_SELECTOR, "#faces li.face")
+    assert "unreliable" in face.get_attribute("class").split() and face.get_attribute("data-reliable") == "false"
+    assert "blurred" in face.get_attribute("data-reasons").split(",")
+    note = face.find_element(By.CLASS_NAME, "unreliable-note").text
+    assert note.startswith("Unreliable:") and "blurred" in note
+    assert face.find_element(By.CLASS_NAME, "mood").text.endswith("?")
+    assert browser.find_element(By.ID, "status").text == "1 face, none reliable: no mood."
+
+    # On the canvas the box is dashed in the unreliable gray, never in a mood's colour.
+    gray = _hex_rgb(browser.execute_script("return UNRELIABLE_COLOR"))
+    assert face.get_attribute("data-color").lower() == browser.execute_script("return UNRELIABLE_COLOR").lower()
+    x, y, _, h = (int(v) for v in face.get_attribute("data-box").split(","))
+    edge = [_canvas_pixel(browser, "#view", x, y + h * (0.3 + 0.05 * i)) for i in range(10)]
+    painted = [pixel for pixel in edge if _distance(pixel, gray) <= 8]
+    assert 3 <= len(painted) <= 8, edge  # dashes and gaps
+    mood_colours = [_hex_rgb(color) for color in browser.execute_script("return Object.values(MOOD_COLORS)")]
+    assert not any(_distance(pixel, colour) <= 8 for pixel in edge for colour in mood_colours)
+    browser.save_screenshot(str(SCREENSHOTS / "try-it-unreliable.png"))
+
+
 def test_webcam_mode_sends_frames_and_charts_the_main_face(browser, server_url: str) -> None:
     _open_page(browser, server_url)
     browser.find_element(By.ID, "camera-start").click()
@@ -200,8 +230,12 @@ def test_webcam_mode_sends_frames_and_charts_the_main_face(browser, server_url: 
     )
     assert _state(browser) == "done", browser.find_element(By.ID, "status").text
     assert browser.find_element(By.ID, "live").is_displayed()
-    (face,) = browser.find_elements(By.CSS_SELECTOR, "#faces li.face")
-    assert face.get_attribute("data-mood") in MOODS
+    # Frames keep arriving and each one rebuilds the list: read it in one script call, not element by element.
+    moods = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#faces li.face'), (li) => li.dataset.mood)"
+    )
+    assert len(moods) == 1 and moods[0] in MOODS
+    main_mood = moods[0]
     # The live chart has line pixels of every mood's colour.
     colours = browser.execute_script(
         "const c = document.querySelector('#live-chart');"
@@ -213,7 +247,7 @@ def test_webcam_mode_sends_frames_and_charts_the_main_face(browser, server_url: 
         "return seen;"
     )
     # Lines near 0 % overlap, so not every colour shows; the main face's mood (the top line) must.
-    assert colours.get(face.get_attribute("data-mood"), 0) > 20 and len(colours) >= 2, colours
+    assert colours.get(main_mood, 0) > 20 and len(colours) >= 2, colours
     browser.save_screenshot(str(SCREENSHOTS / "webcam.png"))
     browser.find_element(By.ID, "camera-stop").click()
     assert browser.execute_script("return camera.stream") is None

@@ -104,7 +104,7 @@ def function_spec(function_logical_id: str, template_path: Path = TEMPLATE_PATH)
             continue
         layer = resources[layer_id]
         content_dir = (base_dir / layer["Properties"]["ContentUri"]).resolve()
-        # A built layer (sam build, infra/build_layer.py) has its packages under python/, which Lambda
+        # A built layer (sam build: infra/lambda_build.py) has its packages under python/, which Lambda
         # puts on sys.path as /opt/python; in the source tree the ContentUri itself holds them.
         layer_dirs.append(content_dir / "python" if (content_dir / "python").is_dir() else content_dir)
 

@@ -83,6 +83,18 @@ def assert_astronaut_answer(answer: dict, width: int = 512, height: int = 512) -
         assert box["x"] <= x <= right and box["y"] <= y <= bottom
     assert answer["mood"] == face["mood"] == max(face["moods"], key=face["moods"].get)
     assert answer["moods"] == face["moods"]
+    # The quality gate: a clean portrait is reliable, and what it measured is in the answer.
+    assert face["reliable"] is True and face["unreliable_reasons"] == []
+    quality = face["quality"]
+    assert set(quality) == {
+        "sharpness", "brightness", "contrast", "clipped_fraction", "face_px", "outside_fraction", "pose",
+        "detection_score",
+    }  # fmt: skip
+    assert set(quality["pose"]) == {"yaw", "pitch", "roll"} and all(abs(v) < 45 for v in quality["pose"].values())
+    assert abs(quality["face_px"] - min(box["w"], box["h"])) <= 2 and quality["outside_fraction"] == 0.0
+    assert quality["sharpness"] > 0 and 0.2 < quality["brightness"] < 0.8 and 0.1 < quality["contrast"] < 1.0
+    assert quality["detection_score"] == face["score"]
+    assert answer["timings_ms"]["quality"] >= 0
     assert sum(face["moods"].values()) == pytest.approx(1.0, abs=1e-3)
     assert answer["model_version"]
     assert answer["request_id"]
@@ -164,6 +176,7 @@ def test_images_without_a_face_answer_zero_faces_and_null_mood(api_client, image
     assert (answer["height"], answer["width"]) == rgb.shape[:2]
     assert answer["face_count"] == 0 and answer["faces"] == []
     assert answer["mood"] is None and answer["moods"] is None
+    assert answer["timings_ms"]["quality"] >= 0
 
 
 def test_health_reports_the_loaded_models(api_client, schemas_module):

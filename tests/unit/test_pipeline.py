@@ -47,7 +47,7 @@ def test_astronaut_has_one_smiling_face(estimator: MoodEstimator) -> None:
     body = analysis.to_dict()
     assert body["mood"] == "positive" and body["face_count"] == 1
     assert body["faces"][0]["box"] == dict(zip("xywh", face.box))
-    assert set(body["timings_ms"]) == {"decode", "detect", "classify", "total"}
+    assert set(body["timings_ms"]) == {"decode", "detect", "quality", "classify", "total"}
 
 
 @pytest.mark.parametrize("name", ["coffee", "chelsea"])

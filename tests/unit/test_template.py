@@ -7,6 +7,7 @@ and CloudFormation use), so what is checked is what IAM will get, including what
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,8 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
+from meaa import store
+from meaa.config import Settings
 from tests.support.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
@@ -239,7 +242,10 @@ def test_upload_route_uses_the_jwt_authorizer_only_when_auth_mode_is_jwt(templat
         assert routes[key]["Properties"]["AuthorizationType"] == "JWT"
         assert routes[key]["Properties"]["AuthorizerId"] == {"Ref": "JwtAuthorizer"}
     stage = resources["HttpApiStage"]["Properties"]["DefaultRouteSettings"]
-    assert stage == {"ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"}, "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"}}
+    assert stage == {
+        "ThrottlingRateLimit": {"Ref": "ThrottleRateLimit"},
+        "ThrottlingBurstLimit": {"Ref": "ThrottleBurstLimit"},
+    }
     assert resources["HttpApi"]["Properties"]["CorsConfiguration"]["AllowOrigins"] == {"Ref": "CorsAllowOrigins"}
 
 
@@ -263,4 +269,114 @@ def test_every_log_group_has_a_retention_and_functions_log_to_them(resources: di
 
 
 def test_outputs_name_the_api_bucket_and_table(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "UploadUrl", "DropBucketName", "ResultsTableName", "BatchFailureQueueUrl"} <= set(template["Outputs"])
+    assert {"ApiUrl", "UploadUrl", "DropBucketName", "ResultsTableName", "BatchFailureQueueUrl"} <= set(
+        template["Outputs"]
+    )
+
+
+# ---------------------------------------------------------------- alarms
+
+NOTIFY = {"Fn::If": ["NotifyByEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+
+
+def _alarms(resources: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {name: r["Properties"] for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+
+
+def _alarm_on(alarms: dict[str, dict[str, Any]], namespace: str, metric: str, dimension: dict[str, Any]) -> dict:
+    (found,) = [
+        alarm
+        for alarm in alarms.values()
+        if alarm.get("Namespace") == namespace
+        and alarm.get("MetricName") == metric
+        and alarm["Dimensions"] == [dimension]
+    ]
+    return found
+
+
+def test_failed_batch_events_in_the_queue_raise_an_alarm(resources: dict[str, Any]) -> None:
+    alarm = _alarm_on(
+        _alarms(resources),
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        {"Name": "QueueName", "Value": {"Fn::GetAtt": ["BatchFailureQueue", "QueueName"]}},
+    )
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        0,
+        "GreaterThanThreshold",
+    )
+    assert alarm["Period"] * alarm["EvaluationPeriods"] <= 300, "a parked event is reported within 5 minutes"
+
+
+@pytest.mark.parametrize("function", ["ApiFunction", "BatchFunction"])
+@pytest.mark.parametrize("metric", ["Errors", "Throttles"])
+def test_each_function_has_error_and_throttle_alarms(resources: dict[str, Any], function: str, metric: str) -> None:
+    alarm = _alarm_on(_alarms(resources), "AWS/Lambda", metric, {"Name": "FunctionName", "Value": {"Ref": function}})
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == ("Sum", 0, "GreaterThanThreshold")
+    assert alarm["Period"] == 300 and 1 <= alarm["EvaluationPeriods"] <= 3
+
+
+def test_api_5xx_rate_alarm_divides_5xx_by_requests_of_this_api(resources: dict[str, Any]) -> None:
+    (alarm,) = [alarm for alarm in _alarms(resources).values() if "Metrics" in alarm]
+    queries = {query["Id"]: query for query in alarm["Metrics"]}
+    api = [{"Name": "ApiId", "Value": {"Ref": "HttpApi"}}]
+    for query_id, metric in (("errors", "5xx"), ("requests", "Count")):
+        stat = queries[query_id]["MetricStat"]
+        assert stat["Metric"] == {"Namespace": "AWS/ApiGateway", "MetricName": metric, "Dimensions": api}
+        assert stat["Stat"] == "Sum" and queries[query_id]["ReturnData"] is False
+    (returned,) = [query for query in alarm["Metrics"] if query.get("ReturnData", True)]
+    expression = returned["Expression"]["Fn::Sub"]
+    assert expression == "IF(requests >= ${ApiAlarmMinRequests}, 100 * errors / requests, 0)"
+    assert alarm["Threshold"] == {"Ref": "Api5xxRatePercent"} and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_api_p99_latency_alarm(resources: dict[str, Any]) -> None:
+    alarm = _alarm_on(_alarms(resources), "AWS/ApiGateway", "Latency", {"Name": "ApiId", "Value": {"Ref": "HttpApi"}})
+    assert alarm["ExtendedStatistic"] == "p99" and "Statistic" not in alarm
+    assert alarm["Threshold"] == {"Ref": "ApiLatencyP99Ms"} and alarm["ComparisonOperator"] == "GreaterThanThreshold"
+
+
+def test_every_alarm_notifies_the_optional_topic_and_is_quiet_without_data(resources: dict[str, Any]) -> None:
+    alarms = _alarms(resources)
+    assert len(alarms) == 7
+    for name, alarm in alarms.items():
+        assert alarm["AlarmActions"] == NOTIFY and alarm["OKActions"] == NOTIFY, name
+        assert alarm["TreatMissingData"] == "notBreaching", name
+        assert alarm["AlarmName"]["Fn::Sub"].startswith("${AWS::StackName}-"), name
+        assert "README" in alarm["AlarmDescription"], name
+
+
+def test_alarm_email_is_optional(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["AlarmEmail"]
+    assert parameter["Default"] == ""
+    assert template["Conditions"]["NotifyByEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+    topic = template["Resources"]["AlarmTopic"]
+    assert topic["Type"] == "AWS::SNS::Topic" and topic["Condition"] == "NotifyByEmail"
+    assert topic["Properties"]["Subscription"] == [{"Protocol": "email", "Endpoint": {"Ref": "AlarmEmail"}}]
+    assert template["Outputs"]["AlarmTopicArn"]["Condition"] == "NotifyByEmail"
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("oncall@example.org") and not pattern.fullmatch("not an address")
+
+
+def test_alarm_thresholds_in_readme_match_the_template(template: dict[str, Any]) -> None:
+    readme = (REPO_ROOT / "README.md").read_text()
+    for name in _alarms(template["Resources"]):
+        assert f"`{name}`" in readme, f"README's alarm table lacks {name}"
+    for parameter in ("AlarmEmail", "Api5xxRatePercent", "ApiAlarmMinRequests", "ApiLatencyP99Ms"):
+        assert f"`{parameter}`" in readme
+
+
+# ---------------------------------------------------------------- results retention
+
+
+def test_results_retention_sets_the_ttl_attribute_that_the_batch_writes(template: dict[str, Any]) -> None:
+    parameter = template["Parameters"]["ResultsRetentionDays"]
+    assert (parameter["Type"], parameter["Default"], parameter["MinValue"]) == ("Number", 0, 0)
+    variables = template["Resources"]["BatchFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["MEAA_RESULTS_RETENTION_DAYS"] == {"Ref": "ResultsRetentionDays"}
+    assert Settings.from_env({"MEAA_RESULTS_RETENTION_DAYS": "30", "MEAA_TABLE_NAME": "t"}).store.retention_days == 30
+    ttl = template["Resources"]["ResultsTable"]["Properties"]["TimeToLiveSpecification"]
+    assert ttl == {"AttributeName": store.Attr.EXPIRES_AT, "Enabled": True}
+    idempotency_ttl = template["Resources"]["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
+    assert idempotency_ttl == {"AttributeName": "expiration", "Enabled": True}  # Powertools' attribute name

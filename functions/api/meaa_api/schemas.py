@@ -11,8 +11,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meaa.errors import ERRORS
+from meaa.quality import REASONS
 
 Mood = Literal["positive", "negative", "neutral", "other"]
+UnreliableReason = Literal[REASONS]  # type: ignore[valid-type]  # blurred, dark, overexposed, ...
 
 
 class _Strict(BaseModel):
@@ -37,6 +39,27 @@ class Moods(_Strict):
     other: float
 
 
+class HeadPose(_Strict):
+    """Head rotation in degrees from the five landmarks (coarse for yaw and pitch, exact for roll)."""
+
+    yaw: float = Field(description="> 0: the face turns towards the picture's right")
+    pitch: float = Field(description="> 0: the face looks up")
+    roll: float = Field(description="> 0: the face leans clockwise in the picture")
+
+
+class FaceQuality(_Strict):
+    """Measured on the face (meaa.quality); the thresholds that judge it are MEAA_QUALITY_* settings."""
+
+    sharpness: float = Field(description="Laplacian variance over variance of the 48 px face patch (0 flat, 20 noise)")
+    brightness: float = Field(description="Mean gray level of the face, 0..1")
+    contrast: float = Field(description="Standard deviation over the mean of the face's gray levels")
+    clipped_fraction: float = Field(description="Share of the face's pixels clipped to white (overexposure)")
+    face_px: int = Field(description="Short side of the detector box in original-image pixels")
+    outside_fraction: float = Field(description="Share of the face's square crop that lies outside the image")
+    pose: HeadPose
+    detection_score: float = Field(description="Detector confidence, 0..1 (the face's score)")
+
+
 class FaceResult(_Strict):
     box: Box
     score: float = Field(description="Detector confidence, 0..1")
@@ -49,10 +72,14 @@ class FaceResult(_Strict):
         description="The classifier's raw probabilities (FER2013 classes: angry, disgust, fear, happy, sad, "
         "surprise, neutral)"
     )
+    quality: FaceQuality
+    reliable: bool = Field(description="False when a quality threshold says this face's mood should not be trusted")
+    unreliable_reasons: list[UnreliableReason] = Field(description="Why it is unreliable (empty when reliable)")
 
 
 class AnalysisResponse(_Strict):
-    """One analysed image. ``mood``/``moods`` are those of the largest face, null when there is none."""
+    """One analysed image. ``mood``/``moods`` are those of the largest reliable face, null when there is
+    none (the faces are still listed, each with ``reliable`` and its reasons)."""
 
     width: int
     height: int

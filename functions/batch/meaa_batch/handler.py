@@ -4,6 +4,9 @@ Every record is handled on its own: a malformed record is logged and skipped, a 
 item, and the others go on. Errors that a retry can fix (throttling, 5xx, timeouts; or the service's own
 results table failing) are raised after every other record is done, so Lambda retries the event; the records
 already scored are found done on the retry.
+
+Each record's log lines carry S3's request id for the upload (``responseElements.x-amz-request-id``) as the
+correlation id, the id that S3's own logs and CloudTrail show for that PUT.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import dataclasses
 from typing import Any
 
 from meaa.config import Settings
+from meaa.store import ObjectRef
 
-from .events import MalformedRecord, SkippedRecord, records_of
+from .events import records_of
 from .observability import LOGGER, METRICS
 from .processing import ObjectScorer
 
@@ -27,17 +31,19 @@ def handler(event: Any, context: Any) -> dict[str, Any]:
     SCORER.idempotency.register_lambda_context(context)
     outcomes, retry = [], []
     for record in records_of(event, SETTINGS.batch.incoming_prefix):
-        if isinstance(record, (MalformedRecord, SkippedRecord)):
-            LOGGER.warning("record skipped", extra=record.__dict__)
+        LOGGER.set_correlation_id(record.request_id)
+        if not isinstance(record.parsed, ObjectRef):
+            LOGGER.warning("record skipped", extra=dataclasses.asdict(record.parsed))
             continue
         try:
-            outcome = SCORER.process(record)
+            outcome = dataclasses.asdict(SCORER.process(record.parsed))
         except Exception as error:  # noqa: BLE001 - finish the other records, then raise for a retry
-            LOGGER.exception("record failed; the event will be retried", extra={"key": record.key})
+            LOGGER.exception("record failed; the event will be retried", extra={"key": record.parsed.key})
             retry.append(error)
             continue
-        LOGGER.info("record processed", extra=dataclasses.asdict(outcome))
-        outcomes.append(dataclasses.asdict(outcome))
+        LOGGER.info("record processed", extra=outcome)
+        outcomes.append(outcome)
+    LOGGER.set_correlation_id(None)
     if retry:
         raise retry[0]
     return {"records": len(outcomes), "outcomes": outcomes}

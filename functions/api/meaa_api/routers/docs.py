@@ -3,7 +3,9 @@
 FastAPI's default page loads Swagger UI from a CDN: blank without internet, and a third-party script next to
 patient data. This follows FastAPI's "self-hosting JavaScript and CSS for docs" recipe with the assets that
 ``fastapi-offline`` ships (only its files are used), and a Content-Security-Policy that allows this origin and
-the page's one inline script (by hash) and nothing else.
+the page's one inline script (by hash) and nothing else. Swagger UI's online validator badge is off: it would
+send the API's URL to validator.swagger.io (and the policy would block the image anyway). Only Swagger UI's
+files are served; the build prunes the package's ReDoc bundle (infra/lambda_build.py).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def install(app: FastAPI) -> None:
         swagger_js_url=f"{DOCS_PATH}/swagger-ui-bundle.js",
         swagger_css_url=f"{DOCS_PATH}/swagger-ui.css",
         swagger_favicon_url=f"{DOCS_PATH}/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},
     )
     html = page.body.decode()
     headers = {"Content-Security-Policy": _content_security_policy(html), "Cache-Control": "no-cache"}

@@ -6,6 +6,19 @@
 
 const MOODS = ["positive", "negative", "neutral", "other"];
 const MOOD_COLORS = { positive: "#2e9d57", negative: "#d64545", neutral: "#4a78c2", other: "#e0a020" };
+// Faces the quality gate marks unreliable are drawn dashed in this gray, their mood with a question mark.
+const UNRELIABLE_COLOR = "#7b8494";
+const REASON_TEXT = {
+  blurred: "blurred",
+  dark: "too dark",
+  overexposed: "overexposed",
+  low_contrast: "low contrast",
+  small: "too small",
+  out_of_frame: "cut by the frame",
+  turned: "turned away",
+  tilted: "tilted",
+  uncertain_detection: "uncertain detection",
+};
 const MAX_PICTURE_SIDE = 1280; // canvas pixels; boxes are scaled from the image's own pixels
 const WEBCAM_FRAME_INTERVAL_MS = 300; // a few frames per second, never more than one request in flight
 const WEBCAM_UPLOAD_WIDTH = 640;
@@ -79,12 +92,16 @@ function drawAnalysis(canvas, source, sourceWidth, sourceHeight, analysis) {
     const y = face.box.y * boxScale;
     const w = face.box.w * boxScale;
     const h = face.box.h * boxScale;
-    const color = MOOD_COLORS[face.mood];
+    const color = face.reliable ? MOOD_COLORS[face.mood] : UNRELIABLE_COLOR;
     context.lineWidth = line;
     context.strokeStyle = color;
+    context.setLineDash(face.reliable ? [] : [line * 3, line * 2]);
     context.strokeRect(x, y, w, h);
+    context.setLineDash([]);
 
-    const label = `${face.mood} ${percent(face.moods[face.mood])}`;
+    const label = face.reliable
+      ? `${face.mood} ${percent(face.moods[face.mood])}`
+      : `${face.mood}? ${reasonsText(face.unreliable_reasons)}`;
     context.font = `600 ${fontSize}px system-ui, sans-serif`;
     const labelWidth = context.measureText(label).width + fontSize * 0.6;
     const labelHeight = fontSize * 1.4;
@@ -118,20 +135,65 @@ function drawBars(context, moods, left, top, width, fontSize, canvasHeight) {
   });
 }
 
+function reasonsText(reasons) {
+  return reasons.map((reason) => REASON_TEXT[reason] || reason.replaceAll("_", " ")).join(", ");
+}
+
+function degrees(value) {
+  return `${Math.round(value)}°`;
+}
+
+// One line of the face's measured quality, and for an unreliable face a warning that says why.
+function qualityParts(face) {
+  const parts = [];
+  if (!face.reliable) {
+    const warning = document.createElement("div");
+    warning.className = "unreliable-note";
+    warning.setAttribute("role", "note");
+    warning.textContent = `Unreliable: ${reasonsText(face.unreliable_reasons)}. Its mood is not the answer's.`;
+    parts.push(warning);
+  }
+  const q = face.quality;
+  const details = document.createElement("dl");
+  details.className = "quality";
+  const entries = [
+    ["sharpness", q.sharpness.toFixed(2)],
+    ["brightness", percent(q.brightness)],
+    ["contrast", q.contrast.toFixed(2)],
+    ["clipped", percent(q.clipped_fraction)],
+    ["size", `${q.face_px} px`],
+    ["outside", percent(q.outside_fraction)],
+    ["yaw / pitch / roll", [q.pose.yaw, q.pose.pitch, q.pose.roll].map(degrees).join(" / ")],
+    ["detection", percent(q.detection_score)],
+  ];
+  for (const [name, value] of entries) {
+    const term = document.createElement("dt");
+    term.textContent = name;
+    const definition = document.createElement("dd");
+    definition.textContent = value;
+    definition.dataset.metric = name;
+    details.append(term, definition);
+  }
+  parts.push(details);
+  return parts;
+}
+
 // The same results as DOM (labels, bars and numbers a screen reader and a test can read).
 function listFaces(analysis) {
   const list = $("#faces");
   list.replaceChildren();
   analysis.faces.forEach((face, index) => {
     const item = document.createElement("li");
-    item.className = "face";
+    item.className = face.reliable ? "face" : "face unreliable";
     item.dataset.mood = face.mood;
-    item.dataset.color = MOOD_COLORS[face.mood];
+    item.dataset.reliable = String(face.reliable);
+    item.dataset.reasons = face.unreliable_reasons.join(",");
+    item.dataset.color = face.reliable ? MOOD_COLORS[face.mood] : UNRELIABLE_COLOR;
     item.dataset.box = [face.box.x, face.box.y, face.box.w, face.box.h].join(",");
-    item.style.setProperty("--mood-color", MOOD_COLORS[face.mood]);
+    item.style.setProperty("--mood-color", item.dataset.color);
     const title = document.createElement("div");
     title.className = "mood";
-    title.textContent = `Face ${index + 1}: ${face.mood}`;
+    title.textContent = `Face ${index + 1}: ${face.mood}${face.reliable ? "" : "?"}`;
     item.append(title);
     for (const mood of MOODS) {
       const bar = document.createElement("div");
@@ -153,6 +215,7 @@ function listFaces(analysis) {
       bar.append(name, track, value);
       item.append(bar);
     }
+    item.append(...qualityParts(face));
     list.append(item);
   });
 }
@@ -160,6 +223,7 @@ function listFaces(analysis) {
 function describe(analysis) {
   if (analysis.face_count === 0) return "No face found.";
   const faces = analysis.face_count === 1 ? "1 face" : `${analysis.face_count} faces`;
+  if (analysis.mood === null) return `${faces}, none reliable: no mood.`;
   return `${faces}; main face: ${analysis.mood}.`;
 }
 

@@ -1,0 +1,94 @@
+"""What ``infra/smoke_built.py`` runs inside a bare interpreter whose path holds only the built artifacts.
+
+Run as a file (``python -S -P infra/lambda_child.py ...``), never imported: it imports only the standard
+library until the command imports the artifacts' own packages. The answer is one JSON line after
+``RESULT_MARK`` on stdout; everything else the handlers print (JSON logs, EMF metrics) goes there too.
+
+    lambda_child.py handler <module.function> <event.json> <function name>
+    lambda_child.py layer <face.jpg>
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+RESULT_MARK = "SMOKE_RESULT "
+WATCHED = ("numpy", "cv2", "onnxruntime", "meaa", "meaa_aws", "aws_lambda_powertools", "boto3", "fastapi", "pydantic")
+
+
+class LambdaContext:
+    """The attributes of Lambda's context that the handlers and Powertools read."""
+
+    function_version = "$LATEST"
+    memory_limit_in_mb = 1769
+    log_stream_name = "smoke"
+
+    def __init__(self, function_name: str, timeout_s: float = 300.0) -> None:
+        self.function_name = function_name
+        self.aws_request_id = str(uuid.uuid4())
+        self.invoked_function_arn = f"arn:aws:lambda:us-east-1:123456789012:function:{function_name}"
+        self.log_group_name = f"/aws/lambda/{function_name}"
+        self._deadline = time.monotonic() + timeout_s
+
+    def get_remaining_time_in_millis(self) -> int:
+        return int((self._deadline - time.monotonic()) * 1000)
+
+
+def _origins() -> dict[str, str]:
+    return {name: str(getattr(sys.modules[name], "__file__", "")) for name in WATCHED if name in sys.modules}
+
+
+def run_handler(handler_path: str, event_path: str, function_name: str) -> dict[str, Any]:
+    module_name, function = handler_path.rsplit(".", 1)
+    event = json.loads(Path(event_path).read_text())
+    handler = getattr(importlib.import_module(module_name), function)
+    return {"result": handler(event, LambdaContext(function_name)), "origins": _origins()}
+
+
+def check_layer(face_path: str) -> dict[str, Any]:
+    """Every ONNX model opens, the cascade runs on a real face, OpenCV's FFmpeg writes and reads an mp4."""
+    import cv2
+    import meaa_aws.clients
+    import meaa_aws.observability  # noqa: F401 - Powertools, as both functions import it
+    import numpy
+    import onnxruntime
+
+    from meaa import MoodEstimator
+    from meaa.config import Settings
+
+    models = sorted(Path(Settings().models_dir).glob("*.onnx"))
+    for model in models:
+        onnxruntime.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    analysis = MoodEstimator().analyze(Path(face_path).read_bytes())
+    path = os.path.join(tempfile.mkdtemp(), "clip.mp4")
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"mp4v"), 10, (320, 240))
+    for _ in range(5):
+        writer.write(numpy.zeros((240, 320, 3), dtype=numpy.uint8))
+    writer.release()
+    capture = cv2.VideoCapture(path)
+    return {
+        "origins": _origins(),
+        "versions": {"numpy": numpy.__version__, "cv2": cv2.__version__, "onnxruntime": onnxruntime.__version__},
+        "models_opened": [model.name for model in models],
+        "faces": [face.mood for face in analysis.faces],
+        "video_decoded": bool(capture.isOpened() and capture.read()[0]),
+    }
+
+
+def main(argv: list[str]) -> int:
+    command, *args = argv
+    answer = run_handler(*args) if command == "handler" else check_layer(*args)
+    print(RESULT_MARK + json.dumps(answer, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
