@@ -234,6 +234,7 @@ def child_speed(folder: Path, rounds: int) -> dict:
                 cpu=cpu,
                 decode=timings["decode"],
                 detect=timings["detect"],
+                quality=timings.get("quality", 0.0),
                 classify=timings["classify"],
             )
             wall, cpu, _ = _timed(lambda name=name: floor.replay(calls[name]))
@@ -405,15 +406,16 @@ def report(folder: Path, args: argparse.Namespace) -> None:
 
     print("\n`MoodEstimator().analyze(jpeg_bytes)`, decode included, against the floor (wall ms)\n")
     print(
-        "| frame | faces | decode | detect | classify | **total** | **x floor** | x floor, CPU time "
+        "| frame | faces | decode | detect | quality | classify | **total** | **x floor** | x floor, CPU time "
         "| R-Net / O-Net crops | its networks alone | x floor | total / its networks |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for frame in FRAMES:
         row, crops = med[frame.name], speed["crops"][frame.name]
         print(
             f"| {frame.name} | {speed['faces'][frame.name]} | {row['decode']:.2f} | {row['detect']:.2f} | "
-            f"{row['classify']:.2f} | **{row['wall']:.2f}** | **{row['wall'] / floor['wall']:.2f}** | "
+            f"{row['quality']:.2f} | {row['classify']:.2f} | **{row['wall']:.2f}** | "
+            f"**{row['wall'] / floor['wall']:.2f}** | "
             f"{row['cpu'] / floor['cpu']:.2f} | {crops['rnet.onnx']} / {crops['onet.onnx']} | "
             f"{row['networks_wall']:.2f} | {row['networks_wall'] / floor['wall']:.2f} | "
             f"{row['wall'] / row['networks_wall']:.2f} |"
