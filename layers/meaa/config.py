@@ -211,6 +211,11 @@ class BatchSettings:
     video_sample_fps: float = setting(2.0, "MEAA_VIDEO_SAMPLE_FPS", "Frames per second of video that are scored")
     max_object_bytes: int = setting(200_000_000, "MEAA_MAX_OBJECT_BYTES", "Larger objects get a failure item")
     max_video_frames: int = setting(1800, "MEAA_MAX_VIDEO_FRAMES", "Most sampled frames scored per video")
+    # Between full detections a video's faces are followed from the previous sampled frame (R-Net + O-Net
+    # around the last boxes, no P-Net pyramid): about a third of a full detection's cost (README, speed).
+    video_redetect_every: int = setting(
+        5, "MEAA_VIDEO_REDETECT_EVERY", "Full face detection on every n-th sampled video frame (1 = every frame)"
+    )
     max_timeline_segments: int = setting(
         2000, "MEAA_MAX_TIMELINE_SEGMENTS", "Most mood segments kept in a video's summary item"
     )

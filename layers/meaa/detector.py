@@ -3,13 +3,15 @@
 The cascade follows the published algorithm with facenet-pytorch's conventions, so its boxes match that
 source implementation (``model_build/verify.py`` measures it): an image pyramid through P-Net, NMS,
 R-Net on 24x24 crops, O-Net on 48x48 crops with five landmarks. Every resampling, pyramid levels and
-crops alike, is an area (box-filter) average read from one integral image, which is exactly what
-facenet-pytorch's ``interpolate(mode="area")`` computes, at the cost of four gathers per output pixel
-and no Python loop over boxes. Faster than the textbook version because:
+crops alike, is an area (box-filter) average read from per-channel integral images, which is exactly what
+facenet-pytorch's ``interpolate(mode="area")`` computes: pyramid levels with two separable gathers (rows,
+then columns), crops with four gathers per output pixel and no Python loop over boxes. Faster than the
+textbook version because:
 
 * detection runs on a copy whose longer side is at most ``detect_max_side`` (boxes are mapped back);
 * the smallest face is ``max(min_face_px, min_face_fraction * short side)``, which bounds the pyramid;
-* R-Net/O-Net crops for all boxes are cut at once and both networks run batched.
+* R-Net/O-Net crops for all boxes are cut at once and both networks run batched (``_STAGE_BATCH``);
+* for video, ``track_faces`` follows known faces with R-Net and O-Net alone, skipping the pyramid.
 
 Box coordinates inside the cascade follow MTCNN's original one-based convention, as facenet-pytorch
 does; final landmarks are zero-based.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -28,6 +31,27 @@ from meaa.onnx_model import OnnxModel
 
 _PNET_STRIDE = 2
 _PNET_CELL = 12
+# R-Net/O-Net run on the crops in batches of at most this many. Outputs do not depend on the batch split
+# (each image is computed alone), but the activations onnxruntime allocates, and the time, do. Two sweeps
+# on a shared machine (`python -m benchmarks.bench_pipeline --stage-batches 8 16 32 1000`): the 1280x720
+# crowd (179 R-Net, 58 O-Net crops) took 95-127 CPU ms at 8, 98-120 at 16, 112-146 at 32 and 128-170 in
+# one batch; peak RSS 121-124, 137-141, 148-150 and 167-169 MB. 8 is as fast as 16 and the leanest.
+_STAGE_BATCH = 8
+# Tracking proposals around each previous face, as fractions of its side (x1, y1, x2, y2 offsets): the box
+# itself, shifted by a quarter side each way, and 20 % larger and smaller. R-Net sorts them out, as it
+# sorts P-Net's (benchmarks/bench_video.py measures agreement with full detection).
+_TRACK_SHIFTS = np.array(
+    [
+        [0.0, 0.0, 0.0, 0.0],
+        [-0.25, 0.0, -0.25, 0.0],
+        [0.25, 0.0, 0.25, 0.0],
+        [0.0, -0.25, 0.0, -0.25],
+        [0.0, 0.25, 0.0, 0.25],
+        [-0.1, -0.1, 0.1, 0.1],
+        [0.1, 0.1, -0.1, -0.1],
+    ],
+    np.float32,
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +66,7 @@ class FaceDetections:
         return len(self.scores)
 
     @classmethod
-    def empty(cls) -> "FaceDetections":
+    def empty(cls) -> FaceDetections:
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
 
 
@@ -104,43 +128,46 @@ def _area_windows(start: np.ndarray, length: np.ndarray, size: int) -> tuple[np.
     return lo, hi
 
 
+@lru_cache(maxsize=256)
+def _level_windows(length: int, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """``_area_windows`` of a whole image side, cached: a video's frames, or a service's uploads, mostly share
+    a few sizes and pyramids (read-only arrays, shared between calls)."""
+    lo, hi = _area_windows(0, length, size)
+    lo.setflags(write=False)
+    hi.setflags(write=False)
+    return lo, hi
+
+
 class _AreaSampler:
-    """Area-average resampling of one RGB image, read from its integral image, as MTCNN input."""
+    """Area-average resampling of one BGR image as MTCNN's RGB input, read from per-channel integral images.
 
-    def __init__(self, rgb: np.ndarray) -> None:
-        self.height, self.width = rgb.shape[:2]
+    The integral is planar ([3, H+1, W+1], RGB order), so every gather below moves 4- or 8-byte items
+    along one axis (numpy's fast ``take`` path) and the results come out channels-first, as the networks
+    want them, without a transpose of the image.
+    """
+
+    def __init__(self, image_bgr: np.ndarray) -> None:
+        self.height, self.width = image_bgr.shape[:2]
         exact_int32 = self.height * self.width * 255 < 2**31
-        integral = cv2.integral(rgb, sdepth=cv2.CV_32S if exact_int32 else cv2.CV_64F)
-        self._row_stride = integral.shape[1]
-        self._table = integral.reshape(-1, 3)  # one row per (y, x): np.take copies 3 channels per index
-
-    def sample(self, rows: tuple[np.ndarray, np.ndarray], cols: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
-        """Mean of each window rows x cols, normalised and channels-first: [..., 3, len(rows), len(cols)].
-
-        ``rows`` and ``cols`` are (lo, hi) index arrays shaped [..., H] and [..., W].
-        """
-        (top, bottom), (left, right) = rows, cols
-        top_index = (top * self._row_stride)[..., :, None]
-        bottom_index = (bottom * self._row_stride)[..., :, None]
-        left, right = left[..., None, :], right[..., None, :]
-
-        def corner(index: np.ndarray) -> np.ndarray:
-            return np.take(self._table, index, axis=0)
-
-        total = corner(bottom_index + right) - corner(top_index + right)
-        total -= corner(bottom_index + left)
-        total += corner(top_index + left)
-        mean = total.astype(np.float32)
-        mean /= ((bottom - top)[..., :, None] * (right - left)).astype(np.float32)[..., None]
-        mean -= 127.5
-        mean *= 0.0078125
-        return np.ascontiguousarray(np.moveaxis(mean, -1, -3))
+        depth, dtype = (cv2.CV_32S, np.int32) if exact_int32 else (cv2.CV_64F, np.float64)
+        self._integral = np.empty((3, self.height + 1, self.width + 1), dtype)
+        for channel, plane in enumerate(reversed(cv2.split(image_bgr))):  # B, G, R planes -> R, G, B
+            cv2.integral(plane, sum=self._integral[channel], sdepth=depth)
 
     def level(self, scale: float) -> np.ndarray:
-        """The pyramid level at ``scale`` (facenet-pytorch's size: int(side * scale + 1)): [1,3,h,w]."""
-        rows = _area_windows(0, self.height, int(self.height * scale + 1))
-        cols = _area_windows(0, self.width, int(self.width * scale + 1))
-        return self.sample(rows, cols)[None]
+        """The pyramid level at ``scale`` (facenet-pytorch's size: int(side * scale + 1)): [1,3,h,w].
+
+        Windows are separable, so rows are gathered first (whole integral rows, a memcpy each) and then
+        columns: two passes over small arrays instead of four gathers per output pixel.
+        """
+        top, bottom = _level_windows(self.height, int(self.height * scale + 1))
+        left, right = _level_windows(self.width, int(self.width * scale + 1))
+        # mode="clip": the windows are inside the image by construction, and numpy skips its bounds check.
+        row_sums = np.take(self._integral, bottom, axis=1, mode="clip")
+        row_sums -= np.take(self._integral, top, axis=1, mode="clip")
+        sums = np.take(row_sums, right, axis=2, mode="clip")
+        sums -= np.take(row_sums, left, axis=2, mode="clip")
+        return _normalised_mean(sums, (bottom - top)[:, None] * (right - left)[None, :])[None]
 
     def crops(self, boxes: np.ndarray, size: int) -> np.ndarray:
         """Each box's pixels trunc(x1)-1 .. trunc(x2)-1 (one-based box, clipped to the image) -> [K,3,size,size]."""
@@ -149,7 +176,58 @@ class _AreaSampler:
         top = np.clip(ints[:, 1], 1, self.height) - 1
         right = np.maximum(np.minimum(ints[:, 2], self.width), left + 1)
         bottom = np.maximum(np.minimum(ints[:, 3], self.height), top + 1)
-        return self.sample(_area_windows(top, bottom - top, size), _area_windows(left, right - left, size))
+        (top, bottom), (left, right) = _area_windows(top, bottom - top, size), _area_windows(left, right - left, size)
+        stride = self.width + 1
+        top_index, bottom_index = (top * stride)[:, :, None], (bottom * stride)[:, :, None]
+        left, right = left[:, None, :], right[:, None, :]
+        # One gather of the four corners of every output pixel of every box: [3, 4, K, size, size].
+        index = np.empty((4, len(boxes), size, size), np.intp)
+        np.add(bottom_index, right, out=index[0])
+        np.add(top_index, right, out=index[1])
+        np.add(bottom_index, left, out=index[2])
+        np.add(top_index, left, out=index[3])
+        corners = np.take(self._integral.reshape(3, -1), index, axis=1, mode="clip")
+        sums = corners[:, 0] - corners[:, 1]
+        sums -= corners[:, 2]
+        sums += corners[:, 3]
+        mean = _normalised_mean(sums, (bottom - top)[:, :, None] * (right - left))
+        return np.ascontiguousarray(mean.transpose(1, 0, 2, 3))
+
+
+def _normalised_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Window sums [3, ...] / pixel counts [...] -> MTCNN's input scale (x - 127.5) / 128, float32."""
+    mean = sums.astype(np.float32)
+    mean /= counts.astype(np.float32)
+    mean -= 127.5
+    mean *= 0.0078125
+    return mean
+
+
+def _scaled(detections: FaceDetections, scale_x: float, scale_y: float) -> FaceDetections:
+    """Detections in a resized copy's pixels -> the original's (a no-op at scale 1)."""
+    if (scale_x, scale_y) == (1.0, 1.0) or not len(detections):
+        return detections
+    return FaceDetections(
+        boxes=detections.boxes * np.array([scale_x, scale_y, scale_x, scale_y], np.float32),
+        scores=detections.scores,
+        landmarks=detections.landmarks * np.array([scale_x, scale_y], np.float32),
+    )
+
+
+def _run_batched(net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int) -> dict[str, np.ndarray]:
+    """R-Net or O-Net on every box's ``size`` x ``size`` crop: cut in one gather, run in batches of ``_STAGE_BATCH``."""
+    crops = sampler.crops(boxes, size)
+    parts = [net(crops[start : start + _STAGE_BATCH]) for start in range(0, len(crops), _STAGE_BATCH)]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _stage(
+    net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int, threshold: float
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One R-Net or O-Net stage: the boxes whose face score passes ``threshold``, and their rows of every output."""
+    out = _run_batched(net, sampler, boxes, size)
+    passed = out["prob"][:, 1] > threshold
+    return boxes[passed], {name: value[passed] for name, value in out.items()}
 
 
 class MTCNNDetector:
@@ -175,28 +253,56 @@ class MTCNNDetector:
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetections:
         """Find faces in a BGR uint8 image; coordinates are in that image's pixels."""
         height, width = image_bgr.shape[:2]
-        shrink = 1.0
-        if self.detect_max_side and max(height, width) > self.detect_max_side:
-            shrink = self.detect_max_side / max(height, width)
-        min_face = max(float(self.min_face_px), self.min_face_fraction * min(height, width)) * shrink
-        min_face = max(min_face, float(_PNET_CELL))
-
-        small = image_bgr
-        if shrink < 1.0:
-            size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
-            small = cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA)
+        small, shrink = self._detection_copy(image_bgr)
         if min(small.shape[:2]) < _PNET_CELL:
             return FaceDetections.empty()
-        sampler = _AreaSampler(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        detections = self._cascade(sampler, self._pyramid_scales(sampler.height, sampler.width, min_face))
-        if shrink < 1.0 and len(detections):
-            sx, sy = width / small.shape[1], height / small.shape[0]
-            detections = FaceDetections(
-                boxes=detections.boxes * np.array([sx, sy, sx, sy], np.float32),
-                scores=detections.scores,
-                landmarks=detections.landmarks * np.array([sx, sy], np.float32),
-            )
-        return detections
+        min_face = max(float(self.min_face_px), self.min_face_fraction * min(height, width)) * shrink
+        min_face = max(min_face, float(_PNET_CELL))
+        sampler = _AreaSampler(small)
+        proposals = self._proposals(sampler, self._pyramid_scales(sampler.height, sampler.width, min_face))
+        return _scaled(self._refine_proposals(sampler, proposals), width / small.shape[1], height / small.shape[0])
+
+    def track_faces(self, image_bgr: np.ndarray, previous: FaceDetections) -> FaceDetections:
+        """Faces near ``previous`` (an earlier frame's faces, in this image's pixels), without the P-Net pyramid.
+
+        Each previous box, squared and nudged by ``_TRACK_SHIFTS`` of its side, becomes R-Net proposals; each
+        face's best one that passes R-Net's threshold goes through O-Net as in ``detect_faces``. A face that
+        moved a little comes back refined by O-Net, with a score and landmarks; one that left, moved far or
+        whose previous box crossed the frame's edge is missing from the answer, and the caller should run
+        ``detect_faces`` (``MoodEstimator.analyze_frames`` does).
+        """
+        height, width = image_bgr.shape[:2]
+        small, _ = self._detection_copy(image_bgr)
+        if not len(previous) or min(small.shape[:2]) < _PNET_CELL:
+            return FaceDetections.empty()
+        scale_x, scale_y = width / small.shape[1], height / small.shape[0]
+        boxes = previous.boxes / np.array([scale_x, scale_y, scale_x, scale_y], np.float32)
+        # A face cut by the frame's edge is not followed: its crops are clipped and stretched, and O-Net's
+        # answers for it drift (landmarks outside the image). Leaving it out makes the caller re-detect.
+        margin = 0.05 * (boxes[:, 2] - boxes[:, 0])
+        inside = (boxes[:, 0] >= -margin) & (boxes[:, 1] >= -margin)
+        inside &= (boxes[:, 2] <= small.shape[1] + margin) & (boxes[:, 3] <= small.shape[0] + margin)
+        if not inside.any():
+            return FaceDetections.empty()
+        boxes = _square(boxes[inside])
+        side = (boxes[:, 2] - boxes[:, 0])[:, None, None]
+        proposals = (boxes[:, None, :] + _TRACK_SHIFTS[None, :, :] * side).reshape(-1, 4)
+        sampler = _AreaSampler(small)
+        out = _run_batched(self.rnet, sampler, proposals, 24)
+        # Each face's best-scoring proposal goes on to O-Net (one O-Net crop per face, the costly network).
+        best = np.argmax(out["prob"][:, 1].reshape(len(boxes), -1), axis=1) + np.arange(len(boxes)) * len(_TRACK_SHIFTS)
+        best = best[out["prob"][best, 1] > self.thresholds[1]]
+        boxes = _square(_regress(proposals[best], out["reg"][best], plus_one=True))
+        return _scaled(self._final_stage(sampler, boxes), scale_x, scale_y)
+
+    def _detection_copy(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
+        """The image detection runs on (longer side at most ``detect_max_side``) and its scale to the original."""
+        height, width = image_bgr.shape[:2]
+        if not self.detect_max_side or max(height, width) <= self.detect_max_side:
+            return image_bgr, 1.0
+        shrink = self.detect_max_side / max(height, width)
+        size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+        return cv2.resize(image_bgr, size, interpolation=cv2.INTER_AREA), shrink
 
     # -- stages ----------------------------------------------------------------------------------
     def _pyramid_scales(self, height: int, width: int, min_face: float) -> list[float]:
@@ -210,29 +316,20 @@ class MTCNNDetector:
             short_side *= self.scale_factor
         return scales
 
-    def _cascade(self, sampler: _AreaSampler, scales: list[float]) -> FaceDetections:
-        boxes = self._proposals(sampler, scales)
+    def _refine_proposals(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """R-Net then O-Net on proposals [K,4] (one-based, square): the final faces in the sampler's pixels."""
         if not len(boxes):
             return FaceDetections.empty()
+        boxes, out = _stage(self.rnet, sampler, boxes, 24, self.thresholds[1])
+        keep = non_max_suppression(boxes, out["prob"][:, 1], 0.7)
+        return self._final_stage(sampler, _square(_regress(boxes[keep], out["reg"][keep], plus_one=True)))
 
-        # R-Net: refine and reject.
-        crops = sampler.crops(boxes, 24)
-        out = self.rnet(crops)
-        scores = out["prob"][:, 1]
-        passed = scores > self.thresholds[1]
-        boxes, scores, offsets = boxes[passed], scores[passed], out["reg"][passed]
-        keep = non_max_suppression(boxes, scores, 0.7)
-        boxes = _square(_regress(boxes[keep], offsets[keep], plus_one=True))
+    def _final_stage(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """O-Net on R-Net's boxes: final boxes and landmarks (relative to the box O-Net saw, before its regression)."""
         if not len(boxes):
             return FaceDetections.empty()
-
-        # O-Net: final boxes and landmarks.
-        crops = sampler.crops(boxes, 48)
-        out = self.onet(crops)
-        scores = out["prob"][:, 1]
-        passed = scores > self.thresholds[2]
-        boxes, scores = boxes[passed], scores[passed]
-        offsets, points = out["reg"][passed], out["landmarks"][passed]
+        boxes, out = _stage(self.onet, sampler, boxes, 48, self.thresholds[2])
+        scores, offsets, points = out["prob"][:, 1], out["reg"], out["landmarks"]
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
         landmarks = np.stack(
@@ -269,6 +366,6 @@ class MTCNNDetector:
             found.append((boxes[keep], scores[keep], offsets[keep]))
         if not found:
             return np.zeros((0, 4), np.float32)
-        boxes, scores, offsets = (np.concatenate(part) for part in zip(*found))
+        boxes, scores, offsets = (np.concatenate(part) for part in zip(*found, strict=True))
         keep = non_max_suppression(boxes, scores, 0.7)
         return _square(_regress(boxes[keep], offsets[keep], plus_one=False))

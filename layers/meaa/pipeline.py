@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+from collections.abc import Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -114,7 +115,7 @@ class MoodEstimator:
             timings["decode"] += (time.perf_counter() - mark) * 1000.0
 
         mark = time.perf_counter()
-        qualities = _measure_faces(decoded, source, detections)
+        qualities = _face_qualities(decoded, source, detections)
         timings["quality"] = (time.perf_counter() - mark) * 1000.0
 
         mark = time.perf_counter()
@@ -129,6 +130,53 @@ class MoodEstimator:
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
         """Mood probabilities float32 [N,4] (MOODS order) for uint8 gray face crops [N,H,W] of any size."""
         return self._engine.classifier.predict(crops).moods
+
+    def analyze_frames(self, frames: Iterable[np.ndarray], *, redetect_every: int = 10) -> Iterator[Analysis]:
+        """Analyses of consecutive video frames (BGR or gray arrays), each frame's faces found from the last's.
+
+        Opt-in, for video: between full detections the faces are followed with ``MTCNNDetector.track_faces``
+        (R-Net and O-Net around the previous boxes, no P-Net pyramid), which costs a fraction of a full
+        detection. Full detection runs on the first frame, on every ``redetect_every``-th frame after one,
+        whenever a followed face is lost, and on every frame while there is none to follow, so a new face
+        shows up at the next full detection at the latest. ``timings_ms`` says which ran: ``track``,
+        ``detect``, or both when tracking lost a face.
+        """
+        if redetect_every < 1:
+            raise InvalidInput(f"redetect_every must be at least 1; got {redetect_every}")
+        engine = self._engine
+        previous = FaceDetections.empty()
+        since_detection = 0
+        for frame in frames:
+            bgr = _as_bgr(frame)
+            timings: dict[str, float] = {}
+            started = time.perf_counter()
+            detections = None
+            if len(previous) and since_detection < redetect_every:
+                tracked = engine.detector.track_faces(bgr, previous)
+                timings["track"] = (time.perf_counter() - started) * 1000.0
+                if len(tracked) >= len(previous):
+                    detections = tracked
+                    since_detection += 1
+            if detections is None:
+                mark = time.perf_counter()
+                detections = engine.detector.detect_faces(bgr)
+                timings["detect"] = (time.perf_counter() - mark) * 1000.0
+                since_detection = 1
+            previous = detections
+
+            mark = time.perf_counter()
+            whole = DecodedImage(bgr, 1, (bgr.shape[1], bgr.shape[0]))  # a frame is its own full-size image
+            qualities = _face_qualities(whole, whole, detections)
+            timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+            mark = time.perf_counter()
+            faces = self._classify_detections(engine, whole, whole, detections, qualities)
+            timings["classify"] = (time.perf_counter() - mark) * 1000.0
+            timings["total"] = (time.perf_counter() - started) * 1000.0
+            height, width = bgr.shape[:2]
+            yield Analysis(
+                width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings
+            )
 
     def _classify_detections(
         self,
@@ -176,7 +224,7 @@ class MoodEstimator:
         return faces
 
 
-def _measure_faces(decoded: DecodedImage, source: DecodedImage, detections: FaceDetections) -> list[FaceQuality]:
+def _face_qualities(decoded: DecodedImage, source: DecodedImage, detections: FaceDetections) -> list[FaceQuality]:
     """Each face's quality, measured on the image its crop comes from (its 48 px patch is then as sharp as
     the classifier's input), with its size in original-image pixels, which the size threshold is in."""
     to_source = decoded.reduction / source.reduction

@@ -1,17 +1,20 @@
 """A video -> its sampled frames' analyses and a summary: what the batch function stores and the CLI prints.
 
-``score_video`` decodes the file with ``meaa.video.VideoSampler``, analyses every sampled frame with the
-estimator, hands each frame's analysis to ``on_frame`` (the batch function writes it as a FRAME item) and
-adds it to a ``meaa.store.VideoSummary``. It stops at ``max_frames`` sampled frames, at ``deadline``
+``score_video`` decodes the file with ``meaa.video.VideoSampler``, analyses the sampled frames with the
+estimator (``MoodEstimator.analyze_frames``: a full detection every ``video_redetect_every`` frames, the faces
+followed in between), hands each frame's analysis to ``on_frame`` (the batch function writes it as a FRAME
+item) and adds it to a ``meaa.store.VideoSummary``. It stops at ``max_frames`` sampled frames, at ``deadline``
 (``time.monotonic()`` seconds) or where the sampler stops at its decoded-frame cap, and says which.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from meaa.config import BatchSettings
 from meaa.pipeline import MoodEstimator
@@ -64,8 +67,16 @@ def score_video(
     truncated_by: str | None = None
     model_version: str | None = None
     with VideoSampler(path, limits.video_sample_fps, estimator.settings.video) as sampler:
-        for frame in sampler.frames():
-            analysis = estimator.analyze(frame.image).to_dict()
+        sampled: list[SampledFrame] = []
+
+        def images() -> Iterator[np.ndarray]:
+            for frame in sampler.frames():
+                sampled.append(frame)
+                yield frame.image
+
+        for result in estimator.analyze_frames(images(), redetect_every=limits.video_redetect_every):
+            frame = sampled.pop()
+            analysis = result.to_dict()
             model_version = analysis["model_version"]
             if on_frame is not None:
                 on_frame(frame, analysis)

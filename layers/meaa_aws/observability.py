@@ -5,7 +5,7 @@ Powertools reads its own standard variables (template.yaml sets them in Globals)
 pixels: ids, sizes, counts and error codes only.
 
 Metric names (unit Count unless said): ``FacesFound``, ``ReliableFaces``, ``Mood_<mood>`` (faces counted per
-mood), ``StageLatency_<stage>`` (ms: decode, detect, classify, total), ``VideoFramesSampled``,
+mood; for a video, its main face once per sampled frame), ``StageLatency_<stage>`` (ms: decode, detect, classify, total), ``VideoFramesSampled``,
 ``ObjectsScored``, ``ObjectsFailed``, ``RequestLatency`` (ms), and ``Errors`` with an ``error_code`` dimension.
 """
 
@@ -54,6 +54,16 @@ def record_analysis(metrics: Metrics, analysis: Mapping[str, Any]) -> None:
             metrics.add_metric(name=f"Mood_{mood}", unit=MetricUnit.Count, value=count)
     for stage, milliseconds in (analysis.get("timings_ms") or {}).items():
         metrics.add_metric(name=f"StageLatency_{stage}", unit=MetricUnit.Milliseconds, value=milliseconds)
+
+
+def record_video(metrics: Metrics, attributes: Mapping[str, Any]) -> None:
+    """A scored video's sampled frames, and its main faces (one per frame with a face) by mood."""
+    metrics.add_metric(name="VideoFramesSampled", unit=MetricUnit.Count, value=attributes["frames_sampled"])
+    metrics.add_metric(name="FacesFound", unit=MetricUnit.Count, value=attributes["frames_with_face"])
+    metrics.add_metric(name="ReliableFaces", unit=MetricUnit.Count, value=attributes["frames_with_reliable_face"])
+    for mood, count in attributes["mood_counts"].items():
+        if count:
+            metrics.add_metric(name=f"Mood_{mood}", unit=MetricUnit.Count, value=count)
 
 
 def record_error(service: str, code: str) -> None:

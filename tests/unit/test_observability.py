@@ -170,7 +170,8 @@ def test_batch_entry_point_emits_emf_for_scored_and_failed_objects(batch_aws, ca
     assert sum(invocation["ObjectsScored"].values) == 2
     assert invocation["ObjectsFailed"].values == (1,)
     assert invocation["VideoFramesSampled"].values == (outcomes["clip.mp4"]["frames_sampled"],)
-    assert invocation["FacesFound"].values == (outcomes["face.jpg"]["face_count"],) == (1,)  # the photo's analysis
+    # the photo's faces, then the video's main faces (one per sampled frame with a face)
+    assert invocation["FacesFound"].values == (outcomes["face.jpg"]["face_count"], 3) == (1, 3)
     assert invocation["StageLatency_total"].unit == "Milliseconds"
     (error,) = [document for document in documents if "Errors" in document]
     assert error["Errors"].dimensions == {"service": "meaa-batch", "error_code": "invalid_image"}

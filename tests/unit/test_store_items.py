@@ -160,7 +160,7 @@ def test_items_expire_after_the_retention_period_when_one_is_set() -> None:
     [None, [], "x", {"Records": None}, {"Records": "x"}, {"Records": [None]}, {"Records": [1, 2]}],
 )
 def test_malformed_events_yield_malformed_records(event) -> None:
-    assert all(isinstance(record, MalformedRecord) for record in records_of(event, "incoming/"))
+    assert all(isinstance(record.parsed, MalformedRecord) for record in records_of(event, "incoming/"))
 
 
 @pytest.mark.parametrize("broken", sorted(BROKEN_RECORDS))

@@ -33,6 +33,15 @@ class SkippedRecord:
     event_name: str
 
 
+@dataclass(frozen=True)
+class EventRecord:
+    """One record of a notification: what it names (or why nothing), and S3's request id for the upload
+    (``responseElements.x-amz-request-id``, the id S3's own logs and CloudTrail show), the logs' correlation id."""
+
+    parsed: ObjectRef | MalformedRecord | SkippedRecord
+    request_id: str | None = None
+
+
 def _text(value: Any, name: str, *, optional: bool = False) -> str | None:
     if value is None and optional:
         return None
@@ -77,11 +86,13 @@ def parse_record(index: int, raw: Any, incoming_prefix: str) -> ObjectRef | Malf
         return MalformedRecord(index, str(error) or type(error).__name__)
 
 
-def records_of(event: Any, incoming_prefix: str) -> Iterator[ObjectRef | MalformedRecord | SkippedRecord]:
+def records_of(event: Any, incoming_prefix: str) -> Iterator[EventRecord]:
     """Each record of an S3 notification, parsed; a malformed event yields one ``MalformedRecord``."""
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
-        yield MalformedRecord(-1, "the event has no Records list")
+        yield EventRecord(MalformedRecord(-1, "the event has no Records list"))
         return
     for index, raw in enumerate(records):
-        yield parse_record(index, raw, incoming_prefix)
+        elements = raw.get("responseElements") if isinstance(raw, dict) else None
+        request_id = elements.get("x-amz-request-id") if isinstance(elements, dict) else None
+        yield EventRecord(parse_record(index, raw, incoming_prefix), request_id if isinstance(request_id, str) else None)

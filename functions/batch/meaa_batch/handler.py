@@ -15,8 +15,9 @@ import dataclasses
 from typing import Any
 
 from meaa.config import Settings
+from meaa.store import ObjectRef
 
-from .events import MalformedRecord, SkippedRecord, records_of
+from .events import records_of
 from .observability import LOGGER, METRICS
 from .processing import ObjectScorer
 
@@ -29,34 +30,20 @@ SCORER = ObjectScorer(SETTINGS)
 def handler(event: Any, context: Any) -> dict[str, Any]:
     SCORER.idempotency.register_lambda_context(context)
     outcomes, retry = [], []
-    request_ids = _s3_request_ids(event)
-    for position, record in enumerate(records_of(event, SETTINGS.batch.incoming_prefix)):
-        LOGGER.set_correlation_id(request_ids[position] if position < len(request_ids) else None)
-        if isinstance(record, (MalformedRecord, SkippedRecord)):
-            LOGGER.warning("record skipped", extra=record.__dict__)
+    for record in records_of(event, SETTINGS.batch.incoming_prefix):
+        LOGGER.set_correlation_id(record.request_id)
+        if not isinstance(record.parsed, ObjectRef):
+            LOGGER.warning("record skipped", extra=dataclasses.asdict(record.parsed))
             continue
         try:
-            outcome = SCORER.process(record)
+            outcome = dataclasses.asdict(SCORER.process(record.parsed))
         except Exception as error:  # noqa: BLE001 - finish the other records, then raise for a retry
-            LOGGER.exception("record failed; the event will be retried", extra={"key": record.key})
+            LOGGER.exception("record failed; the event will be retried", extra={"key": record.parsed.key})
             retry.append(error)
             continue
-        LOGGER.info("record processed", extra=dataclasses.asdict(outcome))
-        outcomes.append(dataclasses.asdict(outcome))
+        LOGGER.info("record processed", extra=outcome)
+        outcomes.append(outcome)
     LOGGER.set_correlation_id(None)
     if retry:
         raise retry[0]
     return {"records": len(outcomes), "outcomes": outcomes}
-
-
-def _s3_request_ids(event: Any) -> list[str | None]:
-    """S3's request id of each record, in order (``records_of`` yields one item per record of a Records list)."""
-    records = event.get("Records") if isinstance(event, dict) else None
-    if not isinstance(records, list):
-        return []
-    ids: list[str | None] = []
-    for record in records:
-        elements = record.get("responseElements") if isinstance(record, dict) else None
-        request_id = elements.get("x-amz-request-id") if isinstance(elements, dict) else None
-        ids.append(request_id if isinstance(request_id, str) else None)
-    return ids

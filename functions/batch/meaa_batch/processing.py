@@ -30,7 +30,7 @@ from meaa.config import Settings
 from meaa.errors import InternalError, MeaaError, UnsupportedFormat
 from meaa.video_scoring import score_video
 from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
-from meaa_aws.observability import record_analysis, record_error
+from meaa_aws.observability import record_analysis, record_error, record_video
 from meaa_aws.results_table import ResultsTable
 from meaa_aws.s3_objects import ObjectSource, Superseded
 
@@ -147,8 +147,9 @@ class ObjectScorer:
                 frames.put_item(Item=store.frame_item(context, frame.time_ms, frame.index, analysis))
 
             scored = self._guarded(lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame))
-        METRICS.add_metric(name="VideoFramesSampled", unit=MetricUnit.Count, value=scored.summary.frames_sampled)
-        return store.video_item(context, scored.attributes())
+        attributes = scored.attributes()
+        record_video(METRICS, attributes)
+        return store.video_item(context, attributes)
 
     @staticmethod
     def _guarded(score: Any) -> Any:
