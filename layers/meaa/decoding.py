@@ -18,7 +18,7 @@ What is checked before decoding (``EncodedImage.parse``), each with a typed erro
 - PNG: the chunk structure up to IEND; IDAT must hold at least the image's raw size / 1032 (deflate's
   largest ratio); only the chunks that define pixels (IHDR, PLTE, tRNS, IDAT, IEND) are passed to the
   decoder: text, ICC, EXIF and animation chunks are dropped, since OpenCV 4.13 inflates every zTXt/iTXt
-  chunk (100 of them in 684 KB cost 4.5 s and 675 MB) and an APNG took four full-size buffers;
+  chunk (100 of them in 684 KB cost 4.5 s and 676 MB) and an APNG took four full-size buffers;
 - WebP: the RIFF chunks, the VP8X canvas against the bitstream's own size, animation refused;
 - BMP: the pixel rows an uncompressed file needs must be present;
 - memory: the bytes the decode will hold (``decode_bytes``: pixels as the decoder stores them -- channels x
@@ -349,8 +349,8 @@ class EncodedImage:
         if isinstance(layout, _WebpLayout):
             # Bytes per pixel, above the growth measured between 4 and 8 Mpx photo-like images (file
             # included: OpenCV reads it whole into memory first; `python -m benchmarks.hostile_inputs`):
-            # lossy 3.1, lossy + alpha 9.2 (the alpha plane is itself a lossless bitstream), lossless 7.1,
-            # lossless + alpha 8.1 (libwebp's ARGB copy).
+            # lossy 3.1, lossy + alpha 9.4 (the alpha plane is itself a lossless bitstream), lossless 7.1,
+            # lossless + alpha 8.2 (libwebp's ARGB copy).
             if layout.lossless:
                 per_pixel = 10 if layout.alpha else 8
             else:
