@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.hostile_inputs import (
+from tests.support.hostile_inputs import (
     BUDGET_CPU_S,
     BUDGET_RSS_MB,
     LAMBDA_BASELINE_MB,
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(*args: str) -> dict | list:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.hostile_inputs", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "tests.support.hostile_inputs", *args], cwd=ROOT, capture_output=True, text=True, check=True
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -117,21 +117,21 @@ def child_plain_opencv(category: str, name: str) -> dict:
     import cv2
     import numpy as np
 
-    from tests.hostile_inputs import _release_freed_memory, _status_mb
+    from tests.support.hostile_inputs import release_freed_memory, status_mb
 
     item = next(i for i in catalogue() if (i.category, i.name) == (category, name))
     data = item.make()
     flags = (
         cv2.IMREAD_UNCHANGED if data[:4] in (b"\x89PNG", b"RIFF") else cv2.IMREAD_COLOR | cv2.IMREAD_IGNORE_ORIENTATION
     )
-    _release_freed_memory()
+    release_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")
-    before = _status_mb("VmRSS")
+    before = status_mb("VmRSS")
     started = time.process_time()
     image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
     return {
         "cpu_s": time.process_time() - started,
-        "peak_growth_mb": _status_mb("VmHWM") - before,
+        "peak_growth_mb": status_mb("VmHWM") - before,
         "shape": None if image is None else list(image.shape),
     }
 
@@ -140,7 +140,7 @@ def _videos_to_open() -> list[tuple[str, bytes]]:
     import cv2
     import numpy as np
 
-    from tests.hostile_inputs import flat_jpeg, mjpeg_avi
+    from tests.support.hostile_inputs import flat_jpeg, mjpeg_avi
 
     giant = flat_jpeg(16000, 16000, 3)
     videos = [
@@ -166,17 +166,17 @@ def child_video_open(path: str) -> dict:
 
     from meaa.errors import MeaaError
     from meaa.video import VideoSampler
-    from tests.hostile_inputs import _release_freed_memory, _status_mb
+    from tests.support.hostile_inputs import release_freed_memory, status_mb
 
     def growth(action) -> tuple[float, str]:
-        _release_freed_memory()
+        release_freed_memory()
         Path("/proc/self/clear_refs").write_text("5")
-        before = _status_mb("VmRSS")
+        before = status_mb("VmRSS")
         try:
             outcome = action()
         except MeaaError as error:
             outcome = error.code
-        return _status_mb("VmHWM") - before, outcome
+        return status_mb("VmHWM") - before, outcome
 
     capture: list = []
     opened = growth(lambda: (capture.append(cv2.VideoCapture(path)), "opened")[1])

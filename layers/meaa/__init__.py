@@ -17,6 +17,9 @@ import os as _os
 from meaa.config import OPENCV_PIXEL_CEILING
 
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(OPENCV_PIXEL_CEILING))
+# A corrupt upload makes OpenCV's decoders print "[ERROR] imdecode_ ..." lines to stderr, outside the JSON logs;
+# meaa turns those failures into typed errors itself, so OpenCV's own log is off unless asked for.
+_os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
 
 from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.labels import EMOTIONS, MOODS

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
-from meaa.errors import ImageTooLarge, InvalidImage, MeaaError, ObjectNotFound, ObjectUnreadable
+from meaa.errors import ImageTooLarge, MeaaError, ObjectNotFound, ObjectUnreadable
 from meaa.store import ObjectRef
 
 from .clients import error_code, is_transient
@@ -44,13 +44,14 @@ class ObjectSource:
             ref, etag=head["ETag"].strip('"'), version_id=None if version_id in (None, "null") else version_id
         )
 
-    def check_size(self, ref: ObjectRef, max_bytes: int) -> None:
-        """HEAD the revision; refuse it before reading when it is empty or over ``max_bytes``."""
+    def check_size(self, ref: ObjectRef, max_bytes: int, empty: type[MeaaError]) -> None:
+        """HEAD the revision; refuse it before reading when it is over ``max_bytes`` or empty (``empty``: the
+        error an empty object of its kind gets, ``InvalidImage`` or ``InvalidVideo``)."""
         size = int(self._call("head_object", ref)["ContentLength"])
         if size > max_bytes:
             raise ImageTooLarge(f"object is {size} bytes, over the cap of {max_bytes}")
         if size == 0:
-            raise InvalidImage("object is empty")
+            raise empty("object is empty")
 
     def read(self, ref: ObjectRef) -> bytes:
         return self._call("get_object", ref)["Body"].read()

@@ -517,7 +517,7 @@ def test_only_jpeg_decodes_at_reduced_size() -> None:
 def test_detection_reduction_keeps_the_long_side_and_the_smallest_face(width: int, height: int, reduction: int) -> None:
     from meaa.config import DetectionSettings
     from meaa.pipeline import _detection_reduction
-    from tests.hostile_inputs import flat_jpeg
+    from tests.support.hostile_inputs import flat_jpeg
 
     encoded = EncodedImage.parse(flat_jpeg(width, height), DecodeSettings())
     assert _detection_reduction(encoded, DetectionSettings()) == reduction

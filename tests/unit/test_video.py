@@ -55,7 +55,7 @@ def _small_jpeg(value: int) -> bytes:
 
 
 def _avi(tmp_path: Path, name: str, **kwargs) -> Path:
-    from tests.hostile_inputs import mjpeg_avi
+    from tests.support.hostile_inputs import mjpeg_avi
 
     path = tmp_path / name
     path.write_bytes(mjpeg_avi(**kwargs))
@@ -90,7 +90,7 @@ def test_decoding_stops_at_the_decoded_frame_cap(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("declared", [True, False], ids=["header_says_so", "header_understates"])
 def test_oversize_frames_are_refused_before_decoding(tmp_path: Path, declared: bool) -> None:
-    from tests.hostile_inputs import flat_jpeg
+    from tests.support.hostile_inputs import flat_jpeg
 
     frame = flat_jpeg(4000, 3000)
     path = _avi(
@@ -102,7 +102,7 @@ def test_oversize_frames_are_refused_before_decoding(tmp_path: Path, declared: b
 
 
 def test_every_motion_jpeg_frame_is_checked_before_decoding(tmp_path: Path) -> None:
-    from tests.hostile_inputs import flat_jpeg
+    from tests.support.hostile_inputs import flat_jpeg
 
     path = _avi(tmp_path, "grows.avi", frames=[_small_jpeg(10), flat_jpeg(4000, 3000)], width=64, height=48)
     with pytest.raises(ImageTooLarge, match="Motion JPEG frame"):

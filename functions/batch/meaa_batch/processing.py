@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from meaa import MoodEstimator, store
 from meaa.config import Settings
-from meaa.errors import InternalError, MeaaError, UnsupportedFormat
+from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.video_scoring import score_video
 from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
 from meaa_aws.observability import record_analysis, record_error, record_video
@@ -126,13 +126,13 @@ class ObjectScorer:
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
         ref, limits = context.obj, self.settings.batch
         if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes))
+            self.objects.check_size(ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes), InvalidImage)
             data = self.objects.read(ref)
             analysis = self._guarded(lambda: self.estimator.analyze(data).to_dict())
             record_analysis(METRICS, analysis)
             return store.image_item(context, analysis)
         if ref.extension in VIDEO_EXTENSIONS:
-            self.objects.check_size(ref, limits.max_object_bytes)
+            self.objects.check_size(ref, limits.max_object_bytes, InvalidVideo)
             return self._score_video(context)
         raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
 

@@ -8,9 +8,9 @@ sizes, so even a 7000x7000 image is made in milliseconds without holding its pix
 
 Run categories in a fresh process and get each input's outcome, CPU seconds and peak RSS as JSON::
 
-    .venv/bin/python -m tests.hostile_inputs --category jpeg_scans,png_bombs [--only NAME] [--selfie FILE]
-    .venv/bin/python -m tests.hostile_inputs --list
-    .venv/bin/python -m tests.hostile_inputs --layouts   # decode memory model vs measured, per layout
+    .venv/bin/python -m tests.support.hostile_inputs --category jpeg_scans,png_bombs [--only NAME] [--selfie FILE]
+    .venv/bin/python -m tests.support.hostile_inputs --list
+    .venv/bin/python -m tests.support.hostile_inputs --layouts   # decode memory model vs measured, per layout
 
 The child loads and warms the models first (like a Lambda function after init), then for each input:
 makes the bytes, returns freed memory to the system (``malloc_trim``), resets the peak RSS
@@ -1002,14 +1002,14 @@ REFERENCE = HostileInput("reference", "selfie_640x480_jpeg_q90", selfie_jpeg, OK
 # --- running one category in this process (the child) ------------------------------------------------
 
 
-def _status_mb(field_name: str) -> float:
+def status_mb(field_name: str) -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith(field_name + ":"):
             return int(line.split()[1]) / 1024
     raise RuntimeError(f"{field_name} not in /proc/self/status")
 
 
-def _release_freed_memory() -> None:
+def release_freed_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # glibc only: elsewhere freed memory may stay resident
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -1026,9 +1026,9 @@ def _run_one(item: HostileInput, estimator) -> dict:
         descriptor, path = tempfile.mkstemp(suffix=item.suffix)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(data)
-    _release_freed_memory()
+    release_freed_memory()
     Path("/proc/self/clear_refs").write_text("5")  # the peak RSS restarts from the current RSS
-    before_mb = _status_mb("VmRSS")
+    before_mb = status_mb("VmRSS")
     started = time.process_time()
     result: dict = {"category": item.category, "name": item.name, "bytes": len(data)}
     try:
@@ -1055,7 +1055,7 @@ def _run_one(item: HostileInput, estimator) -> dict:
         if path:
             os.unlink(path)
     result["cpu_s"] = time.process_time() - started
-    result["peak_rss_mb"] = _status_mb("VmHWM")
+    result["peak_rss_mb"] = status_mb("VmHWM")
     result["rss_before_mb"] = before_mb
     return result
 
@@ -1068,8 +1068,8 @@ def run_categories(names: list[str], only: str | None = None) -> dict:
     estimator = MoodEstimator()
     estimator.warm_up()
     estimator.analyze(selfie_jpeg())  # a real face: every stage warm
-    _release_freed_memory()
-    baseline = _status_mb("VmRSS")
+    release_freed_memory()
+    baseline = status_mb("VmRSS")
     items = [
         item for item in [*catalogue(), REFERENCE] if item.category in names and (only is None or item.name == only)
     ]
@@ -1150,11 +1150,11 @@ def measure_decode_layouts(height: int = 1200, width: int = 2000) -> list[dict]:
     rows = []
     for name, make, reduction in decode_layouts(height, width):
         encoded = EncodedImage.parse(make(), limits)
-        _release_freed_memory()
+        release_freed_memory()
         Path("/proc/self/clear_refs").write_text("5")
-        before = _status_mb("VmRSS")
+        before = status_mb("VmRSS")
         image = encoded.decode(reduction).image
-        peak = _status_mb("VmHWM")
+        peak = status_mb("VmHWM")
         rows.append(
             {
                 "layout": name,

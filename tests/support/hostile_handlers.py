@@ -1,0 +1,145 @@
+"""The hostile inputs (``tests.support.hostile_inputs``) through the Lambda functions, each in a child process.
+
+``--api``: every image input as a raw upload through the API app (ASGI, FastAPI's TestClient) and every fourth
+one also through the Lambda entry point (an API Gateway HTTP API event, base64 body, as API Gateway sends it).
+``--batch``: every other image input and every video input as an object in moto's in-process S3, scored by the
+batch handler on an S3 event. Each child loads its function as Lambda does (``tests.support.lambda_loader``),
+warms it with a real selfie, and resets the process's peak RSS before each input, so each input's peak is its
+own. It prints one JSON document: per input, what came back and the peak RSS.
+
+    python -m tests.support.hostile_handlers --api
+    python -m tests.support.hostile_handlers --batch
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import sys
+from typing import Any
+
+from meaa.errors import ERRORS
+from tests.support.hostile_inputs import HostileInput, catalogue, release_freed_memory, selfie_jpeg, status_mb
+
+UPLOAD = "/upload-meaa-image"
+
+
+def expected_status(item: HostileInput, size: int, max_upload_bytes: int) -> set[int]:
+    """HTTP statuses that are right for ``item`` sent as an upload of ``size`` bytes."""
+    if size > max_upload_bytes:
+        return {ERRORS["image_too_large"].http_status}
+    return {200 if outcome == "ok" else ERRORS[outcome].http_status for outcome in item.expected}
+
+
+def expected_batch_outcomes(item: HostileInput) -> set[tuple[str, str | None]]:
+    """(status, error code) pairs of a batch outcome that are right for ``item``."""
+    return {("scored", None) if outcome == "ok" else ("failed", outcome) for outcome in item.expected}
+
+
+def _measured(run: Any) -> tuple[Any, float]:
+    release_freed_memory()
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")  # the peak RSS restarts from the current RSS
+    result = run()
+    return result, status_mb("VmHWM")
+
+
+def _gateway_event(body: bytes) -> dict[str, Any]:
+    return {
+        "version": "2.0",
+        "routeKey": f"POST {UPLOAD}",
+        "rawPath": UPLOAD,
+        "rawQueryString": "",
+        "headers": {"content-type": "application/octet-stream", "content-length": str(len(body))},
+        "requestContext": {
+            "http": {"method": "POST", "path": UPLOAD, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1"},
+            "requestId": "hostile",
+            "routeKey": f"POST {UPLOAD}",
+            "stage": "$default",
+        },
+        "body": base64.b64encode(body).decode(),
+        "isBase64Encoded": True,
+    }
+
+
+def run_api() -> dict[str, Any]:
+    from fastapi.testclient import TestClient
+
+    from tests.support.lambda_loader import lambda_context, load_function_module
+
+    module = load_function_module("ApiFunction")
+    client = TestClient(module.app, raise_server_exceptions=False)
+    client.post(UPLOAD, content=selfie_jpeg(), headers={"content-type": "image/jpeg"})
+    results = []
+    images = [item for item in catalogue() if item.kind == "image"]
+    for index, item in enumerate(images):
+        data = item.make()
+        headers = {"content-type": "application/octet-stream"}
+        response, peak = _measured(lambda data=data: client.post(UPLOAD, content=data, headers=headers))
+        body = response.json()
+        results.append(_api_row(item, "asgi", len(data), response.status_code, body, peak))
+        if index % 4 == 0:
+            event = _gateway_event(data)
+            answer, peak = _measured(lambda event=event: module.handler(event, lambda_context("ApiFunction")))
+            results.append(_api_row(item, "lambda", len(data), answer["statusCode"], json.loads(answer["body"]), peak))
+    return {"max_upload_bytes": module.app.state.meaa.settings.api.max_upload_bytes, "results": results}
+
+
+def _api_row(item: HostileInput, path: str, size: int, status: int, body: dict, peak: float) -> dict[str, Any]:
+    return {
+        "category": item.category,
+        "name": item.name,
+        "path": path,
+        "bytes": size,
+        "status": status,
+        "code": (body.get("error") or {}).get("code"),
+        "peak_rss_mb": peak,
+    }
+
+
+def run_batch() -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    from tests.support.aws import create_drop_bucket_and_tables, event_for, moto_environment, put_object
+    from tests.support.lambda_loader import lambda_context, load_handler
+
+    for name, value in moto_environment().items():
+        os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)
+    items = [item for index, item in enumerate(catalogue()) if item.kind == "video" or index % 2 == 0]
+    results = []
+    with mock_aws():
+        s3 = boto3.client("s3")
+        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
+        handler = load_handler("BatchFunction")
+        handler(event_for([put_object(s3, "incoming/warm/up/selfie.jpg", selfie_jpeg())]), lambda_context("BatchFunction"))
+        for index, item in enumerate(items):
+            suffix = item.suffix if item.kind == "video" else ".jpg"
+            event = event_for([put_object(s3, f"incoming/hostile/{item.category}/{index}{suffix}", item.make())])
+            answer, peak = _measured(lambda event=event: handler(event, lambda_context("BatchFunction")))
+            (outcome,) = answer["outcomes"]
+            results.append(
+                {
+                    "category": item.category,
+                    "name": item.name,
+                    "status": outcome["status"],
+                    "code": outcome.get("error_code"),
+                    "peak_rss_mb": peak,
+                }
+            )
+    return {"results": results}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--api", action="store_true", help="the API function (ASGI and Lambda entry)")
+    which.add_argument("--batch", action="store_true", help="the batch function on moto")
+    args = parser.parse_args(argv)
+    print(json.dumps(run_api() if args.api else run_batch()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
