@@ -69,5 +69,6 @@ def main(argv: list[str] | None = None) -> None:
         ratio = quality / classify
         print(f"| {side} px | {width}x{height} | {quality:.0f} | {crop:.0f} | {classify:.0f} | {ratio:.2f} |")
 
+
 if __name__ == "__main__":
     main()

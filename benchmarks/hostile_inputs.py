@@ -38,7 +38,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(*args: str) -> dict | list:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.support.hostile_inputs", *args], cwd=ROOT, capture_output=True, text=True, check=True
+        [sys.executable, "-m", "tests.support.hostile_inputs", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return json.loads(done.stdout.strip().splitlines()[-1])
 

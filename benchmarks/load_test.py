@@ -44,7 +44,9 @@ def default_image() -> bytes:
     import cv2
     from skimage import data
 
-    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
+    ok, encoded = cv2.imencode(
+        ".jpg", cv2.cvtColor(data.astronaut(), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90]
+    )
     if not ok:
         raise RuntimeError("JPEG encoding failed")
     return encoded.tobytes()
@@ -58,7 +60,9 @@ def request_kwargs(style: str, image: bytes) -> dict:
     return {"json": {"image_base64": base64.b64encode(image).decode("ascii")}}
 
 
-async def run_load(url: str, image: bytes, style: str, requests: int, concurrency: int, max_seconds: float, timeout_s: float) -> tuple[Results, float]:
+async def run_load(
+    url: str, image: bytes, style: str, requests: int, concurrency: int, max_seconds: float, timeout_s: float
+) -> tuple[Results, float]:
     results = Results()
     kwargs = request_kwargs(style, image)
     remaining = iter(range(requests))
@@ -77,7 +81,11 @@ async def run_load(url: str, image: bytes, style: str, requests: int, concurrenc
                 continue
             elapsed = time.perf_counter() - started
             if response.status_code != 200:
-                code = response.json().get("error", {}).get("code", "?") if response.headers.get("content-type") == "application/json" else "?"
+                code = (
+                    response.json().get("error", {}).get("code", "?")
+                    if response.headers.get("content-type") == "application/json"
+                    else "?"
+                )
                 results.errors[f"{response.status_code} {code}"] += 1
                 continue
             answer = response.json()
@@ -123,7 +131,17 @@ def main() -> int:
 
     image = args.image.read_bytes() if args.image else default_image()
     if args.warmup:
-        asyncio.run(run_load(args.url, image, args.style, args.warmup, min(args.concurrency, args.warmup), args.max_seconds, args.timeout))
+        asyncio.run(
+            run_load(
+                args.url,
+                image,
+                args.style,
+                args.warmup,
+                min(args.concurrency, args.warmup),
+                args.max_seconds,
+                args.timeout,
+            )
+        )
     results, wall_s = asyncio.run(
         run_load(args.url, image, args.style, args.requests, args.concurrency, args.max_seconds, args.timeout)
     )

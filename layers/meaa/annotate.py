@@ -31,6 +31,14 @@ def draw_analysis(image_bgr: np.ndarray, analysis: Analysis) -> np.ndarray:
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
         top = max(0, y - text_h - baseline - 2)
         cv2.rectangle(canvas, (x, top), (x + text_w + 4, top + text_h + baseline + 2), colour, -1)
-        cv2.putText(canvas, label, (x + 2, top + text_h + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255),
-                    thickness, cv2.LINE_AA)
+        cv2.putText(
+            canvas,
+            label,
+            (x + 2, top + text_h + 1),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            thickness,
+            cv2.LINE_AA,
+        )
     return canvas

@@ -32,11 +32,6 @@ def setting(default: Any, env: str, doc: str) -> Any:
     return field(default=default, metadata={"env": env, "doc": doc})
 
 
-def part(factory: type) -> Any:
-    """A nested settings part (a frozen dataclass of settings fields)."""
-    return field(default_factory=factory)
-
-
 class SettingsError(ValueError):
     """An environment variable that cannot be read as its setting (the process should not start)."""
 
@@ -119,7 +114,9 @@ class DetectionSettings:
     # of a group photo at that resolution are still larger.
     min_face_px: int = setting(20, "MEAA_MIN_FACE_PX", "Smallest face to find, in original-image pixels")
     min_face_fraction: float = setting(
-        0.1, "MEAA_MIN_FACE_FRACTION", "Smallest face as a fraction of the image's short side (the larger of the two applies)"
+        0.1,
+        "MEAA_MIN_FACE_FRACTION",
+        "Smallest face as a fraction of the image's short side (the larger of the two applies)",
     )
     # O-Net at 0.9 rather than facenet-pytorch's 0.7: 0.7 gave a body-sized false face on the test photos.
     thresholds: tuple[float, float, float] = setting(
@@ -194,8 +191,12 @@ class ApiSettings:
         "Largest image an upload may carry (Lambda's 6 MB event holds about 4.5 MB of base64 image)",
     )
     try_it_page: bool = setting(False, "MEAA_UI", "Serve the try-it page at / (make serve sets it)")
-    auth_mode: str = setting("none", "MEAA_AUTH_MODE", "none or jwt: the template's AuthMode (jwt exposes the results routes)")
-    local: bool = setting(False, "MEAA_LOCAL", "Serving on one's own machine (make serve): the results routes exist without auth")
+    auth_mode: str = setting(
+        "none", "MEAA_AUTH_MODE", "none or jwt: the template's AuthMode (jwt exposes the results routes)"
+    )
+    local: bool = setting(
+        False, "MEAA_LOCAL", "Serving on one's own machine (make serve): the results routes exist without auth"
+    )
 
     @property
     def results_routes(self) -> bool:
@@ -229,12 +230,18 @@ class StoreSettings:
     """Where results live: written by the batch function, read by the API's results routes."""
 
     table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
-    drop_bucket: str | None = setting(None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})")
+    drop_bucket: str | None = setting(
+        None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})"
+    )
     idempotency_table: str | None = setting(
-        None, "MEAA_IDEMPOTENCY_TABLE", "DynamoDB table of in-progress claims (a second delivery of an object being scored stops)"
+        None,
+        "MEAA_IDEMPOTENCY_TABLE",
+        "DynamoDB table of in-progress claims (a second delivery of an object being scored stops)",
     )
     retention_days: int = setting(
-        0, "MEAA_RESULTS_RETENTION_DAYS", "Days results are kept (a TTL on every item the batch function writes; 0 = keep)"
+        0,
+        "MEAA_RESULTS_RETENTION_DAYS",
+        "Days results are kept (a TTL on every item the batch function writes; 0 = keep)",
     )
 
 
@@ -250,13 +257,13 @@ class Settings:
     align_faces: bool = setting(False, "MEAA_ALIGN_FACES", "Rotate each crop so the eyes are level")
     mood_model: str = setting("emotion", "MEAA_MOOD_MODEL", "Mood model, by its key in models/manifest.json")
     models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
-    decoding: DecodeSettings = part(DecodeSettings)
-    video: VideoSettings = part(VideoSettings)
-    detection: DetectionSettings = part(DetectionSettings)
-    quality: QualitySettings = part(QualitySettings)
-    api: ApiSettings = part(ApiSettings)
-    batch: BatchSettings = part(BatchSettings)
-    store: StoreSettings = part(StoreSettings)
+    decoding: DecodeSettings = field(default_factory=DecodeSettings)
+    video: VideoSettings = field(default_factory=VideoSettings)
+    detection: DetectionSettings = field(default_factory=DetectionSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    batch: BatchSettings = field(default_factory=BatchSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -26,7 +26,7 @@ def crop_faces(
     black, as the classifier's FER2013-style training crops were padded.
     """
     crops = np.empty((len(boxes), size, size), np.uint8)
-    for index, (box, points) in enumerate(zip(boxes, landmarks)):
+    for index, (box, points) in enumerate(zip(boxes, landmarks, strict=True)):
         x1, y1, x2, y2 = (float(v) for v in box[:4])
         side = max(x2 - x1, y2 - y1) * (1.0 + 2.0 * margin)
         center = np.array([(x1 + x2) / 2.0, (y1 + y2) / 2.0])
@@ -41,8 +41,12 @@ def crop_faces(
         matrix = cv2.getRotationMatrix2D((float(center[0]), float(center[1])), angle, scale)
         matrix[:, 2] += warp_size / 2.0 - center
         patch = cv2.warpAffine(
-            image_bgr, matrix, (warp_size, warp_size), flags=cv2.INTER_LINEAR,
-            borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0),
+            image_bgr,
+            matrix,
+            (warp_size, warp_size),
+            flags=cv2.INTER_LINEAR,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=(0, 0, 0),
         )
         gray = cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY)
         if warp_size != size:

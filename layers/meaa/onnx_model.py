@@ -46,4 +46,4 @@ class OnnxModel:
 
     def __call__(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         values = self.session.run(self.output_names, {self.input_name: batch})
-        return dict(zip(self.output_names, values))
+        return dict(zip(self.output_names, values, strict=True))

@@ -27,7 +27,7 @@ from meaa.results import Analysis, Face
 
 # Keyed by what the loaded models depend on, so estimators that differ in other settings share them.
 _EngineKey = tuple[str, str, int, DetectionSettings]
-_ENGINES: dict[_EngineKey, "_Engine"] = {}
+_ENGINES: dict[_EngineKey, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 # A face is cropped from a reduced-size decode when its side there is at least this many times the mood
@@ -123,9 +123,7 @@ class MoodEstimator:
         timings["classify"] = (time.perf_counter() - mark) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
         width, height = decoded.original_size
-        return Analysis(
-            width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings
-        )
+        return Analysis(width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings)
 
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
         """Mood probabilities float32 [N,4] (MOODS order) for uint8 gray face crops [N,H,W] of any size."""
@@ -214,9 +212,13 @@ class MoodEstimator:
                     box=_clip_box(boxes[index], width, height),
                     score=float(detections.scores[index]),
                     landmarks=tuple((float(x), float(y)) for x, y in landmarks[index]),
-                    moods={name: float(p) for name, p in zip(MOODS, moods)},
+                    moods={name: float(p) for name, p in zip(MOODS, moods, strict=True)},
                     mood=MOODS[int(np.argmax(moods))],
-                    emotions={name: float(p) for name, p in zip(EMOTIONS, emotions)} if emotions is not None else {},
+                    emotions=(
+                        {name: float(p) for name, p in zip(EMOTIONS, emotions, strict=True)}
+                        if emotions is not None
+                        else {}
+                    ),
                     quality=qualities[index],
                     unreliable_reasons=unreliable_reasons(qualities[index], self.settings.quality),
                 )

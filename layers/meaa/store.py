@@ -452,7 +452,9 @@ class TimeRange:
             raise InvalidQuery("from must be before to")
         count = math.ceil((end_time - start_time) / size)
         if count > MAX_BUCKETS:
-            raise InvalidQuery(f"from..to holds {count} buckets of {bucket}; at most {MAX_BUCKETS}: use a larger bucket")
+            raise InvalidQuery(
+                f"from..to holds {count} buckets of {bucket}; at most {MAX_BUCKETS}: use a larger bucket"
+            )
         try:
             start_time + count * size  # the last bucket's end must be a date too
         except OverflowError:

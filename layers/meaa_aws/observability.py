@@ -5,8 +5,9 @@ Powertools reads its own standard variables (template.yaml sets them in Globals)
 pixels: ids, sizes, counts and error codes only.
 
 Metric names (unit Count unless said): ``FacesFound``, ``ReliableFaces``, ``Mood_<mood>`` (faces counted per
-mood; for a video, its main face once per sampled frame), ``StageLatency_<stage>`` (ms: decode, detect, classify, total), ``VideoFramesSampled``,
-``ObjectsScored``, ``ObjectsFailed``, ``RequestLatency`` (ms), and ``Errors`` with an ``error_code`` dimension.
+mood; for a video, its main face once per sampled frame), ``StageLatency_<stage>`` (ms: decode, detect,
+quality, classify, total), ``VideoFramesSampled``, ``ObjectsScored``, ``ObjectsFailed``, ``RequestLatency``
+(ms), and ``Errors`` with an ``error_code`` dimension.
 """
 
 from __future__ import annotations

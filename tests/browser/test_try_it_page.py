@@ -11,8 +11,9 @@ for the README instead (``MEAA_SCREENSHOT_DIR``). Skips, saying why, only when n
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import cv2
 import numpy as np
@@ -21,9 +22,9 @@ from skimage import data
 
 from meaa.labels import MOODS
 from tests.browser.chromium import require_chromium
-from tests.support.servers import STARTUP_WAIT_S, local_api_server
-from tests.support.sample_faces import one_face_frame
 from tests.support.aws import apply_environment, moto_environment, moto_server
+from tests.support.sample_faces import one_face_frame
+from tests.support.servers import STARTUP_WAIT_S, local_api_server
 from tests.support.timeline_day import SUBJECT, faces_in, result_item, write_day
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,7 +48,9 @@ CHROMIUM_FLAGS = (
 )
 
 
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install -r requirements.txt)")
+webdriver = pytest.importorskip(
+    "selenium.webdriver", reason="selenium is not installed (pip install -r requirements.txt)"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,7 +110,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str])
     options.add_argument(f"--user-data-dir={work / 'profile'}")
     options.add_argument(f"--use-file-for-fake-video-capture={camera_clip}")
     # The driver's path is given, so selenium-manager never looks for (or downloads) one.
-    driver = webdriver.Chrome(service=Service(executable_path=chromedriver, env={**os.environ, "TZ": "UTC"}), options=options)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=chromedriver, env={**os.environ, "TZ": "UTC"}), options=options
+    )
     try:
         yield driver
     finally:
@@ -116,7 +121,9 @@ def browser(tmp_path_factory: pytest.TempPathFactory, chromium: tuple[str, str])
 
 def _open_page(browser, server_url: str) -> None:
     browser.get(f"{server_url}/")
-    WebDriverWait(browser, STARTUP_WAIT_S).until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    WebDriverWait(browser, STARTUP_WAIT_S).until(
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true"
+    )
 
 
 def _state(browser) -> str:
@@ -137,7 +144,7 @@ def _canvas_pixel(browser, selector: str, x: float, y: float) -> tuple[int, int,
 
 
 def _distance(a: tuple[int, int, int], b: tuple[int, int, int]) -> int:
-    return max(abs(p - q) for p, q in zip(a, b))
+    return max(abs(p - q) for p, q in zip(a, b, strict=True))
 
 
 def test_photo_upload_draws_the_box_and_the_mood(browser, server_url: str, tmp_path: Path) -> None:
@@ -267,7 +274,9 @@ def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_resu
     WebDriverWait(browser, RESULT_WAIT_S).until(
         lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") in ("done", "error")
     )
-    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") == "done", browser.find_element(By.ID, "tl-status").text
+    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") == "done", browser.find_element(
+        By.ID, "tl-status"
+    ).text
 
     rows = browser.find_elements(By.CSS_SELECTOR, "#tl-table tbody tr")
     assert len(rows) == 8  # pictures every hour: every 3-hour bucket has some

@@ -15,6 +15,7 @@ from skimage import data
 
 from tests.support.servers import local_api_server
 
+
 @pytest.fixture(scope="module")
 def server_url():
     with local_api_server() as url:

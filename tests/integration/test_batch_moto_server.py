@@ -8,23 +8,23 @@ and nothing is duplicated; corrupt objects give failure items and nothing is los
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 import pytest
 
 from tests.support.aws import (
     BUCKET,
-    TABLE,
     all_items,
     apply_environment,
     create_drop_bucket_and_tables,
-    moto_environment,
-    moto_server,
     event_for,
     face_jpeg,
     face_video_bytes,
+    moto_environment,
+    moto_server,
     put_object,
 )
 from tests.support.lambda_loader import lambda_context, load_handler
@@ -81,4 +81,6 @@ def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
     assert len(frames) == 6 and all(item["key"] == clip["key"] for item in frames)
     # The scorer only reads the drop bucket: the objects are exactly the four uploaded.
     listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
-    assert sorted(entry["Key"] for entry in listed) == sorted(o["key"] for o in (image, clip, corrupt_image, corrupt_video))
+    assert sorted(entry["Key"] for entry in listed) == sorted(
+        o["key"] for o in (image, clip, corrupt_image, corrupt_video)
+    )

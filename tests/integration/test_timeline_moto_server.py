@@ -11,9 +11,9 @@ from __future__ import annotations
 import base64
 import json
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -138,11 +138,16 @@ def test_small_pages_give_the_same_timeline(client: TestClient, day: list[Upload
 
 
 def test_from_and_to_select_the_time_range(client: TestClient, day: list[Uploaded]) -> None:
-    morning = _moods(client, SUBJECT, bucket="1h", **{"from": "2026-11-25T06:00:00+00:00", "to": "2026-11-25T09:10:00Z"})
+    morning = _moods(
+        client, SUBJECT, bucket="1h", **{"from": "2026-11-25T06:00:00+00:00", "to": "2026-11-25T09:10:00Z"}
+    )
     # 09:10 itself is excluded (to is exclusive); the bucket grid starts at `from`.
     assert [bucket["start"] for bucket in morning["buckets"]] == [f"2026-11-25T{h:02d}:00:00.000Z" for h in (6, 7, 8)]
     shifted = _moods(client, SUBJECT, bucket="1h", **{"from": "2026-11-25T06:30:00Z", "to": "2026-11-25T08:30:00Z"})
-    assert [bucket["start"] for bucket in shifted["buckets"]] == ["2026-11-25T06:30:00.000Z", "2026-11-25T07:30:00.000Z"]
+    assert [bucket["start"] for bucket in shifted["buckets"]] == [
+        "2026-11-25T06:30:00.000Z",
+        "2026-11-25T07:30:00.000Z",
+    ]
     assert [b["objects"] for b in shifted["buckets"]] == [1, 1]
 
 
@@ -161,7 +166,9 @@ def test_from_and_to_select_the_time_range(client: TestClient, day: list[Uploade
         ({"cursor": base64.urlsafe_b64encode(b"[1, 2]").decode()}, "invalid_cursor"),
     ],
 )
-def test_bad_parameters_are_400_json_errors(client: TestClient, day: list[Uploaded], params: dict[str, str], code: str) -> None:
+def test_bad_parameters_are_400_json_errors(
+    client: TestClient, day: list[Uploaded], params: dict[str, str], code: str
+) -> None:
     response = client.get(f"/subjects/{SUBJECT}/moods", params={**DAY_RANGE, "bucket": "1h", **params})
     assert response.status_code == (422 if code == "invalid_input" else 400), response.text
     assert response.json()["error"]["code"] == code
@@ -197,7 +204,9 @@ def test_object_items_paged_and_unknown_object_is_404(client: TestClient, day: l
     missing = client.get(f"/objects/incoming/{SUBJECT}/ward a/never.jpg")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "object_not_found"
     image = next(entry for entry in day if entry.subject == OTHER_SUBJECT)
-    wrong_cursor = client.get(f"/objects/{quote(image.key)}", params={"cursor": cursor or _cursor_of(client, video.key)})
+    wrong_cursor = client.get(
+        f"/objects/{quote(image.key)}", params={"cursor": cursor or _cursor_of(client, video.key)}
+    )
     assert wrong_cursor.status_code == 400 and wrong_cursor.json()["error"]["code"] == "invalid_cursor"
 
 
@@ -220,7 +229,13 @@ def test_lambda_entry_point_answers_the_timeline(api_module, day: list[Uploaded]
             "accountId": "123456789012",
             "apiId": "abcdef1234",
             "domainName": "abcdef1234.execute-api.eu-west-1.amazonaws.com",
-            "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": "198.51.100.7", "userAgent": "test"},
+            "http": {
+                "method": "GET",
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "198.51.100.7",
+                "userAgent": "test",
+            },
             "requestId": "timeline-request",
             "routeKey": "GET /subjects/{subject}/moods",
             "stage": "$default",

@@ -74,9 +74,9 @@ def run_api() -> dict[str, Any]:
     client.post(UPLOAD, content=selfie_jpeg(), headers={"content-type": "image/jpeg"})
     results = []
     images = [item for item in catalogue() if item.kind == "image"]
+    headers = {"content-type": "application/octet-stream"}
     for index, item in enumerate(images):
         data = item.make()
-        headers = {"content-type": "application/octet-stream"}
         response, peak = _measured(lambda data=data: client.post(UPLOAD, content=data, headers=headers))
         body = response.json()
         results.append(_api_row(item, "asgi", len(data), response.status_code, body, peak))
@@ -114,7 +114,9 @@ def run_batch() -> dict[str, Any]:
         s3 = boto3.client("s3")
         create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
         handler = load_handler("BatchFunction")
-        handler(event_for([put_object(s3, "incoming/warm/up/selfie.jpg", selfie_jpeg())]), lambda_context("BatchFunction"))
+        handler(
+            event_for([put_object(s3, "incoming/warm/up/selfie.jpg", selfie_jpeg())]), lambda_context("BatchFunction")
+        )
         for index, item in enumerate(items):
             suffix = item.suffix if item.kind == "video" else ".jpg"
             event = event_for([put_object(s3, f"incoming/hostile/{item.category}/{index}{suffix}", item.make())])

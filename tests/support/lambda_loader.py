@@ -15,10 +15,11 @@ import importlib
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -49,7 +50,7 @@ _CloudFormationLoader.add_multi_constructor("!", _construct_intrinsic)
 def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
     """The SAM template as plain Python data (intrinsic functions become ``{"Ref": ...}`` etc.)."""
     with open(path, encoding="utf-8") as handle:
-        return yaml.load(handle, Loader=_CloudFormationLoader)  # noqa: S506 (SafeLoader subclass)
+        return yaml.load(handle, Loader=_CloudFormationLoader)
 
 
 @dataclass(frozen=True)

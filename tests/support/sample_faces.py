@@ -64,4 +64,3 @@ def group_frame(width: int = 640, height: int = 480, columns: int = 3, rows: int
         background[top : top + h, left : left + w] = variant
         heads.append((left, top, w, h))
     return GroupFrame(background, heads)
-

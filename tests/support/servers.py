@@ -9,8 +9,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import httpx
 import pytest
@@ -42,7 +42,9 @@ def local_api_server(extra_env: dict[str, str] | None = None, drop_env: tuple[st
         deadline = time.monotonic() + STARTUP_WAIT_S
         while True:
             if process.poll() is not None:
-                pytest.fail(f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}")
+                pytest.fail(
+                    f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}"
+                )
             try:
                 if httpx.get(f"{url}/health", timeout=2).status_code == 200:
                     break

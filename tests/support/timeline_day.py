@@ -10,7 +10,7 @@ sit at different minutes of the hour (:10 and :40), so a leak from one into the 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from tests.support.aws import BUCKET, TABLE, create_drop_bucket_and_tables, even
 from tests.support.lambda_loader import lambda_context, load_handler
 from tests.support.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
-DAY = datetime(2026, 11, 25, tzinfo=timezone.utc)
+DAY = datetime(2026, 11, 25, tzinfo=UTC)
 SUBJECT = "subject-1"
 OTHER_SUBJECT = "subject-10"
 SUBJECT_MINUTE = 10
@@ -58,7 +58,9 @@ def _with_mouth(edit: str) -> np.ndarray:
     if edit == "frown":
         image[y1:y2, x1:x2] = cv2.rotate(mouth, cv2.ROTATE_180)
     else:  # "open": the middle rows of the lips stretched over the whole mouth box
-        image[y1 + 8 : y2 - 3, x1 + 3 : x2 - 2] = cv2.resize(image[150:160, x1 + 3 : x2 - 2], (x2 - x1 - 5, y2 - y1 - 11))
+        image[y1 + 8 : y2 - 3, x1 + 3 : x2 - 2] = cv2.resize(
+            image[150:160, x1 + 3 : x2 - 2], (x2 - x1 - 5, y2 - y1 - 11)
+        )
     crop_h = round(512 * 360 / 480)
     return cv2.resize(image[:crop_h], (480, 360), interpolation=cv2.INTER_AREA)
 
@@ -90,9 +92,18 @@ def write_day(tmp_dir: Path) -> list[Uploaded]:
     plan.append((SUBJECT, f"incoming/{SUBJECT}/ward a/noon clip.mp4", face_video_bytes(tmp_dir), VIDEO_TIME))
     for hour in range(0, 24, 3):
         created = DAY + timedelta(hours=hour, minutes=OTHER_SUBJECT_MINUTE)
-        plan.append((OTHER_SUBJECT, f"incoming/{OTHER_SUBJECT}/home/{hour:02d}40.jpg", frames[(hour + 2) % len(frames)], created))
+        plan.append(
+            (
+                OTHER_SUBJECT,
+                f"incoming/{OTHER_SUBJECT}/home/{hour:02d}40.jpg",
+                frames[(hour + 2) % len(frames)],
+                created,
+            )
+        )
     corrupt_time = DAY + timedelta(hours=22, minutes=OTHER_SUBJECT_MINUTE + 5)
-    plan.append((OTHER_SUBJECT, f"incoming/{OTHER_SUBJECT}/home/broken.png", b"\x89PNG\r\n\x1a\n" + bytes(64), corrupt_time))
+    plan.append(
+        (OTHER_SUBJECT, f"incoming/{OTHER_SUBJECT}/home/broken.png", b"\x89PNG\r\n\x1a\n" + bytes(64), corrupt_time)
+    )
 
     handler = load_handler("BatchFunction")
     uploaded = []

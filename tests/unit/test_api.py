@@ -7,17 +7,16 @@ the same FastAPI app that Mangum wraps.
 from __future__ import annotations
 
 import base64
-import io
 import json
-import logging
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from tests.support.lambda_loader import lambda_context, load_function_module
 from skimage import data
+
+from tests.support.lambda_loader import lambda_context, load_function_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"
@@ -52,7 +51,9 @@ def astronaut_jpeg() -> bytes:
     return jpeg_of(data.astronaut())
 
 
-def upload_multipart(api_client: TestClient, image: bytes, filename: str = "face.jpg", content_type: str = "image/jpeg"):
+def upload_multipart(
+    api_client: TestClient, image: bytes, filename: str = "face.jpg", content_type: str = "image/jpeg"
+):
     return api_client.post(UPLOAD, files={"file": (filename, image, content_type)})
 
 
@@ -140,7 +141,9 @@ def test_json_accepts_the_base64_variants_phones_send(api_client, astronaut_jpeg
 
 def test_json_with_charset_and_extra_keys(api_client, astronaut_jpeg):
     body = json.dumps({"image_base64": base64.b64encode(astronaut_jpeg).decode(), "client": "android"})
-    response = api_client.post(UPLOAD, content=body.encode(), headers={"content-type": "application/json; charset=utf-8"})
+    response = api_client.post(
+        UPLOAD, content=body.encode(), headers={"content-type": "application/json; charset=utf-8"}
+    )
     assert response.status_code == 200, response.text
     assert_astronaut_answer(response.json())
 

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 import pytest
-from tests.support.lambda_loader import lambda_context
 from skimage import data
+
+from tests.support.lambda_loader import lambda_context
 
 UPLOAD = "/upload-meaa-image"
 MAX_IMAGE_BYTES = 4 * 1024 * 1024
@@ -85,12 +86,17 @@ def b64(raw: bytes) -> str:
 
 def multipart(*parts: tuple[str, bytes], boundary: str = BOUNDARY, close: bool = True) -> bytes:
     """Parts as (header block, payload); ``close=False`` leaves off the closing boundary."""
-    body = b"".join(f"--{boundary}\r\n{headers}\r\n\r\n".encode("latin-1") + payload + b"\r\n" for headers, payload in parts)
+    body = b"".join(
+        f"--{boundary}\r\n{headers}\r\n\r\n".encode("latin-1") + payload + b"\r\n" for headers, payload in parts
+    )
     return body + (f"--{boundary}--\r\n".encode() if close else b"")
 
 
 def file_part(payload: bytes, name: str = "file", filename: str = "face.jpg") -> tuple[str, bytes]:
-    return (f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: image/jpeg', payload)
+    return (
+        f'Content-Disposition: form-data; name="{name}"; filename="{filename}"\r\nContent-Type: image/jpeg',
+        payload,
+    )
 
 
 def text_part(name: str, value: str) -> tuple[str, bytes]:
@@ -143,7 +149,9 @@ CASES: dict[str, Case] = {
     "image-heic-type": Case(415, "unsupported_media_type", UNSUPPORTED_SAMPLES["heic"], "image/heic"),
     "application-xml": Case(415, "unsupported_media_type", b"<image/>", "application/xml"),
     "video-mp4": Case(415, "unsupported_media_type", b"\x00\x00\x00\x18ftypmp42", "video/mp4"),
-    "multipart-mixed": Case(415, "unsupported_media_type", multipart(file_part(JPEG)), f"multipart/mixed; boundary={BOUNDARY}"),
+    "multipart-mixed": Case(
+        415, "unsupported_media_type", multipart(file_part(JPEG)), f"multipart/mixed; boundary={BOUNDARY}"
+    ),
     "garbage-content-type": Case(415, "unsupported_media_type", JPEG, ";;;=="),
     "non-ascii-content-type": Case(415, "unsupported_media_type", JPEG, "imáge/jpeg"),
     # --- Raw bodies that are not a usable image ---
@@ -169,33 +177,62 @@ CASES: dict[str, Case] = {
     "raw-png-100000x100000": Case(413, "image_too_large", HUGE_PNG, "image/png"),
     "raw-jpeg-65000x65000": Case(413, "image_too_large", jpeg_with_claimed_size(65_000, 65_000), "image/jpeg"),
     "raw-bmp-60000x60000": Case(413, "image_too_large", bmp_with_claimed_size(60_000, 60_000), "image/bmp"),
-    "raw-one-byte-over-cap": Case(413, "image_too_large", JPEG + b"\x00" * (MAX_IMAGE_BYTES + 1 - len(JPEG)), "image/jpeg"),
+    "raw-one-byte-over-cap": Case(
+        413, "image_too_large", JPEG + b"\x00" * (MAX_IMAGE_BYTES + 1 - len(JPEG)), "image/jpeg"
+    ),
     "raw-7mb-body": Case(413, "image_too_large", b"\x00" * 7_000_000, "image/jpeg"),
     # --- Broken multipart (400) and multipart without a usable file (422 / 400) ---
     "multipart-no-boundary": Case(400, "malformed_multipart", multipart(file_part(JPEG)), "multipart/form-data"),
-    "multipart-empty-boundary": Case(400, "malformed_multipart", multipart(file_part(JPEG)), 'multipart/form-data; boundary=""'),
-    "multipart-wrong-boundary": Case(400, "malformed_multipart", multipart(file_part(JPEG), boundary="other"), MULTIPART),
-    "multipart-truncated-in-file": Case(400, "malformed_multipart", multipart(file_part(JPEG))[: 200 + len(JPEG) // 2], MULTIPART),
-    "multipart-no-closing-boundary": Case(400, "malformed_multipart", multipart(file_part(JPEG), close=False), MULTIPART),
+    "multipart-empty-boundary": Case(
+        400, "malformed_multipart", multipart(file_part(JPEG)), 'multipart/form-data; boundary=""'
+    ),
+    "multipart-wrong-boundary": Case(
+        400, "malformed_multipart", multipart(file_part(JPEG), boundary="other"), MULTIPART
+    ),
+    "multipart-truncated-in-file": Case(
+        400, "malformed_multipart", multipart(file_part(JPEG))[: 200 + len(JPEG) // 2], MULTIPART
+    ),
+    "multipart-no-closing-boundary": Case(
+        400, "malformed_multipart", multipart(file_part(JPEG), close=False), MULTIPART
+    ),
     "multipart-truncated-in-headers": Case(400, "malformed_multipart", multipart(file_part(JPEG))[:40], MULTIPART),
     "multipart-empty-body": Case(400, "malformed_multipart", b"", MULTIPART),
     "multipart-garbage-body": Case(400, "malformed_multipart", b"this is not multipart at all", MULTIPART),
     "multipart-non-utf8-body": Case(400, "malformed_multipart", NON_UTF8 * 10, MULTIPART),
     "multipart-header-without-colon": Case(
-        400, "malformed_multipart", f"--{BOUNDARY}\r\nno colon here\r\n\r\n".encode() + JPEG + f"\r\n--{BOUNDARY}--\r\n".encode(), MULTIPART
+        400,
+        "malformed_multipart",
+        f"--{BOUNDARY}\r\nno colon here\r\n\r\n".encode() + JPEG + f"\r\n--{BOUNDARY}--\r\n".encode(),
+        MULTIPART,
     ),
-    "multipart-boundary-too-long": Case(400, "malformed_multipart", multipart(file_part(JPEG), boundary="b" * 300), "multipart/form-data; boundary=" + "b" * 300),
+    "multipart-boundary-too-long": Case(
+        400,
+        "malformed_multipart",
+        multipart(file_part(JPEG), boundary="b" * 300),
+        "multipart/form-data; boundary=" + "b" * 300,
+    ),
     "multipart-field-named-image": Case(422, "missing_field", multipart(file_part(JPEG, name="image")), MULTIPART),
     "multipart-text-fields-only": Case(422, "missing_field", multipart(text_part("subject", "p01")), MULTIPART),
-    "multipart-no-content-disposition": Case(422, "missing_field", multipart(("Content-Type: image/jpeg", JPEG)), MULTIPART),
+    "multipart-no-content-disposition": Case(
+        422, "missing_field", multipart(("Content-Type: image/jpeg", JPEG)), MULTIPART
+    ),
     "multipart-two-files": Case(422, "invalid_input", multipart(file_part(JPEG), file_part(JPEG)), MULTIPART),
     "multipart-empty-file": Case(400, "invalid_image", multipart(file_part(b"")), MULTIPART),
     "multipart-text-file": Case(400, "invalid_image", multipart(file_part(b"just text")), MULTIPART),
-    "multipart-non-utf8-filename-not-image": Case(400, "invalid_image", multipart(("Content-Disposition: form-data; name=\"file\"; filename=\"f\xe9\xff.jpg\"", NON_UTF8)), MULTIPART),
+    "multipart-non-utf8-filename-not-image": Case(
+        400,
+        "invalid_image",
+        multipart(('Content-Disposition: form-data; name="file"; filename="f\xe9\xff.jpg"', NON_UTF8)),
+        MULTIPART,
+    ),
     "multipart-truncated-jpeg-file": Case(400, "invalid_image", multipart(file_part(JPEG[:100])), MULTIPART),
-    "multipart-gif-file": Case(415, "unsupported_format", multipart(file_part(UNSUPPORTED_SAMPLES["gif89a"])), MULTIPART),
+    "multipart-gif-file": Case(
+        415, "unsupported_format", multipart(file_part(UNSUPPORTED_SAMPLES["gif89a"])), MULTIPART
+    ),
     "multipart-huge-png-file": Case(413, "image_too_large", multipart(file_part(HUGE_PNG)), MULTIPART),
-    "multipart-oversize-file": Case(413, "image_too_large", multipart(file_part(b"\xff" * (MAX_IMAGE_BYTES + 10))), MULTIPART),
+    "multipart-oversize-file": Case(
+        413, "image_too_large", multipart(file_part(b"\xff" * (MAX_IMAGE_BYTES + 10))), MULTIPART
+    ),
     # --- JSON ---
     "json-empty-body": Case(400, "invalid_json", b"", "application/json"),
     "json-truncated": Case(400, "invalid_json", json_body({"image_base64": b64(JPEG)})[:50], "application/json"),
@@ -214,17 +251,35 @@ CASES: dict[str, Case] = {
     "json-base64-is-number": Case(422, "invalid_input", json_body({"image_base64": 123}), "application/json"),
     "json-base64-is-null": Case(422, "invalid_input", json_body({"image_base64": None}), "application/json"),
     "json-base64-is-list": Case(422, "invalid_input", json_body({"image_base64": [b64(JPEG)]}), "application/json"),
-    "json-base64-is-object": Case(422, "invalid_input", json_body({"image_base64": {"data": b64(JPEG)}}), "application/json"),
-    "json-base64-bad-characters": Case(400, "invalid_base64", json_body({"image_base64": "!!!not*base64###"}), "application/json"),
+    "json-base64-is-object": Case(
+        422, "invalid_input", json_body({"image_base64": {"data": b64(JPEG)}}), "application/json"
+    ),
+    "json-base64-bad-characters": Case(
+        400, "invalid_base64", json_body({"image_base64": "!!!not*base64###"}), "application/json"
+    ),
     "json-base64-bad-length": Case(400, "invalid_base64", json_body({"image_base64": "QUFBQ"}), "application/json"),
-    "json-base64-padding-inside": Case(400, "invalid_base64", json_body({"image_base64": "QQ==QUFB"}), "application/json"),
-    "json-data-url-not-base64": Case(400, "invalid_base64", json_body({"image_base64": "data:image/jpeg,notbase64"}), "application/json"),
+    "json-base64-padding-inside": Case(
+        400, "invalid_base64", json_body({"image_base64": "QQ==QUFB"}), "application/json"
+    ),
+    "json-data-url-not-base64": Case(
+        400, "invalid_base64", json_body({"image_base64": "data:image/jpeg,notbase64"}), "application/json"
+    ),
     "json-base64-empty": Case(400, "invalid_image", json_body({"image_base64": ""}), "application/json"),
-    "json-base64-of-text": Case(400, "invalid_image", json_body({"image_base64": b64(b"plain text")}), "application/json"),
-    "json-base64-of-truncated-jpeg": Case(400, "invalid_image", json_body({"image_base64": b64(JPEG[:100])}), "application/json"),
-    "json-base64-of-gif": Case(415, "unsupported_format", json_body({"image_base64": b64(UNSUPPORTED_SAMPLES["gif89a"])}), "application/json"),
-    "json-base64-of-huge-png": Case(413, "image_too_large", json_body({"image_base64": b64(HUGE_PNG)}), "application/json"),
-    "json-base64-over-cap": Case(413, "image_too_large", json_body({"image_base64": "A" * (MAX_IMAGE_BYTES * 4 // 3 + 100)}), "application/json"),
+    "json-base64-of-text": Case(
+        400, "invalid_image", json_body({"image_base64": b64(b"plain text")}), "application/json"
+    ),
+    "json-base64-of-truncated-jpeg": Case(
+        400, "invalid_image", json_body({"image_base64": b64(JPEG[:100])}), "application/json"
+    ),
+    "json-base64-of-gif": Case(
+        415, "unsupported_format", json_body({"image_base64": b64(UNSUPPORTED_SAMPLES["gif89a"])}), "application/json"
+    ),
+    "json-base64-of-huge-png": Case(
+        413, "image_too_large", json_body({"image_base64": b64(HUGE_PNG)}), "application/json"
+    ),
+    "json-base64-over-cap": Case(
+        413, "image_too_large", json_body({"image_base64": "A" * (MAX_IMAGE_BYTES * 4 // 3 + 100)}), "application/json"
+    ),
     # --- Routes and methods ---
     "get-on-upload": Case(405, "method_not_allowed", method="GET"),
     "put-on-upload": Case(405, "method_not_allowed", JPEG, "image/jpeg", method="PUT"),

@@ -25,10 +25,10 @@ from tests.support.aws import (
     all_items,
     apply_environment,
     create_drop_bucket_and_tables,
-    moto_environment,
     event_for,
     face_jpeg,
     face_video_bytes,
+    moto_environment,
     no_face_jpeg,
     put_object,
 )

@@ -47,9 +47,7 @@ def test_same_faces_as_facenet_pytorch_within_one_pixel(facenet_settings_detecto
     order_expected = np.lexsort((expected_boxes[:, 1], expected_boxes[:, 0]))
     np.testing.assert_allclose(found.boxes[order_found], expected_boxes[order_expected], atol=1.0)
     np.testing.assert_allclose(found.landmarks[order_found], expected_landmarks[order_expected], atol=1.0)
-    np.testing.assert_allclose(
-        found.scores[order_found], reference[f"detect_{name}_scores"][order_expected], atol=1e-3
-    )
+    np.testing.assert_allclose(found.scores[order_found], reference[f"detect_{name}_scores"][order_expected], atol=1e-3)
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes() -> None:

@@ -41,12 +41,12 @@ def test_astronaut_has_one_smiling_face(estimator: MoodEstimator) -> None:
     assert sum(face.moods.values()) == pytest.approx(1.0, abs=1e-4)
     assert sum(face.emotions.values()) == pytest.approx(1.0, abs=1e-4)
     # Landmarks: eyes above the nose, nose above the mouth, left eye left of the right eye.
-    (lex, ley), (rex, rey), (nx, ny), (mlx, mly), (mrx, mry) = face.landmarks
+    (lex, ley), (rex, rey), (nx, ny), (_mlx, mly), (_mrx, mry) = face.landmarks
     assert lex < nx < rex and max(ley, rey) < ny < min(mly, mry)
     assert analysis.main_face is face
     body = analysis.to_dict()
     assert body["mood"] == "positive" and body["face_count"] == 1
-    assert body["faces"][0]["box"] == dict(zip("xywh", face.box))
+    assert body["faces"][0]["box"] == dict(zip("xywh", face.box, strict=True))
     assert set(body["timings_ms"]) == {"decode", "detect", "quality", "classify", "total"}
 
 
@@ -85,7 +85,7 @@ def test_boxes_and_landmarks_stay_inside_the_image(estimator: MoodEstimator, wid
     assert len(analysis.faces) == 1
     for face in analysis.faces:
         x, y, w, h = face.box
-        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= width and y + h <= height
+        assert x >= 0 and y >= 0 and w > 0 and h > 0 and x + w <= width and y + h <= height
         assert all(isinstance(v, int) for v in face.box)
 
 

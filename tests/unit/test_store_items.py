@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from meaa import store
-from tests.support.aws import BROKEN_RECORDS
 from meaa_batch.events import MalformedRecord, SkippedRecord, parse_record, records_of
+from tests.support.aws import BROKEN_RECORDS
 
 
 def _record(key: str, **object_fields) -> dict:
@@ -59,7 +59,15 @@ def test_extension_is_lower_case_and_frame_keys_sort_by_time() -> None:
 
 def test_values_become_dynamodb_types() -> None:
     shaped = store.to_dynamodb(
-        {"p": 0.123456, "n": 3, "flag": True, "none": None, "nan": math.nan, "np": np.float32(0.5), "list": [1.0, (2, 0.25)]}
+        {
+            "p": 0.123456,
+            "n": 3,
+            "flag": True,
+            "none": None,
+            "nan": math.nan,
+            "np": np.float32(0.5),
+            "list": [1.0, (2, 0.25)],
+        }
     )
     assert shaped == {
         "p": Decimal("0.1235"),
@@ -138,7 +146,15 @@ def test_long_keys_are_hashed_to_fit_the_index_and_the_full_key_is_kept() -> Non
 
 def test_crowds_keep_their_largest_faces_and_count_every_face() -> None:
     faces = [{"box": {"w": size, "h": size}, "mood": "positive", "reliable": size % 2 == 0} for size in range(1, 301)]
-    analysis = {"width": 9, "height": 9, "face_count": 300, "mood": "positive", "moods": None, "faces": faces, "model_version": "v"}
+    analysis = {
+        "width": 9,
+        "height": 9,
+        "face_count": 300,
+        "mood": "positive",
+        "moods": None,
+        "faces": faces,
+        "model_version": "v",
+    }
     attributes = store.analysis_attributes(analysis)
     assert attributes["faces_stored"] == store.MAX_STORED_FACES == len(attributes["faces"])
     assert attributes["faces"][0]["box"]["w"] == 300

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 
 from meaa import store
 
-UTC = timezone.utc
+UTC = UTC
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +82,12 @@ def test_time_range_defaults_and_limits(timeline) -> None:
 
 
 def test_cursor_round_trip_and_refusals(timeline) -> None:
-    key = {"pk": "OBJECT#b/incoming/s-1/x/a.jpg", "sk": "REV#e#RESULT", "subject": "s-1", "subject_time": "2026-11-25T08:00:00.000Z#k"}
+    key = {
+        "pk": "OBJECT#b/incoming/s-1/x/a.jpg",
+        "sk": "REV#e#RESULT",
+        "subject": "s-1",
+        "subject_time": "2026-11-25T08:00:00.000Z#k",
+    }
     required = ("pk", "sk", "subject", "subject_time")
     cursor = timeline.encode_cursor(key)
     assert "=" not in cursor and "+" not in cursor and "/" not in cursor  # URL-safe as it is
@@ -124,13 +129,22 @@ def test_buckets_count_faces_by_mood_and_leave_out_empty_ones(timeline) -> None:
     items = [
         image_item("2026-11-25T08:05:00.000Z", ["positive", "positive", "negative"]),
         image_item("2026-11-25T08:50:00.000Z", []),
-        {"subject_time": "2026-11-25T08:55:00.000Z#k", "object_created_at": "2026-11-25T08:55:00.000Z", "kind": "failure"},
+        {
+            "subject_time": "2026-11-25T08:55:00.000Z#k",
+            "object_created_at": "2026-11-25T08:55:00.000Z",
+            "kind": "failure",
+        },
         {  # a video: 4 frames with a face, 3 positive and 1 neutral
             "subject_time": "2026-11-25T10:15:00.000Z#v",
             "object_created_at": "2026-11-25T10:15:00.000Z",
             "kind": "video",
             "frames_with_face": Decimal(4),
-            "mood_shares": {"positive": Decimal("0.75"), "negative": Decimal(0), "neutral": Decimal("0.25"), "other": Decimal(0)},
+            "mood_shares": {
+                "positive": Decimal("0.75"),
+                "negative": Decimal(0),
+                "neutral": Decimal("0.25"),
+                "other": Decimal(0),
+            },
         },
         image_item("2026-11-25T12:00:00.000Z", ["other"]),  # == to: outside [from, to)
     ]
@@ -172,7 +186,12 @@ def test_ties_go_to_the_first_mood_and_no_face_means_no_dominant_mood(timeline) 
 
 
 def test_object_items_query_the_partition_and_convert_decimals(timeline) -> None:
-    item = {"pk": "OBJECT#drop/incoming/s-1/x/a.jpg", "sk": "REV#e#RESULT", "face_count": Decimal(1), "moods": {"positive": Decimal("0.25")}}
+    item = {
+        "pk": "OBJECT#drop/incoming/s-1/x/a.jpg",
+        "sk": "REV#e#RESULT",
+        "face_count": Decimal(1),
+        "moods": {"positive": Decimal("0.25")},
+    }
     table = RecordingTable({"Items": [item]})
     answer = timeline.object_items(table, "drop", "incoming/s-1/x/a.jpg", 10, None)
     assert table.requests[0]["ExpressionAttributeValues"] == {":pk": "OBJECT#drop/incoming/s-1/x/a.jpg"}

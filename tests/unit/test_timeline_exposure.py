@@ -36,7 +36,7 @@ class _Resolver:
     def value(self, node: Any) -> Any:
         if not isinstance(node, dict):
             return node
-        (function, argument), = node.items()
+        ((function, argument),) = node.items()
         if function == "Ref":
             return self.parameters.get(argument, f"<{argument}>")  # resources and pseudo parameters: a placeholder
         if function == "Fn::If":
@@ -126,7 +126,9 @@ def test_try_it_page_is_off_by_default_and_on_when_enabled(deployed_client) -> N
 
 def test_page_references_only_its_own_files() -> None:
     """No CDN: every src/href in the page is a relative path under static/ (it must work offline)."""
-    html = (Path(__file__).resolve().parents[2] / "functions" / "api" / "meaa_api" / "static" / "index.html").read_text()
+    html = (
+        Path(__file__).resolve().parents[2] / "functions" / "api" / "meaa_api" / "static" / "index.html"
+    ).read_text()
     references = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert references and all(ref.startswith("static/") and "//" not in ref for ref in references)
 

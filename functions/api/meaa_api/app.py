@@ -23,7 +23,8 @@ from .routers import health, upload
 def create_app(settings: Settings, estimator: MoodEstimator | None = None) -> FastAPI:
     """A FastAPI app for ``settings``; the estimator's models load lazily (or by ``AppState.warm_up``)."""
     app = FastAPI(
-        redirect_slashes=False,  # exact paths only: a 307 is no answer for an API client (API Gateway has no such route)
+        # Exact paths only: a 307 is no answer for an API client (and API Gateway has no such route).
+        redirect_slashes=False,
         title="MEAA facial mood API",
         version="2.0.0",
         description=(

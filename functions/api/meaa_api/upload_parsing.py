@@ -16,6 +16,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Literal
 
+from python_multipart.exceptions import FormParserError, MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
 from meaa.errors import (
     ImageTooLarge,
     InvalidBase64,
@@ -26,8 +29,6 @@ from meaa.errors import (
     MissingField,
     UnsupportedMediaType,
 )
-from python_multipart.exceptions import FormParserError, MultipartParseError
-from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
 # python-multipart logs a warning for every parse error it then raises; the error reaches the request's
 # own JSON log line as its code, so its unstructured duplicate is silenced.

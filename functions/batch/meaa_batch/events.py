@@ -95,4 +95,6 @@ def records_of(event: Any, incoming_prefix: str) -> Iterator[EventRecord]:
     for index, raw in enumerate(records):
         elements = raw.get("responseElements") if isinstance(raw, dict) else None
         request_id = elements.get("x-amz-request-id") if isinstance(elements, dict) else None
-        yield EventRecord(parse_record(index, raw, incoming_prefix), request_id if isinstance(request_id, str) else None)
+        yield EventRecord(
+            parse_record(index, raw, incoming_prefix), request_id if isinstance(request_id, str) else None
+        )

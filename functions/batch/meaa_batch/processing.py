@@ -22,17 +22,16 @@ from typing import Any
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
-
 from botocore.exceptions import BotoCoreError, ClientError
+from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
+from meaa_aws.observability import record_analysis, record_error, record_video
+from meaa_aws.results_table import ResultsTable
+from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.video_scoring import score_video
-from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
-from meaa_aws.observability import record_analysis, record_error, record_video
-from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from .observability import LOGGER, METRICS, SERVICE
 
@@ -84,7 +83,9 @@ class ObjectScorer:
         self._claimed_score = self._score
         if settings.store.idempotency_table:
             persistence = DynamoDBPersistenceLayer(table_name=settings.store.idempotency_table, boto_config=BOTO_CONFIG)
-            claim = idempotent_function(data_keyword_argument="claim", persistence_store=persistence, config=self.idempotency)
+            claim = idempotent_function(
+                data_keyword_argument="claim", persistence_store=persistence, config=self.idempotency
+            )
             self._claimed_score = claim(self._score)
 
     def process(self, ref: store.ObjectRef) -> Outcome:
@@ -117,8 +118,12 @@ class ObjectScorer:
         except MeaaError as error:
             item = store.failure_item(context, error.to_dict())
         written = self.results.put_result(item)
-        outcome = Outcome.of(("failed" if item["kind"] == store.Kind.FAILURE else "scored") if written else "duplicate", ref, item)
-        METRICS.add_metric(name="ObjectsFailed" if outcome.error_code else "ObjectsScored", unit=MetricUnit.Count, value=1)
+        outcome = Outcome.of(
+            ("failed" if item["kind"] == store.Kind.FAILURE else "scored") if written else "duplicate", ref, item
+        )
+        METRICS.add_metric(
+            name="ObjectsFailed" if outcome.error_code else "ObjectsScored", unit=MetricUnit.Count, value=1
+        )
         if outcome.error_code:
             record_error(SERVICE, outcome.error_code)
         return dataclasses.asdict(outcome)
@@ -126,7 +131,9 @@ class ObjectScorer:
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
         ref, limits = context.obj, self.settings.batch
         if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes), InvalidImage)
+            self.objects.check_size(
+                ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes), InvalidImage
+            )
             data = self.objects.read(ref)
             analysis = self._guarded(lambda: self.estimator.analyze(data).to_dict())
             record_analysis(METRICS, analysis)
@@ -138,15 +145,23 @@ class ObjectScorer:
 
     def _score_video(self, context: store.ItemContext) -> dict[str, Any]:
         """Copy the video to /tmp, score its sampled frames and batch-write their FRAME items; the summary item."""
-        remaining_ms = self.idempotency.lambda_context.get_remaining_time_in_millis() if self.idempotency.lambda_context else None
-        deadline = None if remaining_ms is None else time.monotonic() + (remaining_ms - self.settings.batch.time_reserve_ms) / 1000
+        remaining_ms = (
+            self.idempotency.lambda_context.get_remaining_time_in_millis() if self.idempotency.lambda_context else None
+        )
+        deadline = (
+            None
+            if remaining_ms is None
+            else time.monotonic() + (remaining_ms - self.settings.batch.time_reserve_ms) / 1000
+        )
         with tempfile.NamedTemporaryFile(suffix=context.obj.extension) as local, self.results.frame_writer() as frames:
             self.objects.download(context.obj, local)
 
             def write_frame(frame: Any, analysis: dict[str, Any]) -> None:
                 frames.put_item(Item=store.frame_item(context, frame.time_ms, frame.index, analysis))
 
-            scored = self._guarded(lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame))
+            scored = self._guarded(
+                lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame)
+            )
         attributes = scored.attributes()
         record_video(METRICS, attributes)
         return store.video_item(context, attributes)
@@ -159,6 +174,6 @@ class ObjectScorer:
             return score()
         except (MeaaError, ClientError, BotoCoreError):  # the client's typed problem, or AWS (the frame writes)
             raise
-        except Exception as error:  # noqa: BLE001
+        except Exception as error:
             LOGGER.exception("scoring failed")
             raise InternalError("the object could not be scored") from error
