@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-
 from meaa.classifier import prepare_crops
 from model_build.export import load_checkpoint, write_onnx
 from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods
 from model_build.metrics import fit_temperature
 from model_build.train import load_npz, mood_report
+
+HERE = Path(__file__).resolve().parent
 
 
 class EmotionEnsemble(nn.Module):

@@ -21,12 +21,12 @@ import numpy as np
 import torch
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-
 from meaa.labels import emotion_labels_to_moods
 from model_build.metrics import fit_temperature
 from model_build.mini_xception import ArchConfig, MiniXception
 from model_build.train import TARGETS, load_npz, mood_report, predict_logits, prepare_eval_images, to_moods_fn
+
+HERE = Path(__file__).resolve().parent
 
 OPSET = 17
 
