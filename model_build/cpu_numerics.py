@@ -169,6 +169,12 @@ def _weighted_f1(predictions: np.ndarray, labels: np.ndarray, classes: int) -> f
     return total / len(labels)
 
 
+def _same_pixels(summary: dict, reference: dict) -> bool:
+    """Both runs fed the same pixels at every size they both used."""
+    ours, theirs = summary.get("inputs_sha256", {}), reference.get("inputs_sha256", {})
+    return all(ours[size] == theirs[size] for size in set(ours) & set(theirs))
+
+
 def compare(prefixes: list[str]) -> dict:
     """Per model: the largest probability difference and argmax disagreements between machines."""
     runs = []
@@ -176,8 +182,14 @@ def compare(prefixes: list[str]) -> dict:
         with np.load(prefix + ".npz") as data:
             runs.append((prefix, json.loads(Path(prefix + ".json").read_text()), {k: data[k] for k in data.files}))
     reference_prefix, reference_summary, reference = runs[0]
+    count = len(next(iter(reference.values()))) if reference else 0
     result: dict = {
         "reference": {"run": reference_prefix, "cpu": describe_features(reference_summary["cpu"])},
+        "inputs": f"{reference_summary.get('data', '?')}, {count} faces; sha256 of the pixels fed at each size: "
+        + ", ".join(
+            f"{size} px {digest[:12]}" for size, digest in sorted(reference_summary.get("inputs_sha256", {}).items())
+        ),
+        "count": count,
         "models": {},
     }
     for name, expected in reference.items():
@@ -190,6 +202,7 @@ def compare(prefixes: list[str]) -> dict:
             rows.append(
                 {
                     "run": prefix,
+                    "same_pixels": _same_pixels(summary, reference_summary),
                     "cpu": describe_features(summary["cpu"]),
                     "same_file": summary["models"][name]["sha256"] == reference_summary["models"][name]["sha256"],
                     "max_abs_difference": difference,

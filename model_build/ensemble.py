@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from meaa.classifier import prepare_crops
-from model_build.export import load_checkpoint, write_onnx
 from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods
+from model_build.export import load_checkpoint, write_onnx
 from model_build.metrics import fit_temperature
 from model_build.train import load_npz, mood_report
 

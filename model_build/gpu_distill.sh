@@ -128,7 +128,8 @@ export_one() {
   [ "$flip" = 1 ] && suffix="_flip"
   [ -f "$WORK/ck/$name/best.pt" ] || return 0
   timeout 90 $PY -m model_build.export "$WORK/ck/$name/best.pt" --val "$WORK/holdout.npz" --out "$WORK/onnx/$name$suffix.onnx" \
-    $([ "$flip" = 1 ] && echo --tta-flip) > "$LOGS/export_$name$suffix.json" 2>&1 || echo "export FAILED" >> "$LOGS/export_$name$suffix.json"
+    $([ "$flip" = 1 ] && echo --tta-flip) > "$LOGS/export_$name$suffix.json" 2> "$LOGS/export_$name$suffix.err" \
+    || echo "export FAILED" >> "$LOGS/export_$name$suffix.err"
 }
 for name in final fold_KA fold_KL fold_KM fold_KR fold_MK; do
   export_one "$name" 0 &

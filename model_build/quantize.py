@@ -75,10 +75,12 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weight-type", choices=("int8", "uint8"), default="int8")
     args = parser.parse_args(argv)
     fp32, int8 = Path(args.model), Path(args.out)
-    quantize(fp32, args.calibration, int8, samples=args.samples, reduce_range=args.reduce_range, weight_type=args.weight_type)
+    quantize(fp32, args.calibration, int8, samples=args.samples, reduce_range=args.reduce_range,
+             weight_type=args.weight_type)
     with np.load(args.val) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
-    results = {kind: evaluate_classifier(resolve_model(str(path)), images, labels) for kind, path in (("fp32", fp32), ("int8", int8))}
+    results = {kind: evaluate_classifier(resolve_model(str(path)), images, labels)
+               for kind, path in (("fp32", fp32), ("int8", int8))}
     f1_drop = results["fp32"]["moods4"]["weighted_f1"] - results["int8"]["moods4"]["weighted_f1"]
     faster = results["int8"]["ms_per_face_1_thread"] < results["fp32"]["ms_per_face_1_thread"]
     keep = f1_drop <= MAX_F1_DROP and faster

@@ -66,7 +66,7 @@ class Settings:
     crop_margin: float = 0.0
     align_faces: bool = False
     # Which mood model to load from the manifest (see layers/meaa/models/manifest.json).
-    mood_model: str = "emotion"
+    mood_model: str = "mini_xception_w2_kd"
     models_dir: str = field(default_factory=lambda: os.path.join(os.path.dirname(__file__), "models"))
 
     @classmethod

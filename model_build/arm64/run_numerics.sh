@@ -4,7 +4,7 @@
 #   neoverse-n1  : + dot product (sdot/udot), as AWS Graviton2
 #   max          : + i8mm, SVE, bf16, as AWS Graviton3 (Neoverse V1) and later
 # Emulation gives the arithmetic of those instructions, not their speed. Setup: model_build/arm64/README.md.
-# Usage (repository root): bash model_build/arm64/run_numerics.sh INPUTS.npz OUT_DIR MODEL.onnx...
+# Usage (repository root): [ARM64_CPUS="neoverse-n1"] bash model_build/arm64/run_numerics.sh INPUTS.npz OUT_DIR MODEL.onnx...
 set -euo pipefail
 INPUTS=$1; OUT_DIR=$2; shift 2
 ROOTFS=${ARM64_ROOTFS:-/opt/arm64root}
@@ -13,7 +13,7 @@ FAKE=${ARM64_CPUINFO_DIR:-/opt/arm64fake}
 mkdir -p "$OUT_DIR"
 MODELS=()
 for m in "$@"; do MODELS+=(--model "$m"); done
-for cpu in cortex-a72 neoverse-n1 max; do
+for cpu in ${ARM64_CPUS:-cortex-a72 neoverse-n1 max}; do
   # onnxruntime's cpuinfo parses /proc/cpuinfo, which qemu-user leaves as the host's (x86) file and
   # onnxruntime then crashes: bind-mount an arm64 one in a private mount namespace.
   unshare -m bash -c "mount --bind '$FAKE/cpuinfo_$cpu' /proc/cpuinfo && \
