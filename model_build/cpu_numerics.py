@@ -137,6 +137,7 @@ def run(data_npz: str, models: list[str], out_prefix: str) -> dict:
         moods = np.concatenate([p.moods for p in predictions])
         name = Path(path).stem
         row = {
+            "input_size": size,
             "sha256": sha256_of(path),
             "accuracy_4": float((moods.argmax(1) == mood_labels).mean()),
             "weighted_f1_4": _weighted_f1(moods.argmax(1), mood_labels, len(MOODS)),
@@ -169,10 +170,12 @@ def _weighted_f1(predictions: np.ndarray, labels: np.ndarray, classes: int) -> f
     return total / len(labels)
 
 
-def _same_pixels(summary: dict, reference: dict) -> bool:
-    """Both runs fed the same pixels at every size they both used."""
+def _same_pixels(summary: dict, reference: dict, model: str) -> bool:
+    """Both runs fed this model the same pixels (compared at its input size, or at every size both used)."""
     ours, theirs = summary.get("inputs_sha256", {}), reference.get("inputs_sha256", {})
-    return all(ours[size] == theirs[size] for size in set(ours) & set(theirs))
+    size = summary["models"][model].get("input_size")
+    sizes = [str(size)] if size is not None else set(ours) & set(theirs)
+    return all(ours.get(s) == theirs.get(s) for s in sizes)
 
 
 def compare(prefixes: list[str]) -> dict:
@@ -202,7 +205,7 @@ def compare(prefixes: list[str]) -> dict:
             rows.append(
                 {
                     "run": prefix,
-                    "same_pixels": _same_pixels(summary, reference_summary),
+                    "same_pixels": _same_pixels(summary, reference_summary, name),
                     "cpu": describe_features(summary["cpu"]),
                     "same_file": summary["models"][name]["sha256"] == reference_summary["models"][name]["sha256"],
                     "max_abs_difference": difference,

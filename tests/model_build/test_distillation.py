@@ -255,3 +255,35 @@ def test_cpu_features_name_the_simd_that_integer_kernels_use() -> None:
     assert "onnxruntime" in features
     if features["machine"] == "x86_64":
         assert {"avx2", "avx512f", "avx512_vnni"} <= set(features["features"])
+
+
+def test_verify_metrics_fails_on_a_figure_beyond_tolerance_and_never_on_timings() -> None:
+    from model_build.verify_metrics import compare
+
+    recorded = {
+        "accuracy": 0.5,
+        "f1": {"ci": [0.1, 0.2]},
+        "ms_per_face_1_thread": 1.0,
+        "measured_on": {"machine": "x"},
+        "text": "same",
+    }
+    measured = {"accuracy": 0.5015, "f1": {"ci": [0.1, 0.203]}, "ms_per_face_1_thread": 5.0, "text": "same"}
+    failures, notes = compare(recorded, measured)
+    assert failures == ["f1.ci[1]: recorded 0.2, measured 0.203"]
+    assert len(notes) == 1 and "timing" in notes[0]
+    assert compare({"missing": 1.0}, {})[0] == ["missing: recorded but not recomputed"]
+
+
+def test_model_card_check_catches_a_hand_typed_figure(tmp_path, monkeypatch) -> None:
+    from model_build import model_card
+
+    manifest = json.loads(model_card.MANIFEST.read_text())
+    document = tmp_path / "CARD.md"
+    marker = "<!-- generated:shipped (test) -->\n"
+    document.write_text(f"# card\n{marker}| stale | 0.999 |\n<!-- /generated:shipped -->\n")
+    monkeypatch.setattr(model_card, "DOCUMENTS", (document,))
+    monkeypatch.setitem(model_card.SECTIONS, document, {"shipped": model_card.shipped_table})
+    assert model_card.check(manifest) == ["CARD.md: table 'shipped' differs from its records (model_card.py --write)"]
+    model_card.write(manifest)
+    assert model_card.check(manifest) == []
+    assert "0.999" not in document.read_text() and marker in document.read_text()
