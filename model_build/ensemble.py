@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +23,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-
 from meaa.classifier import prepare_crops
-from model_build.export import load_checkpoint, write_onnx
 from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods
+from model_build.export import load_checkpoint, write_onnx
 from model_build.metrics import fit_temperature
 from model_build.train import load_npz, mood_report
+
+HERE = Path(__file__).resolve().parent
 
 
 class EmotionEnsemble(nn.Module):

@@ -14,19 +14,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-HERE = Path(__file__).resolve().parent
-
 from meaa.labels import emotion_labels_to_moods
 from model_build.metrics import fit_temperature
 from model_build.mini_xception import ArchConfig, MiniXception
 from model_build.train import TARGETS, load_npz, mood_report, predict_logits, prepare_eval_images, to_moods_fn
+
+HERE = Path(__file__).resolve().parent
 
 OPSET = 17
 

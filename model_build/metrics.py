@@ -73,7 +73,7 @@ def classification_report(probabilities: np.ndarray, labels: np.ndarray, classes
         ece=expected_calibration_error(probabilities, labels),
         mean_confidence=float(probabilities.max(axis=1).mean()),
         confusion=matrix.tolist(),
-        count=int(len(labels)),
+        count=len(labels),
     )
 
 

@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-
-from model_build.evaluate import evaluate_classifier, resolve_model
 from meaa.classifier import prepare_crops
+from model_build.evaluate import evaluate_classifier, resolve_model
+
+HERE = Path(__file__).resolve().parent
 
 MAX_F1_DROP = 0.01
 
@@ -35,7 +34,15 @@ class _Reader:
         return next(self.items, None)
 
 
-def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int = 2000, seed: int = 0) -> None:
+def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int = 2000, seed: int = 0,
+             reduce_range: bool = False, weight_type: str = "int8") -> None:
+    """Static QDQ INT8: u8 activations; s8 weights (``weight_type="int8"``) or u8 (``"uint8"``).
+
+    ``reduce_range`` stores 7-bit weights: x86 without VNNI multiplies u8 x s8 pairs into 16-bit sums
+    (vpmaddubsw) that saturate with full 8-bit weights, so the same file answers differently there; 7 bits
+    leave the headroom. u8 x u8 takes onnxruntime's other kernel path. model_build/cpu_numerics.py
+    measures each form on each CPU.
+    """
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -50,8 +57,8 @@ def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int
     quant_pre_process(str(fp32_path), str(prepared))
     quantize_static(
         str(prepared), str(out_path), _Reader(batch, input_name), quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-        calibrate_method=CalibrationMethod.MinMax,
+        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
+        per_channel=True, reduce_range=reduce_range, calibrate_method=CalibrationMethod.MinMax,
     )
     prepared.unlink()
 
@@ -64,12 +71,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", required=True, help="INT8 .onnx to write")
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--json", help="write the comparison here")
+    parser.add_argument("--reduce-range", action="store_true", help="7-bit weights (no 16-bit saturation without VNNI)")
+    parser.add_argument("--weight-type", choices=("int8", "uint8"), default="int8")
     args = parser.parse_args(argv)
     fp32, int8 = Path(args.model), Path(args.out)
-    quantize(fp32, args.calibration, int8, samples=args.samples)
+    quantize(fp32, args.calibration, int8, samples=args.samples, reduce_range=args.reduce_range,
+             weight_type=args.weight_type)
     with np.load(args.val) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
-    results = {kind: evaluate_classifier(resolve_model(str(path)), images, labels) for kind, path in (("fp32", fp32), ("int8", int8))}
+    results = {kind: evaluate_classifier(resolve_model(str(path)), images, labels)
+               for kind, path in (("fp32", fp32), ("int8", int8))}
     f1_drop = results["fp32"]["moods4"]["weighted_f1"] - results["int8"]["moods4"]["weighted_f1"]
     faster = results["int8"]["ms_per_face_1_thread"] < results["fp32"]["ms_per_face_1_thread"]
     keep = f1_drop <= MAX_F1_DROP and faster

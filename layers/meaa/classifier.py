@@ -36,15 +36,21 @@ class MoodPredictions:
     emotions: np.ndarray | None
 
 
+def resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
+    """uint8 gray crops [N,H,W] -> uint8 [N,size,size]: INTER_AREA when shrinking (it averages, no
+    aliasing), INTER_LINEAR when enlarging; unchanged when already that size."""
+    if crops.shape[1:] == (size, size):
+        return crops
+    method = cv2.INTER_AREA if crops.shape[1] > size or crops.shape[2] > size else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(crop, (size, size), interpolation=method) for crop in crops])
+
+
 def prepare_crops(crops: np.ndarray, size: int) -> np.ndarray:
     """uint8 gray crops [N,H,W] -> the mood models' input, float32 [N,1,size,size] = x / 255 * 2 - 1.
 
-    Resized with INTER_AREA when shrinking (it averages, no aliasing), INTER_LINEAR when enlarging.
-    Training and evaluation in model_build use this same function.
+    Resized by ``resize_crops``. Training and evaluation in model_build use this same function.
     """
-    if crops.shape[1:] != (size, size):
-        method = cv2.INTER_AREA if crops.shape[1] > size or crops.shape[2] > size else cv2.INTER_LINEAR
-        crops = np.stack([cv2.resize(crop, (size, size), interpolation=method) for crop in crops])
+    crops = resize_crops(crops, size)
     batch = crops.astype(np.float32)[:, None]
     batch *= 2.0 / 255.0
     batch -= 1.0
@@ -80,7 +86,7 @@ class MoodClassifier:
         self.version = version or os.path.basename(os.fspath(path))
 
     @classmethod
-    def from_manifest(cls, models_dir: str, name: str, threads: int = 1) -> "MoodClassifier":
+    def from_manifest(cls, models_dir: str, name: str, threads: int = 1) -> MoodClassifier:
         """The manifest's mood model ``name`` (``MEAA_MOOD_MODEL``)."""
         models = load_manifest(models_dir)["models"]
         if name not in models or models[name].get("kind") != "mood":

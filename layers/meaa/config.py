@@ -255,7 +255,9 @@ class Settings:
     # optionally rotated so the eyes are level (model_build/MODEL_CARD.md says how they were chosen).
     crop_margin: float = setting(0.0, "MEAA_CROP_MARGIN", "Crop margin around the face box, per side, as a fraction")
     align_faces: bool = setting(False, "MEAA_ALIGN_FACES", "Rotate each crop so the eyes are level")
-    mood_model: str = setting("emotion", "MEAA_MOOD_MODEL", "Mood model, by its key in models/manifest.json")
+    mood_model: str = setting(
+        "mini_xception_w2_kd", "MEAA_MOOD_MODEL", "Mood model, by its key in models/manifest.json (emotion: the fer network)"
+    )
     models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
     decoding: DecodeSettings = field(default_factory=DecodeSettings)
     video: VideoSettings = field(default_factory=VideoSettings)

@@ -8,9 +8,6 @@ TensorFlow's asymmetric 'same' padding) with no download.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import onnxruntime as ort
 import pytest

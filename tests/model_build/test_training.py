@@ -6,7 +6,6 @@ Runs in model_build's venv: ``model_build/.venv/bin/python -m pytest tests/model
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -15,13 +14,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[2]
 
-from model_build import datapack
-from model_build import evaluate
-from model_build import export
-from model_build import metrics
-from model_build import train
 from meaa.labels import EMOTIONS, MOODS
 from meaa.onnx_model import OnnxModel
+from model_build import datapack, evaluate, export, metrics, train
 from model_build.mini_xception import ArchConfig, MiniXception
 
 # One emotion per mood, each drawn as a pattern that survives flips, small rotations and blur.

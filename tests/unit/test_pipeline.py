@@ -178,7 +178,7 @@ def test_models_are_loaded_once_per_process() -> None:
 def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: MoodEstimator) -> None:
     from meaa.classifier import MoodClassifier, load_manifest
 
-    settings = Settings()
+    settings = Settings(mood_model="emotion")  # the baseline's calibration lives in the manifest
     entry = load_manifest(settings.models_dir)["models"][settings.mood_model]
     temperature = entry["calibration"]["mood_temperature"]
     assert temperature > 1.0  # the converted fer model is over-confident
@@ -197,13 +197,15 @@ def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: Moo
     np.testing.assert_allclose(after.moods, expected / expected.sum(axis=1, keepdims=True), atol=1e-5)
 
 
-def test_the_trained_model_is_selectable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MEAA_MOOD_MODEL", "mini_xception_w2_int8")
+def test_the_previous_default_is_selectable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = MoodEstimator(Settings()).analyze(astronaut_bgr())
+    assert "mini_xception_w2_kd:" in default.model_version
+    monkeypatch.setenv("MEAA_MOOD_MODEL", "emotion")
     estimator = MoodEstimator()  # settings from the environment
     analysis = estimator.analyze(astronaut_bgr())
-    assert "mini_xception_w2_int8:" in analysis.model_version
+    assert "emotion:" in analysis.model_version and analysis.model_version != default.model_version
     assert len(analysis.faces) == 1 and analysis.faces[0].mood == "positive"
     assert sum(analysis.faces[0].moods.values()) == pytest.approx(1.0, abs=1e-4)
-    assert estimator._engine.classifier.input_size == 48
+    assert estimator._engine.classifier.input_size == 64
     with pytest.raises(ValueError, match="unknown mood model"):
         MoodEstimator(Settings(mood_model="no_such_model")).analyze(astronaut_bgr())
