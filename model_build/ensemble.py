@@ -46,7 +46,9 @@ class EmotionEnsemble(nn.Module):
 
     def member_logits(self, image: torch.Tensor) -> torch.Tensor:
         if image.shape[-1] != self.member_size:
-            image = F.interpolate(image, size=(self.member_size, self.member_size), mode="bilinear", align_corners=False)
+            image = F.interpolate(
+                image, size=(self.member_size, self.member_size), mode="bilinear", align_corners=False
+            )
         logits = self.member(image)
         if self.member_tta_flip:
             logits = (logits + self.member(torch.flip(image, dims=[3]))) * 0.5
@@ -62,7 +64,9 @@ class EmotionEnsemble(nn.Module):
         return torch.softmax(log_mixture * self.inverse_temperature, dim=1)
 
 
-def build(base_checkpoint: str, member_checkpoint: str, member_tta_flip: bool, val_npz: str) -> tuple[EmotionEnsemble, dict]:
+def build(
+    base_checkpoint: str, member_checkpoint: str, member_tta_flip: bool, val_npz: str
+) -> tuple[EmotionEnsemble, dict]:
     base, base_target = load_checkpoint(base_checkpoint)
     member, member_target = load_checkpoint(member_checkpoint)
     if base_target != "emotions7" or member_target != "emotions7":
@@ -84,7 +88,8 @@ def build(base_checkpoint: str, member_checkpoint: str, member_tta_flip: bool, v
     before = mood_report(log_mixture, emotions, "emotions7")
     after = mood_report(log_mixture, emotions, "emotions7", temperature)
     return ensemble, {
-        "member_temperature": round(member_temperature, 4), "temperature": round(temperature, 4),
+        "member_temperature": round(member_temperature, 4),
+        "temperature": round(temperature, 4),
         "val_before_temperature": {"weighted_f1": before.weighted_f1, "ece": before.ece},
         "val_after_temperature": {"weighted_f1": after.weighted_f1, "ece": after.ece},
     }
@@ -92,7 +97,9 @@ def build(base_checkpoint: str, member_checkpoint: str, member_tta_flip: bool, v
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base", required=True, help="checkpoint of the fer network (mini_xception.py converts the hdf5)")
+    parser.add_argument(
+        "--base", required=True, help="checkpoint of the fer network (mini_xception.py converts the hdf5)"
+    )
     parser.add_argument("--member", required=True, help="train.py best.pt with a 7-emotion head")
     parser.add_argument("--member-tta-flip", action="store_true")
     parser.add_argument("--val", required=True)
@@ -104,13 +111,22 @@ def main(argv: list[str] | None = None) -> dict:
     import onnxruntime as ort
 
     sample = torch.from_numpy(prepare_crops(load_npz(args.val)[0][:64], ensemble.base.config.input_size))
-    got = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"]).run(["probabilities"], {"image": sample.numpy()})[0]
+    got = ort.InferenceSession(args.out, providers=["CPUExecutionProvider"]).run(
+        ["probabilities"], {"image": sample.numpy()}
+    )[0]
     with torch.no_grad():
         want = ensemble(sample).numpy()
     data = Path(args.out).read_bytes()
-    result.update({"onnx": args.out, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-                   "classes": list(EMOTIONS), "input_size": ensemble.base.config.input_size,
-                   "onnx_torch_max_abs_diff": float(np.abs(got - want).max())})
+    result.update(
+        {
+            "onnx": args.out,
+            "bytes": len(data),
+            "sha256": hashlib.sha256(data).hexdigest(),
+            "classes": list(EMOTIONS),
+            "input_size": ensemble.base.config.input_size,
+            "onnx_torch_max_abs_diff": float(np.abs(got - want).max()),
+        }
+    )
     print(json.dumps(result, indent=1))
     return result
 

@@ -55,8 +55,11 @@ MISSED = len(MOODS)  # the fifth "prediction" of a photo in which no face was fo
 
 
 def bootstrap_interval(
-    statistic: Callable[[np.ndarray], float], count: int, groups: np.ndarray | None = None,
-    resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
+    statistic: Callable[[np.ndarray], float],
+    count: int,
+    groups: np.ndarray | None = None,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
 ) -> tuple[float, float]:
     """95 % percentile interval of ``statistic(indices)`` over resamples with replacement: of the
     ``count`` items, or, with ``groups``, of whole groups (all items of each drawn group)."""
@@ -65,8 +68,9 @@ def bootstrap_interval(
         draws = [rng.integers(0, count, count) for _ in range(resamples)]
     else:
         members = [np.flatnonzero(groups == g) for g in np.unique(groups)]
-        draws = [np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))])
-                 for _ in range(resamples)]
+        draws = [
+            np.concatenate([members[i] for i in rng.integers(0, len(members), len(members))]) for _ in range(resamples)
+        ]
     values = np.array([statistic(d) for d in draws])
     low, high = np.percentile(values, [2.5, 97.5])
     return float(low), float(high)
@@ -144,15 +148,22 @@ def evaluate_classifier(spec: ModelSpec, images: np.ndarray, emotion_labels: np.
     classifier = spec.classifier(threads=1)
     predictions = classifier.predict(images)
     mood_labels = emotion_labels_to_moods(emotion_labels)
-    result: dict = {"model": spec.name, "file": str(spec.path), "bytes": spec.path.stat().st_size,
-                    "classes": list(spec.classes), "input_size": spec.input_size}
+    result: dict = {
+        "model": spec.name,
+        "file": str(spec.path),
+        "bytes": spec.path.stat().st_size,
+        "classes": list(spec.classes),
+        "input_size": spec.input_size,
+    }
     if predictions.emotions is not None:
         emotions = predictions.emotions.astype(np.float64)
         result["emotions7"] = classification_report(emotions, emotion_labels, EMOTIONS).to_dict()
     result["mood_temperature"] = classifier.mood_temperature
     moods = predictions.moods.astype(np.float64)
-    result["moods4"] = {**classification_report(moods, mood_labels, MOODS).to_dict(),
-                        **classifier_intervals(moods, mood_labels)}
+    result["moods4"] = {
+        **classification_report(moods, mood_labels, MOODS).to_dict(),
+        **classifier_intervals(moods, mood_labels),
+    }
     if timing:
         result["ms_per_face_1_thread"] = ms_per_face(classifier, images)
     return result
@@ -168,8 +179,13 @@ def _models_dir_with(spec: ModelSpec, workdir: Path) -> tuple[Path, str]:
     manifest = json.loads((MODELS_DIR / "manifest.json").read_text())
     key = f"candidate_{spec.name}"
     shutil.copy(spec.path, workdir / f"{key}.onnx")
-    manifest["models"][key] = {"file": f"{key}.onnx", "sha256": "0" * 64, "kind": "mood",
-                               "classes": list(spec.classes), "input_size": [spec.input_size, spec.input_size]}
+    manifest["models"][key] = {
+        "file": f"{key}.onnx",
+        "sha256": "0" * 64,
+        "kind": "mood",
+        "classes": list(spec.classes),
+        "input_size": [spec.input_size, spec.input_size],
+    }
     (workdir / "manifest.json").write_text(json.dumps(manifest))
     return workdir, key
 
@@ -220,7 +236,10 @@ def choose_margin(scores: dict[float, float]) -> float:
 
 
 def loso_evaluation(
-    fold_specs: dict[str, ModelSpec], images: np.ndarray, emotion_labels: np.ndarray, subjects: np.ndarray,
+    fold_specs: dict[str, ModelSpec],
+    images: np.ndarray,
+    emotion_labels: np.ndarray,
+    subjects: np.ndarray,
     margins: tuple[float, ...] = MARGINS,
 ) -> dict:
     """Leave-one-subject-out end to end: per subject, its fold model (one that never saw it), the crop
@@ -265,14 +284,14 @@ def loso_evaluation(
     }
 
 
-def paired_difference(
-    first: np.ndarray, second: np.ndarray, mood_labels: np.ndarray, subjects: np.ndarray
-) -> dict:
+def paired_difference(first: np.ndarray, second: np.ndarray, mood_labels: np.ndarray, subjects: np.ndarray) -> dict:
     """weighted F1 of ``first`` minus ``second`` on the same photos, with a subject-bootstrap interval."""
     statistic = lambda i: weighted_f1_of(mood_labels[i], first[i]) - weighted_f1_of(mood_labels[i], second[i])  # noqa: E731
     everyone = np.arange(len(mood_labels))
-    return {"difference": statistic(everyone),
-            "ci95_subjects": bootstrap_interval(statistic, len(mood_labels), groups=subjects)}
+    return {
+        "difference": statistic(everyone),
+        "ci95_subjects": bootstrap_interval(statistic, len(mood_labels), groups=subjects),
+    }
 
 
 def fold_specs_for(name_or_path: str | None, fold_dir: str | None, subjects: np.ndarray) -> dict[str, ModelSpec]:
@@ -295,18 +314,24 @@ def classifier_table(results: list[dict]) -> str:
         per = " / ".join(f"{m['per_class_f1'][c]:.3f}" for c in MOODS)
         ms = f"{r['ms_per_face_1_thread']:.3f}" if "ms_per_face_1_thread" in r else "-"
         low, high = m["weighted_f1_ci95"]
-        lines.append(f"| {r['model']} | {r['bytes']:,} | {seven} | {m['accuracy']:.3f} | "
-                     f"{m['weighted_f1']:.3f} ({low:.3f}-{high:.3f}) | "
-                     f"{m['macro_f1']:.3f} | {per} | {m['ece']:.3f} | {m['mean_confidence']:.3f} | {ms} |")
+        lines.append(
+            f"| {r['model']} | {r['bytes']:,} | {seven} | {m['accuracy']:.3f} | "
+            f"{m['weighted_f1']:.3f} ({low:.3f}-{high:.3f}) | "
+            f"{m['macro_f1']:.3f} | {per} | {m['ece']:.3f} | {m['mean_confidence']:.3f} | {ms} |"
+        )
     return "\n".join(lines)
 
 
 def pipeline_table(results: list[dict]) -> str:
-    lines = ["| model | settings | faces missed | 4-mood acc | weighted F1 | macro F1 |",
-             "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| model | settings | faces missed | 4-mood acc | weighted F1 | macro F1 |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in results:
-        lines.append(f"| {r['model']} | {json.dumps(r['settings'])} | {r['faces_missed']}/{r['count']} | "
-                     f"{r['accuracy']:.3f} | {r['weighted_f1']:.3f} | {r['macro_f1']:.3f} |")
+        lines.append(
+            f"| {r['model']} | {json.dumps(r['settings'])} | {r['faces_missed']}/{r['count']} | "
+            f"{r['accuracy']:.3f} | {r['weighted_f1']:.3f} | {r['macro_f1']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -317,8 +342,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--pipeline", action="store_true", help="full photos through meaa.MoodEstimator().analyze")
     parser.add_argument("--loso", action="store_true", help="leave-one-subject-out end to end (jaffe_dev)")
     parser.add_argument("--fold-models", help="--loso: folder of fold_SUBJECT.onnx (each trained without SUBJECT)")
-    parser.add_argument("--margins", default=",".join(str(m) for m in MARGINS),
-                        help="--loso: crop margins to choose from")
+    parser.add_argument(
+        "--margins", default=",".join(str(m) for m in MARGINS), help="--loso: crop margins to choose from"
+    )
     parser.add_argument("--crop-margin", type=float, help="override Settings.crop_margin (--pipeline)")
     parser.add_argument("--align", choices=("on", "off"), help="override Settings.align_faces (--pipeline)")
     parser.add_argument("--no-timing", action="store_true", help="skip the ms-per-face measurement")
@@ -333,16 +359,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
             raise SystemExit(f"{args.data} has no names: the subjects are read from them")
         subjects = subjects_of(names)
         margins = tuple(float(m) for m in args.margins.split(","))
-        runs = [(args.fold_models, fold_specs_for(None, args.fold_models, subjects))] if args.fold_models else [
-            (name, fold_specs_for(name, None, subjects)) for name in (args.model or ["emotion"])]
+        runs = (
+            [(args.fold_models, fold_specs_for(None, args.fold_models, subjects))]
+            if args.fold_models
+            else [(name, fold_specs_for(name, None, subjects)) for name in (args.model or ["emotion"])]
+        )
         results = []
         for label, folds in runs:
             result = {"model": label, **loso_evaluation(folds, images, labels, subjects, margins)}
             results.append(result)
             low, high = result["weighted_f1_ci95_subjects"]
-            print(f"{label}: out-of-fold weighted F1 {result['weighted_f1']:.3f} "
-                  f"(95 % CI over subjects {low:.3f}-{high:.3f}), "
-                  f"accuracy {result['accuracy']:.3f}, margins chosen {result['margin_chosen']}")
+            print(
+                f"{label}: out-of-fold weighted F1 {result['weighted_f1']:.3f} "
+                f"(95 % CI over subjects {low:.3f}-{high:.3f}), "
+                f"accuracy {result['accuracy']:.3f}, margins chosen {result['margin_chosen']}"
+            )
         if args.json:
             Path(args.json).parent.mkdir(parents=True, exist_ok=True)
             record = {"data": os.path.basename(args.data), "loso": True, "results": results}
@@ -362,8 +393,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
         print(classifier_table(results))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"data": os.path.basename(args.data), "pipeline": args.pipeline,
-                                               "results": results}, indent=1))
+        Path(args.json).write_text(
+            json.dumps({"data": os.path.basename(args.data), "pipeline": args.pipeline, "results": results}, indent=1)
+        )
     return results
 
 

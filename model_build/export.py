@@ -57,8 +57,14 @@ def load_checkpoint(path: str | Path) -> tuple[MiniXception, str]:
 def write_onnx(module: nn.Module, input_size: int, out_path: str | Path) -> None:
     example = torch.zeros(2, 1, input_size, input_size)
     torch.onnx.export(
-        module, (example,), str(out_path), input_names=["image"], output_names=["probabilities"],
-        dynamic_axes={"image": {0: "N"}, "probabilities": {0: "N"}}, opset_version=OPSET, dynamo=False,
+        module,
+        (example,),
+        str(out_path),
+        input_names=["image"],
+        output_names=["probabilities"],
+        dynamic_axes={"image": {0: "N"}, "probabilities": {0: "N"}},
+        opset_version=OPSET,
+        dynamo=False,
     )
 
 
@@ -86,11 +92,25 @@ def export_checkpoint(checkpoint: str | Path, val_npz: str, out_path: str | Path
         torch_probabilities = module(torch.from_numpy(sample)).numpy()
     data = Path(out_path).read_bytes()
     return {
-        "onnx": str(out_path), "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
-        "classes": list(TARGETS[target]), "target": target, "input_size": size, "tta_flip": tta_flip,
-        "temperature": round(temperature, 4), "opset": OPSET,
-        "val_before_temperature": {"weighted_f1": before.weighted_f1, "ece": before.ece, "mean_confidence": before.mean_confidence},
-        "val_after_temperature": {"weighted_f1": after.weighted_f1, "ece": after.ece, "mean_confidence": after.mean_confidence},
+        "onnx": str(out_path),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "classes": list(TARGETS[target]),
+        "target": target,
+        "input_size": size,
+        "tta_flip": tta_flip,
+        "temperature": round(temperature, 4),
+        "opset": OPSET,
+        "val_before_temperature": {
+            "weighted_f1": before.weighted_f1,
+            "ece": before.ece,
+            "mean_confidence": before.mean_confidence,
+        },
+        "val_after_temperature": {
+            "weighted_f1": after.weighted_f1,
+            "ece": after.ece,
+            "mean_confidence": after.mean_confidence,
+        },
         "onnx_torch_max_abs_diff": float(np.abs(onnx_probabilities - torch_probabilities).max()),
     }
 

@@ -57,7 +57,9 @@ class ClassificationReport:
         return asdict(self)
 
 
-def classification_report(probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]) -> ClassificationReport:
+def classification_report(
+    probabilities: np.ndarray, labels: np.ndarray, classes: tuple[str, ...]
+) -> ClassificationReport:
     """All the figures the issue asks for, from probabilities [N, C] and integer labels [N]."""
     probabilities = np.asarray(probabilities, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
@@ -69,7 +71,7 @@ def classification_report(probabilities: np.ndarray, labels: np.ndarray, classes
         accuracy=float((predictions == labels).mean()),
         weighted_f1=float((f1 * support).sum() / support.sum()),
         macro_f1=float(f1.mean()),
-        per_class_f1={name: float(value) for name, value in zip(classes, f1)},
+        per_class_f1={name: float(value) for name, value in zip(classes, f1, strict=False)},
         ece=expected_calibration_error(probabilities, labels),
         mean_confidence=float(probabilities.max(axis=1).mean()),
         confusion=matrix.tolist(),

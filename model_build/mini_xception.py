@@ -29,7 +29,7 @@ class ArchConfig:
     dropout: float = 0.0  # before the classifier conv; 0 in the paper
 
     def channels(self) -> tuple[int, ...]:
-        return tuple(max(4, int(round(c * self.width))) for c in BASE_CHANNELS)
+        return tuple(max(4, round(c * self.width)) for c in BASE_CHANNELS)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -75,7 +75,7 @@ class ResidualModule(nn.Module):
         shortcut = self.shortcut_bn(self.shortcut_conv(x))
         y = x
         last = len(self.convs) - 1
-        for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
+        for i, (conv, bn) in enumerate(zip(self.convs, self.bns, strict=False)):
             y = bn(conv(y))
             if i != last:
                 y = F.relu(y)
@@ -140,7 +140,7 @@ def load_keras_mini_xception(h5_path: str) -> MiniXception:
 
     model = MiniXception(ArchConfig(num_classes=7, input_size=64, width=1.0, depth=2))
     with h5py.File(h5_path, "r") as f:
-        weights = f["model_weights"] if "model_weights" in f else f
+        weights = f["model_weights"] if "model_weights" in f else f  # noqa: SIM401 - an h5py File, not a dict
 
         def layer(name: str):
             group = weights[name]
@@ -153,7 +153,7 @@ def load_keras_mini_xception(h5_path: str) -> MiniXception:
         for k, module in enumerate(model.modules_, start=1):
             module.shortcut_conv.weight.data = _conv_from_keras(layer(f"conv2d_{k + 2}")["kernel:0"])
             _bn_from_keras(module.shortcut_bn, layer(f"batch_normalization_{3 * k}"))
-            for j, (conv, bn) in enumerate(zip(module.convs, module.bns)):
+            for j, (conv, bn) in enumerate(zip(module.convs, module.bns, strict=False)):
                 sep = layer(f"separable_conv2d_{2 * k - 1 + j}")
                 # depthwise (3, 3, in, 1) -> (in, 1, 3, 3); pointwise (1, 1, in, out) -> (out, in, 1, 1)
                 conv.depthwise.weight.data = torch.from_numpy(

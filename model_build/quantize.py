@@ -34,8 +34,15 @@ class _Reader:
         return next(self.items, None)
 
 
-def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int = 2000, seed: int = 0,
-             reduce_range: bool = False, weight_type: str = "int8") -> None:
+def quantize(
+    fp32_path: Path,
+    calibration_npz: str,
+    out_path: Path,
+    samples: int = 2000,
+    seed: int = 0,
+    reduce_range: bool = False,
+    weight_type: str = "int8",
+) -> None:
     """Static QDQ INT8: u8 activations; s8 weights (``weight_type="int8"``) or u8 (``"uint8"``).
 
     ``reduce_range`` stores 7-bit weights: x86 without VNNI multiplies u8 x s8 pairs into 16-bit sums
@@ -56,9 +63,15 @@ def quantize(fp32_path: Path, calibration_npz: str, out_path: Path, samples: int
     prepared = out_path.with_suffix(".pre.onnx")
     quant_pre_process(str(fp32_path), str(prepared))
     quantize_static(
-        str(prepared), str(out_path), _Reader(batch, input_name), quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
-        per_channel=True, reduce_range=reduce_range, calibrate_method=CalibrationMethod.MinMax,
+        str(prepared),
+        str(out_path),
+        _Reader(batch, input_name),
+        quant_format=QuantFormat.QDQ,
+        activation_type=QuantType.QUInt8,
+        weight_type=QuantType.QInt8 if weight_type == "int8" else QuantType.QUInt8,
+        per_channel=True,
+        reduce_range=reduce_range,
+        calibrate_method=CalibrationMethod.MinMax,
     )
     prepared.unlink()
 
@@ -75,21 +88,34 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--weight-type", choices=("int8", "uint8"), default="int8")
     args = parser.parse_args(argv)
     fp32, int8 = Path(args.model), Path(args.out)
-    quantize(fp32, args.calibration, int8, samples=args.samples, reduce_range=args.reduce_range,
-             weight_type=args.weight_type)
+    quantize(
+        fp32, args.calibration, int8, samples=args.samples, reduce_range=args.reduce_range, weight_type=args.weight_type
+    )
     with np.load(args.val) as data:
         images, labels = data["images"], data["labels"].astype(np.int64)
-    results = {kind: evaluate_classifier(resolve_model(str(path)), images, labels)
-               for kind, path in (("fp32", fp32), ("int8", int8))}
+    results = {
+        kind: evaluate_classifier(resolve_model(str(path)), images, labels)
+        for kind, path in (("fp32", fp32), ("int8", int8))
+    }
     f1_drop = results["fp32"]["moods4"]["weighted_f1"] - results["int8"]["moods4"]["weighted_f1"]
     faster = results["int8"]["ms_per_face_1_thread"] < results["fp32"]["ms_per_face_1_thread"]
     keep = f1_drop <= MAX_F1_DROP and faster
     summary = {
-        "fp32": {"weighted_f1": results["fp32"]["moods4"]["weighted_f1"], "ece": results["fp32"]["moods4"]["ece"],
-                 "ms_per_face": results["fp32"]["ms_per_face_1_thread"], "bytes": results["fp32"]["bytes"]},
-        "int8": {"weighted_f1": results["int8"]["moods4"]["weighted_f1"], "ece": results["int8"]["moods4"]["ece"],
-                 "ms_per_face": results["int8"]["ms_per_face_1_thread"], "bytes": results["int8"]["bytes"]},
-        "weighted_f1_drop": f1_drop, "int8_faster": faster, "keep_int8": keep,
+        "fp32": {
+            "weighted_f1": results["fp32"]["moods4"]["weighted_f1"],
+            "ece": results["fp32"]["moods4"]["ece"],
+            "ms_per_face": results["fp32"]["ms_per_face_1_thread"],
+            "bytes": results["fp32"]["bytes"],
+        },
+        "int8": {
+            "weighted_f1": results["int8"]["moods4"]["weighted_f1"],
+            "ece": results["int8"]["moods4"]["ece"],
+            "ms_per_face": results["int8"]["ms_per_face_1_thread"],
+            "bytes": results["int8"]["bytes"],
+        },
+        "weighted_f1_drop": f1_drop,
+        "int8_faster": faster,
+        "keep_int8": keep,
     }
     print(json.dumps(summary, indent=1))
     if args.json:

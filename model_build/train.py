@@ -97,9 +97,11 @@ def load_pipeline_crops(path: str, limit: int, device: torch.device) -> Pipeline
     if limit:  # the same seeded subset as load_npz
         keep = limited_indices(len(found), limit)
         found, scale, center = found[keep], scale[keep], center[keep]
-    return PipelineCrops(torch.from_numpy(found.astype(bool)).to(device),
-                         torch.from_numpy(scale.astype(np.float32)).to(device),
-                         torch.from_numpy(center.astype(np.float32)).to(device))
+    return PipelineCrops(
+        torch.from_numpy(found.astype(bool)).to(device),
+        torch.from_numpy(scale.astype(np.float32)).to(device),
+        torch.from_numpy(center.astype(np.float32)).to(device),
+    )
 
 
 def cosine_lr(base_lr: float, progress: float, warmup_fraction: float) -> float:
@@ -141,8 +143,11 @@ def seed_everything(seed: int) -> None:
 
 def build_model(config: TrainConfig) -> MiniXception:
     arch = ArchConfig(
-        num_classes=len(TARGETS[config.target]), input_size=config.input_size, width=config.width,
-        depth=config.depth, dropout=config.dropout,
+        num_classes=len(TARGETS[config.target]),
+        input_size=config.input_size,
+        width=config.width,
+        depth=config.depth,
+        dropout=config.dropout,
     )
     model = MiniXception(arch)
     if config.init_from:
@@ -214,7 +219,9 @@ class _Progress:
             self.bar.close()
 
 
-def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torch.device, progress: bool = True) -> dict:
+def train(
+    config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torch.device, progress: bool = True
+) -> dict:
     """Run (or resume) one training run; returns the run log (also written as JSON)."""
     seed_everything(config.seed)
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
@@ -252,9 +259,13 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
         state = saved["state"]
 
     log = {
-        "name": config.name, "config": asdict(config), "arch": model.config.to_dict(),
-        "parameters": count_parameters(model), "device": str(device),
-        "torch": torch.__version__, "checkpoint": str(best_path),
+        "name": config.name,
+        "config": asdict(config),
+        "arch": model.config.to_dict(),
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "torch": torch.__version__,
+        "checkpoint": str(best_path),
     }
     if config.init_from and state["epoch"] == 0:
         start_report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
@@ -273,7 +284,11 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
         if not cosine and config.time_budget_s and elapsed + epoch_seconds * 1.1 > config.time_budget_s:
             log["stopped"] = f"time budget ({config.time_budget_s:.0f} s)"
             break
-        if not cosine and state["epoch"] - state["best_epoch"] >= config.early_stop_patience and state["best_epoch"] > 0:
+        if (
+            not cosine
+            and state["epoch"] - state["best_epoch"] >= config.early_stop_patience
+            and state["best_epoch"] > 0
+        ):
             log["stopped"] = f"early stop: no val improvement for {config.early_stop_patience} epochs"
             break
         epoch_start = time.monotonic()
@@ -292,8 +307,13 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
                 for group in optimizer.param_groups:
                     group["lr"] = cosine_lr(config.lr, run_progress, config.warmup_fraction)
             index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = augment_batch(train_x[index], config.input_size, config.augment, generator,
-                              crops.take(index) if crops is not None else None)
+            x = augment_batch(
+                train_x[index],
+                config.input_size,
+                config.augment,
+                generator,
+                crops.take(index) if crops is not None else None,
+            )
             y = train_y[index]
             try:
                 with autocast(device, use_amp):
@@ -325,34 +345,77 @@ def train(config: TrainConfig, checkpoint_dir: Path, log_dir: Path, device: torc
         improved = cosine or report.weighted_f1 > state["best_f1"]
         if improved:
             state["best_f1"], state["best_epoch"] = report.weighted_f1, state["epoch"]
-        state["history"].append({
-            "epoch": state["epoch"], "train_loss": round(train_loss, 5), "val_weighted_f1": round(report.weighted_f1, 5),
-            "val_accuracy": round(report.accuracy, 5), "val_ece": round(report.ece, 5),
-            "lr": optimizer.param_groups[0]["lr"], "seconds": round(epoch_seconds, 2), "steps": steps_run,
-        })
-        checkpoint = {"arch": model.config.to_dict(), "target": config.target, "model": model.state_dict(),
-                      "config": asdict(config), "epoch": state["epoch"]}
+        state["history"].append(
+            {
+                "epoch": state["epoch"],
+                "train_loss": round(train_loss, 5),
+                "val_weighted_f1": round(report.weighted_f1, 5),
+                "val_accuracy": round(report.accuracy, 5),
+                "val_ece": round(report.ece, 5),
+                "lr": optimizer.param_groups[0]["lr"],
+                "seconds": round(epoch_seconds, 2),
+                "steps": steps_run,
+            }
+        )
+        checkpoint = {
+            "arch": model.config.to_dict(),
+            "target": config.target,
+            "model": model.state_dict(),
+            "config": asdict(config),
+            "epoch": state["epoch"],
+        }
         if improved:
             torch.save(checkpoint, best_path)
         if not cosine:  # a cosine run is not resumable (its clock is wall time): no optimizer state to keep
-            torch.save({**checkpoint, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                        "generator": generator.get_state(), "state": state}, last_path)
-        line = (f"{config.name} epoch {state['epoch']:3d} loss {train_loss:.4f} val wF1 {report.weighted_f1:.4f} "
-                f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {optimizer.param_groups[0]['lr']:.1e} "
-                f"{epoch_seconds:.1f}s{' *' if improved else ''}")
+            torch.save(
+                {
+                    **checkpoint,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "generator": generator.get_state(),
+                    "state": state,
+                },
+                last_path,
+            )
+        line = (
+            f"{config.name} epoch {state['epoch']:3d} loss {train_loss:.4f} val wF1 {report.weighted_f1:.4f} "
+            f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {optimizer.param_groups[0]['lr']:.1e} "
+            f"{epoch_seconds:.1f}s{' *' if improved else ''}"
+        )
         print(line, flush=True)
-        log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
-                    "history": state["history"], "amp": use_amp})
+        log.update(
+            {
+                "epochs_run": state["epoch"],
+                "best_epoch": state["best_epoch"],
+                "best_val_weighted_f1": state["best_f1"],
+                "history": state["history"],
+                "amp": use_amp,
+            }
+        )
         log_path.write_text(json.dumps(log, indent=1))
 
-    log.update({"epochs_run": state["epoch"], "best_epoch": state["best_epoch"], "best_val_weighted_f1": state["best_f1"],
-                "history": state["history"]})
+    log.update(
+        {
+            "epochs_run": state["epoch"],
+            "best_epoch": state["best_epoch"],
+            "best_val_weighted_f1": state["best_f1"],
+            "history": state["history"],
+        }
+    )
     log_path.write_text(json.dumps(log, indent=1))
     return log
 
 
-def _batch_loss(model: MiniXception, x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor, config: TrainConfig,
-                epoch: int, step: int, generator: torch.Generator) -> torch.Tensor:
+def _batch_loss(
+    model: MiniXception,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    weights: torch.Tensor,
+    config: TrainConfig,
+    epoch: int,
+    step: int,
+    generator: torch.Generator,
+) -> torch.Tensor:
     if config.mixup_alpha > 0:
         # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
         lam = float(np.random.default_rng([config.seed, epoch, step]).beta(config.mixup_alpha, config.mixup_alpha))
@@ -393,8 +456,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau")
     parser.add_argument("--warmup-fraction", type=float, default=0.02)
     parser.add_argument("--amp", action="store_true", help="bfloat16 autocast (falls back to float32)")
-    parser.add_argument("--pipeline-crop-prob", type=float, default=0.0,
-                        help="share of faces cut at meaa's detector square (needs crop_* arrays in --train)")
+    parser.add_argument(
+        "--pipeline-crop-prob",
+        type=float,
+        default=0.0,
+        help="share of faces cut at meaa's detector square (needs crop_* arrays in --train)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
     parser.add_argument("--checkpoint-dir", help="default model_build/cache/runs/NAME")
@@ -414,13 +481,33 @@ def main(argv: list[str] | None = None) -> dict:
         torch.backends.cudnn.benchmark = True
     augment = AugmentConfig(cutout_prob=args.cutout_prob, pipeline_crop_prob=args.pipeline_crop_prob)
     config = TrainConfig(
-        name=args.name, train=args.train, val=args.val, target=args.target, input_size=args.input_size,
-        width=args.width, depth=args.depth, dropout=args.dropout, epochs=args.epochs, batch_size=args.batch_size,
-        lr=args.lr, weight_decay=args.weight_decay, label_smoothing=args.label_smoothing,
-        mixup_alpha=args.mixup_alpha, cutout_prob=args.cutout_prob, class_weight_power=args.class_weight_power,
-        lr_patience=args.lr_patience, early_stop_patience=args.early_stop_patience, tta_flip=not args.no_tta_flip,
-        init_from=args.init_from, seed=args.seed, limit=args.limit, time_budget_s=args.time_budget_s, augment=augment,
-        schedule=args.schedule, warmup_fraction=args.warmup_fraction, amp=args.amp,
+        name=args.name,
+        train=args.train,
+        val=args.val,
+        target=args.target,
+        input_size=args.input_size,
+        width=args.width,
+        depth=args.depth,
+        dropout=args.dropout,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
+        mixup_alpha=args.mixup_alpha,
+        cutout_prob=args.cutout_prob,
+        class_weight_power=args.class_weight_power,
+        lr_patience=args.lr_patience,
+        early_stop_patience=args.early_stop_patience,
+        tta_flip=not args.no_tta_flip,
+        init_from=args.init_from,
+        seed=args.seed,
+        limit=args.limit,
+        time_budget_s=args.time_budget_s,
+        augment=augment,
+        schedule=args.schedule,
+        warmup_fraction=args.warmup_fraction,
+        amp=args.amp,
     )
     checkpoint_dir = Path(args.checkpoint_dir or HERE / "cache" / "runs" / args.name)
     log = train(config, checkpoint_dir, Path(args.log_dir), device, progress=not args.no_progress)

@@ -111,7 +111,7 @@ class OnnxNet:
         self.outputs = [o.name for o in self.session.get_outputs()]
 
     def __call__(self, x: np.ndarray) -> dict[str, np.ndarray]:
-        return dict(zip(self.outputs, self.session.run(None, {self.input: x})))
+        return dict(zip(self.outputs, self.session.run(None, {self.input: x}), strict=False))
 
 
 # ------------------------------------------------------------------------------------ inputs
@@ -138,9 +138,9 @@ def box_crops(rgb: np.ndarray, boxes: np.ndarray, size: int, rng: np.random.Gene
         for _ in range(per_box):
             s = side * rng.uniform(0.8, 1.3)
             jx, jy = rng.uniform(-0.15, 0.15, size=2) * side
-            left = int(round(cx + jx - s / 2)) + 64
-            top = int(round(cy + jy - s / 2)) + 64
-            s_int = max(int(round(s)), 2)
+            left = round(cx + jx - s / 2) + 64
+            top = round(cy + jy - s / 2) + 64
+            s_int = max(round(s), 2)
             left, top = np.clip(left, 0, padded.shape[1] - s_int), np.clip(top, 0, padded.shape[0] - s_int)
             patch = padded[top : top + s_int, left : left + s_int]
             crops.append(cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA))
@@ -285,15 +285,21 @@ class Verification:
     def check_rnet_onet(self) -> None:
         """R-Net and O-Net on jittered crops around every detected face, plus non-face crops."""
         for name, size in (("rnet", 24), ("onet", 48)):
-            parts = [box_crops(rgb, self.detections[p][0], size, self.rng, 4) for p, rgb in self.photos.items()
-                     if len(self.detections[p][0])]
+            parts = [
+                box_crops(rgb, self.detections[p][0], size, self.rng, 4)
+                for p, rgb in self.photos.items()
+                if len(self.detections[p][0])
+            ]
             parts.append(random_crops(self.photos["coffee"], size, 8, self.rng))
             x = reference_images.mtcnn_normalise(np.concatenate(parts))
             self.compare(f"{name} {len(x)} crops", name, run_facenet(self.networks[name], name, x), self.ours[name](x))
 
     def check_emotion_on_photos(self) -> None:
-        crops = [gray_face_crops(rgb, self.detections[p][0], self.rng, 3) for p, rgb in self.photos.items()
-                 if len(self.detections[p][0])]
+        crops = [
+            gray_face_crops(rgb, self.detections[p][0], self.rng, 3)
+            for p, rgb in self.photos.items()
+            if len(self.detections[p][0])
+        ]
         x = reference_images.emotion_normalise(np.concatenate(crops))
         reference = {"probabilities": run_keras(self.emotion_keras, x)}
         self.compare(f"emotion {len(x)} photo crops", "emotion", reference, self.ours["emotion"](x))
@@ -304,16 +310,26 @@ class Verification:
         x = reference_images.emotion_normalise(fer_crops_64(val["images"]))
         keras_probabilities = run_keras(self.emotion_keras, x)
         onnx_probabilities = self.ours["emotion"](x)["probabilities"]
-        self.compare(f"emotion fer2013_val ({len(x)})", "emotion", {"probabilities": keras_probabilities},
-                     {"probabilities": onnx_probabilities})
+        self.compare(
+            f"emotion fer2013_val ({len(x)})",
+            "emotion",
+            {"probabilities": keras_probabilities},
+            {"probabilities": onnx_probabilities},
+        )
         labels = val["labels"].astype(np.int64)
-        measured = {"onnx": classification_metrics(onnx_probabilities, labels),
-                    "keras": classification_metrics(keras_probabilities, labels)}
+        measured = {
+            "onnx": classification_metrics(onnx_probabilities, labels),
+            "keras": classification_metrics(keras_probabilities, labels),
+        }
         for key in ("accuracy_7", "accuracy_4", "weighted_f1_4"):
             ours, keras = measured["onnx"][key], measured["keras"][key]
             gap = abs(ours - keras)
-            self.report.add(f"fer2013_val {key}: ours {ours:.4f} vs keras {keras:.4f}", gap,
-                            f"{ACCURACY_TOLERANCE:g}", gap <= ACCURACY_TOLERANCE)
+            self.report.add(
+                f"fer2013_val {key}: ours {ours:.4f} vs keras {keras:.4f}",
+                gap,
+                f"{ACCURACY_TOLERANCE:g}",
+                gap <= ACCURACY_TOLERANCE,
+            )
         return {"n": len(labels), "preprocessing": "48x48 -> 64x64 cv2.INTER_LINEAR", **measured}
 
     def check_detection(self, detector) -> None:
@@ -323,21 +339,32 @@ class Verification:
             boxes, _, landmarks = self.detections[name]
             found = detector.detect_faces(np.ascontiguousarray(rgb[:, :, ::-1]))
             match = match_detections(found, boxes, landmarks)
-            self.report.add(f"detect {name}: {len(found.boxes)} vs facenet {len(boxes)} faces", "", "same",
-                            match.count_diff == 0)
+            self.report.add(
+                f"detect {name}: {len(found.boxes)} vs facenet {len(boxes)} faces", "", "same", match.count_diff == 0
+            )
             if len(boxes):
                 self.report.add(
                     f"detect {name} min IoU (box / landmark max px {match.box_px:.2f} / {match.landmark_px:.2f})",
-                    match.min_iou, f">={MIN_DETECTION_IOU:g}", match.min_iou >= MIN_DETECTION_IOU,
+                    match.min_iou,
+                    f">={MIN_DETECTION_IOU:g}",
+                    match.min_iou >= MIN_DETECTION_IOU,
                 )
-            summary = {"min_iou": min(summary["min_iou"], match.min_iou), "box_px": max(summary["box_px"], match.box_px),
-                       "landmark_px": max(summary["landmark_px"], match.landmark_px)}
+            summary = {
+                "min_iou": min(summary["min_iou"], match.min_iou),
+                "box_px": max(summary["box_px"], match.box_px),
+                "landmark_px": max(summary["landmark_px"], match.landmark_px),
+            }
         print("meaa.detector vs facenet-pytorch, all photos: " + ", ".join(f"{k} {v:.3f}" for k, v in summary.items()))
 
 
 def manifest_metrics(worst: dict[str, float], fer2013_val: dict | None) -> dict[str, dict]:
-    versions = {"facenet-pytorch": FACENET.version, "fer": FER.version, "torch": torch.__version__,
-                "keras": sys.modules["keras"].__version__, "onnxruntime": ort.__version__}
+    versions = {
+        "facenet-pytorch": FACENET.version,
+        "fer": FER.version,
+        "torch": torch.__version__,
+        "keras": sys.modules["keras"].__version__,
+        "onnxruntime": ort.__version__,
+    }
 
     def parity(model: str) -> dict[str, float]:
         return {k.split(".", 1)[1]: float(f"{v:.3g}") for k, v in worst.items() if k.startswith(model + ".")}
@@ -424,8 +451,9 @@ def write_reference(path: Path, networks, emotion_keras, facenet: MTCNN, rng: np
     arrays: dict[str, np.ndarray] = {}
     for name, rgb in (("astronaut", astronaut), ("composite", composite), ("coffee", coffee)):
         boxes, scores, landmarks = facenet_detect(facenet, rgb)
-        arrays.update({f"detect_{name}_boxes": boxes, f"detect_{name}_scores": scores,
-                       f"detect_{name}_landmarks": landmarks})
+        arrays.update(
+            {f"detect_{name}_boxes": boxes, f"detect_{name}_scores": scores, f"detect_{name}_landmarks": landmarks}
+        )
     face_boxes = arrays["detect_astronaut_boxes"]
     pnet_images = {"pnet_a": pyramid_level(astronaut, 0.15), "pnet_b": pyramid_level(coffee, 0.1)}
     for key, image in pnet_images.items():
@@ -437,15 +465,19 @@ def write_reference(path: Path, networks, emotion_keras, facenet: MTCNN, rng: np
         arrays[f"{name}_image"] = image
         for output, value in run_facenet(networks[name], name, reference_images.mtcnn_normalise(image)).items():
             arrays[f"{name}_{output}"] = value
-    gray = np.concatenate([
-        gray_face_crops(astronaut, face_boxes, rng, 5),
-        gray_face_crops(composite, arrays["detect_composite_boxes"][:3], rng, 1),
-    ])
+    gray = np.concatenate(
+        [
+            gray_face_crops(astronaut, face_boxes, rng, 5),
+            gray_face_crops(composite, arrays["detect_composite_boxes"][:3], rng, 1),
+        ]
+    )
     arrays["emotion_image"] = gray
     emotion = run_keras(emotion_keras, reference_images.emotion_normalise(gray))
     arrays["emotion_probabilities"] = emotion.astype(np.float32)
-    arrays["sources"] = np.array(f"facenet-pytorch {FACENET.version} (torch {torch.__version__}); fer {FER.version} "
-                                 f"emotion_model.hdf5 (keras {sys.modules['keras'].__version__})")
+    arrays["sources"] = np.array(
+        f"facenet-pytorch {FACENET.version} (torch {torch.__version__}); fer {FER.version} "
+        f"emotion_model.hdf5 (keras {sys.modules['keras'].__version__})"
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **arrays)
     print(f"reference written to {path} ({os.path.getsize(path):,d} bytes)")

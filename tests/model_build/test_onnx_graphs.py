@@ -22,7 +22,7 @@ TOLERANCE = 1e-4
 def run(model, x: np.ndarray) -> dict[str, np.ndarray]:
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
-    return dict(zip(names, session.run(None, {"image": x})))
+    return dict(zip(names, session.run(None, {"image": x}), strict=False))
 
 
 def random_state(shapes: dict[str, tuple[int, ...]], seed: int) -> dict[str, np.ndarray]:
@@ -39,19 +39,42 @@ def conv_prelu(x: torch.Tensor, s: dict[str, torch.Tensor], conv: str, prelu: st
 
 
 PNET_SHAPES = {
-    "conv1.weight": (10, 3, 3, 3), "conv1.bias": (10,), "prelu1.weight": (10,),
-    "conv2.weight": (16, 10, 3, 3), "conv2.bias": (16,), "prelu2.weight": (16,),
-    "conv3.weight": (32, 16, 3, 3), "conv3.bias": (32,), "prelu3.weight": (32,),
-    "conv4_1.weight": (2, 32, 1, 1), "conv4_1.bias": (2,), "conv4_2.weight": (4, 32, 1, 1), "conv4_2.bias": (4,),
+    "conv1.weight": (10, 3, 3, 3),
+    "conv1.bias": (10,),
+    "prelu1.weight": (10,),
+    "conv2.weight": (16, 10, 3, 3),
+    "conv2.bias": (16,),
+    "prelu2.weight": (16,),
+    "conv3.weight": (32, 16, 3, 3),
+    "conv3.bias": (32,),
+    "prelu3.weight": (32,),
+    "conv4_1.weight": (2, 32, 1, 1),
+    "conv4_1.bias": (2,),
+    "conv4_2.weight": (4, 32, 1, 1),
+    "conv4_2.bias": (4,),
 }
 ONET_SHAPES = {
-    "conv1.weight": (32, 3, 3, 3), "conv1.bias": (32,), "prelu1.weight": (32,),
-    "conv2.weight": (64, 32, 3, 3), "conv2.bias": (64,), "prelu2.weight": (64,),
-    "conv3.weight": (64, 64, 3, 3), "conv3.bias": (64,), "prelu3.weight": (64,),
-    "conv4.weight": (128, 64, 2, 2), "conv4.bias": (128,), "prelu4.weight": (128,),
-    "dense5.weight": (256, 1152), "dense5.bias": (256,), "prelu5.weight": (256,),
-    "dense6_1.weight": (2, 256), "dense6_1.bias": (2,), "dense6_2.weight": (4, 256), "dense6_2.bias": (4,),
-    "dense6_3.weight": (10, 256), "dense6_3.bias": (10,),
+    "conv1.weight": (32, 3, 3, 3),
+    "conv1.bias": (32,),
+    "prelu1.weight": (32,),
+    "conv2.weight": (64, 32, 3, 3),
+    "conv2.bias": (64,),
+    "prelu2.weight": (64,),
+    "conv3.weight": (64, 64, 3, 3),
+    "conv3.bias": (64,),
+    "prelu3.weight": (64,),
+    "conv4.weight": (128, 64, 2, 2),
+    "conv4.bias": (128,),
+    "prelu4.weight": (128,),
+    "dense5.weight": (256, 1152),
+    "dense5.bias": (256,),
+    "prelu5.weight": (256,),
+    "dense6_1.weight": (2, 256),
+    "dense6_1.bias": (2,),
+    "dense6_2.weight": (4, 256),
+    "dense6_2.bias": (4,),
+    "dense6_3.weight": (10, 256),
+    "dense6_3.bias": (10,),
 }
 
 
@@ -90,8 +113,15 @@ def test_onet_graph_keeps_facenets_permuted_flatten_order() -> None:
 
 @pytest.mark.parametrize(
     "size,kernel,stride,pads",
-    [(60, 3, 2, (0, 1)), (30, 3, 2, (0, 1)), (15, 3, 2, (1, 1)), (8, 3, 2, (0, 1)), (64, 1, 2, (0, 0)),
-     (15, 1, 2, (0, 0)), (30, 3, 1, (1, 1))],
+    [
+        (60, 3, 2, (0, 1)),
+        (30, 3, 2, (0, 1)),
+        (15, 3, 2, (1, 1)),
+        (8, 3, 2, (0, 1)),
+        (64, 1, 2, (0, 0)),
+        (15, 1, 2, (0, 0)),
+        (30, 3, 1, (1, 1)),
+    ],
 )
 def test_keras_same_padding_puts_the_odd_pixel_bottom_right(size: int, kernel: int, stride: int, pads) -> None:
     assert onnx_graphs._keras_same_pads(size, kernel, stride) == pads
@@ -106,13 +136,25 @@ def tf_same(x: torch.Tensor, kernel: int, stride: int, value: float) -> torch.Te
 
 
 def layer(kind: str, name: str, inputs: list[str], **config) -> dict:
-    return {"class_name": kind, "name": name, "config": {"name": name, **config},
-            "inbound_nodes": [[[i, 0, 0, {}] for i in inputs]] if inputs else []}
+    return {
+        "class_name": kind,
+        "name": name,
+        "config": {"name": name, **config},
+        "inbound_nodes": [[[i, 0, 0, {}] for i in inputs]] if inputs else [],
+    }
 
 
 def conv_config(filters: int, kernel: int, stride: int, padding: str, use_bias: bool = False) -> dict:
-    return {"filters": filters, "kernel_size": [kernel, kernel], "strides": [stride, stride], "padding": padding,
-            "use_bias": use_bias, "activation": "linear", "data_format": "channels_last", "dilation_rate": [1, 1]}
+    return {
+        "filters": filters,
+        "kernel_size": [kernel, kernel],
+        "strides": [stride, stride],
+        "padding": padding,
+        "use_bias": use_bias,
+        "activation": "linear",
+        "data_format": "channels_last",
+        "dilation_rate": [1, 1],
+    }
 
 
 def bn_config() -> dict:
@@ -121,35 +163,54 @@ def bn_config() -> dict:
 
 def test_emotion_builder_folds_batchnorm_and_pads_like_tensorflow() -> None:
     """A one-block mini-Xception (residual branch, separable conv, 'same' max-pool on an even size)."""
-    config = {"config": {
-        "layers": [
-            layer("InputLayer", "input", [], batch_input_shape=[None, 64, 64, 1]),
-            layer("Conv2D", "c1", ["input"], **conv_config(4, 3, 1, "valid")),
-            layer("BatchNormalization", "bn1", ["c1"], **bn_config()),
-            layer("Activation", "relu1", ["bn1"], activation="relu"),
-            layer("SeparableConv2D", "sep", ["relu1"], depth_multiplier=1, **conv_config(6, 3, 1, "same")),
-            layer("BatchNormalization", "bn2", ["sep"], **bn_config()),
-            layer("MaxPooling2D", "pool", ["bn2"], pool_size=[3, 3], strides=[2, 2], padding="same",
-                  data_format="channels_last"),
-            layer("Conv2D", "res", ["relu1"], **conv_config(6, 1, 2, "same")),
-            layer("BatchNormalization", "bn3", ["res"], **bn_config()),
-            layer("Add", "add", ["pool", "bn3"]),
-            layer("Conv2D", "head", ["add"], **conv_config(7, 3, 1, "same", use_bias=True)),
-            layer("GlobalAveragePooling2D", "gap", ["head"], data_format="channels_last"),
-            layer("Activation", "predictions", ["gap"], activation="softmax"),
-        ],
-        "output_layers": [["predictions", 0, 0]],
-    }}
+    config = {
+        "config": {
+            "layers": [
+                layer("InputLayer", "input", [], batch_input_shape=[None, 64, 64, 1]),
+                layer("Conv2D", "c1", ["input"], **conv_config(4, 3, 1, "valid")),
+                layer("BatchNormalization", "bn1", ["c1"], **bn_config()),
+                layer("Activation", "relu1", ["bn1"], activation="relu"),
+                layer("SeparableConv2D", "sep", ["relu1"], depth_multiplier=1, **conv_config(6, 3, 1, "same")),
+                layer("BatchNormalization", "bn2", ["sep"], **bn_config()),
+                layer(
+                    "MaxPooling2D",
+                    "pool",
+                    ["bn2"],
+                    pool_size=[3, 3],
+                    strides=[2, 2],
+                    padding="same",
+                    data_format="channels_last",
+                ),
+                layer("Conv2D", "res", ["relu1"], **conv_config(6, 1, 2, "same")),
+                layer("BatchNormalization", "bn3", ["res"], **bn_config()),
+                layer("Add", "add", ["pool", "bn3"]),
+                layer("Conv2D", "head", ["add"], **conv_config(7, 3, 1, "same", use_bias=True)),
+                layer("GlobalAveragePooling2D", "gap", ["head"], data_format="channels_last"),
+                layer("Activation", "predictions", ["gap"], activation="softmax"),
+            ],
+            "output_layers": [["predictions", 0, 0]],
+        }
+    }
     rng = np.random.default_rng(5)
 
     def bn(channels: int) -> dict[str, np.ndarray]:
-        return {"gamma": rng.uniform(0.5, 1.5, channels), "beta": rng.normal(0, 0.3, channels),
-                "moving_mean": rng.normal(0, 0.3, channels), "moving_variance": rng.uniform(0.2, 2.0, channels)}
+        return {
+            "gamma": rng.uniform(0.5, 1.5, channels),
+            "beta": rng.normal(0, 0.3, channels),
+            "moving_mean": rng.normal(0, 0.3, channels),
+            "moving_variance": rng.uniform(0.2, 2.0, channels),
+        }
 
     weights = {
-        "c1": {"kernel": rng.normal(0, 0.5, (3, 3, 1, 4))}, "bn1": bn(4),
-        "sep": {"depthwise_kernel": rng.normal(0, 0.5, (3, 3, 4, 1)), "pointwise_kernel": rng.normal(0, 0.5, (1, 1, 4, 6))},
-        "bn2": bn(6), "res": {"kernel": rng.normal(0, 0.5, (1, 1, 4, 6))}, "bn3": bn(6),
+        "c1": {"kernel": rng.normal(0, 0.5, (3, 3, 1, 4))},
+        "bn1": bn(4),
+        "sep": {
+            "depthwise_kernel": rng.normal(0, 0.5, (3, 3, 4, 1)),
+            "pointwise_kernel": rng.normal(0, 0.5, (1, 1, 4, 6)),
+        },
+        "bn2": bn(6),
+        "res": {"kernel": rng.normal(0, 0.5, (1, 1, 4, 6))},
+        "bn3": bn(6),
         "head": {"kernel": rng.normal(0, 0.5, (3, 3, 6, 7)), "bias": rng.normal(0, 0.3, 7)},
     }
     weights = {k: {n: v.astype(np.float32) for n, v in w.items()} for k, w in weights.items()}

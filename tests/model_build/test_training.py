@@ -12,15 +12,20 @@ import numpy as np
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from meaa.labels import EMOTIONS, MOODS
 from meaa.onnx_model import OnnxModel
 from model_build import datapack, evaluate, export, metrics, train
 from model_build.mini_xception import ArchConfig, MiniXception
 
+ROOT = Path(__file__).resolve().parents[2]
+
 # One emotion per mood, each drawn as a pattern that survives flips, small rotations and blur.
-PATTERN_EMOTIONS = (EMOTIONS.index("happy"), EMOTIONS.index("angry"), EMOTIONS.index("neutral"), EMOTIONS.index("surprise"))
+PATTERN_EMOTIONS = (
+    EMOTIONS.index("happy"),
+    EMOTIONS.index("angry"),
+    EMOTIONS.index("neutral"),
+    EMOTIONS.index("surprise"),
+)
 
 
 def _pattern_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +55,29 @@ def tiny_data(tmp_path_factory) -> tuple[Path, Path]:
 
 def _train_args(train_npz: Path, val_npz: Path, tmp: Path, epochs: int, target: str = "moods4") -> list[str]:
     return [
-        "--train", str(train_npz), "--val", str(val_npz), "--name", f"tiny_{target}", "--target", target,
-        "--width", "0.5", "--epochs", str(epochs), "--batch-size", "32", "--lr", "3e-3", "--device", "cpu",
-        "--checkpoint-dir", str(tmp / "ck"), "--log-dir", str(tmp / "runs"), "--no-progress",
+        "--train",
+        str(train_npz),
+        "--val",
+        str(val_npz),
+        "--name",
+        f"tiny_{target}",
+        "--target",
+        target,
+        "--width",
+        "0.5",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--lr",
+        "3e-3",
+        "--device",
+        "cpu",
+        "--checkpoint-dir",
+        str(tmp / "ck"),
+        "--log-dir",
+        str(tmp / "runs"),
+        "--no-progress",
     ]
 
 
@@ -178,7 +203,9 @@ def test_ensemble_graph_matches_torch(tmp_path, tiny_data):
         torch.save({"arch": model.config.to_dict(), "model": model.state_dict(), "target": "emotions7"}, path)
         paths.append(str(path))
     out = tmp_path / "ens.onnx"
-    result = ensemble.main(["--base", paths[0], "--member", paths[1], "--member-tta-flip", "--val", str(val_npz), "--out", str(out)])
+    result = ensemble.main(
+        ["--base", paths[0], "--member", paths[1], "--member-tta-flip", "--val", str(val_npz), "--out", str(out)]
+    )
     assert result["onnx_torch_max_abs_diff"] < 1e-4
     assert result["input_size"] == 64 and result["classes"] == list(EMOTIONS)
     probabilities = OnnxModel(out)(np.zeros((3, 1, 64, 64), np.float32))["probabilities"]

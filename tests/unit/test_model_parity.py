@@ -50,7 +50,7 @@ def session(name: str) -> ort.InferenceSession:
 def run(name: str, x: np.ndarray) -> dict[str, np.ndarray]:
     sess = session(name)
     outputs = [o.name for o in sess.get_outputs()]
-    return dict(zip(outputs, sess.run(None, {sess.get_inputs()[0].name: x})))
+    return dict(zip(outputs, sess.run(None, {sess.get_inputs()[0].name: x}), strict=False))
 
 
 def assert_close(ours: dict[str, np.ndarray], reference: dict[str, np.ndarray], prefix: str, names: list[str]) -> None:
