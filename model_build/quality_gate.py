@@ -1,32 +1,42 @@
 """Fit the face quality gate's thresholds on degraded photos and measure what it buys.
 
     model_build/.venv/bin/python -m model_build.quality_gate --jaffe ../shared/data/jaffe_dev.npz \
-        --fer-val ../shared/data/fer2013_val.npz --mood-model emotion --json model_build/runs/quality_gate.json
+        --fer-val ../shared/data/fer2013_val.npz --mood-model mini_xception_w2_kd --sensitivity \
+        --json model_build/runs/quality_gate.json
 
-jaffe_dev's photos go through the whole pipeline (``meaa.MoodEstimator``: detect -> quality -> crop ->
-classify), clean and degraded: blur, noise, darkness, overexposure, low contrast (haze), a small face, a
-pixelated face (shrunk and enlarged back), JPEG artefacts, in-plane rotation, proxies for a turned head
-(a perspective warp of the photo about its vertical or horizontal axis, a horizontal squeeze: a flat
-photo has no depth, so these are not real yaw or pitch) and cuts of the frame through the face. Each
-largest face is measured by ``meaa.quality`` and its mood is right or wrong.
+Two domains of evidence, each degraded the same ways where it can be:
 
-The thresholds (the ``meaa.config.QualitySettings`` fields that ``meaa.quality.QUALITY_RULES`` names)
-are fitted by coordinate ascent. A condition (one degradation at one level) is harmful when it costs the
-model at least ``--skill-loss`` (default half) of its skill, its clean accuracy's excess over always
-answering the commonest mood: its accuracy is below tau = clean - skill_loss * (clean - majority). Each
-face's target is its condition's accuracy among the training subjects (the metrics describe conditions,
-not how hard an expression is to read, so fitting single faces' right or wrong would chase photo
-difficulty), and the fit maximises the sum over accepted faces of (target - tau), ties going to the
-most permissive threshold, while at least ``--min-clean-retention`` of the clean training faces stay
-reliable, and as many of fer2013_val's even-numbered clean crops: JAFFE's 5 posed subjects in studio
-light are a narrow idea of "clean", FER2013's web faces a wide one. Accuracy is averaged over
-``--fit-model`` (default: ``--mood-model``, whose tables these are). jaffe_dev's figures are
-leave-one-subject-out (subject = the file name's prefix): each subject's faces are judged by thresholds
-fitted without them. The thresholds to ship are fitted the same way on all subjects.
+* jaffe_dev's 256 px portraits go through the whole pipeline (``meaa.MoodEstimator``: detect -> quality ->
+  crop -> classify), clean and degraded: blur, noise, darkness, overexposure, low contrast (haze), a small
+  face, a pixelated face (shrunk and enlarged back), JPEG artefacts, in-plane rotation, proxies for a turned
+  head (a perspective warp of the photo about its vertical or horizontal axis, a horizontal squeeze: a flat
+  photo has no depth, so these are not real yaw or pitch) and cuts of the frame through the face. Each
+  largest face is measured by ``meaa.quality`` and its mood is right or wrong. A mood model that trained on
+  jaffe_dev (the manifest names its ``jaffe_fold_models``) scores each subject's photos with its fold model,
+  trained without that subject: on photos it learnt from, degradations cost it next to nothing.
+* fer2013_val's 48x48 web crops are classified directly (no detector), blurred, noised, darkened... at their
+  scale, so only the patch metrics apply (sharpness, brightness, contrast, clipped share); face size,
+  out-of-frame share, pose and detection score do not. The even-numbered crops are evidence for the fit; the
+  odd-numbered ones, clean and degraded, only test the shipped thresholds.
 
-fer2013_val's 48x48 crops are classified directly (no detector), so only the patch metrics apply there
-(sharpness, brightness, contrast, clipped share); face size, out-of-frame share, pose and detection score
-do not. Its odd-numbered crops, clean and degraded, test the shipped thresholds (never used to fit).
+A condition (one degradation at one level in one domain) is harmful when it costs the model at least
+``--skill-loss`` (default half) of its skill there, its clean accuracy's excess over always answering the
+commonest mood: its accuracy is below the domain's tau = clean - skill_loss * (clean - majority). Each face's
+target is its condition's accuracy in its domain (the metrics describe conditions, not how hard an
+expression is to read, so fitting single faces' right or wrong would chase photo difficulty). The
+thresholds (the ``meaa.config.QualitySettings`` fields that ``meaa.quality.QUALITY_RULES`` names) are fitted
+by coordinate ascent to maximise sum over domains of weight x mean over the domain's faces of
+[reliable] (target - tau), ties going to the most permissive threshold, while at least
+``--min-clean-retention`` of each domain's clean fitting faces stay reliable. The weights are
+``1 - --fer-weight`` for jaffe_dev and ``--fer-weight`` for FER2013 (default 0.5 each): FER2013 has 17-21 times
+the faces per condition, and by row count it would decide every patch threshold alone, while neither a
+studio portrait nor a 48 px web crop is closer to a phone selfie than the other. ``--sensitivity`` refits at
+other weights and reports what changes. Accuracy is averaged over ``--fit-model`` (default:
+``--mood-model``, whose tables these are).
+
+jaffe_dev's figures are leave-one-subject-out (subject = the file name's prefix): each subject's faces are
+judged by thresholds fitted without them (the FER2013 fitting crops are the same in every fold). The
+thresholds to ship are fitted the same way on all subjects.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from meaa.config import QualitySettings, Settings
 from meaa.labels import MOODS, emotion_labels_to_moods
 from meaa.pipeline import MoodEstimator
 from meaa.quality import QUALITY_CROP_SIZE, QUALITY_RULES, QualityRule, patch_statistics
-from model_build.evaluate import _models_dir_with, resolve_model
+from model_build.evaluate import MODELS_DIR, _models_dir_with, resolve_model
 
 METRICS = (
     "sharpness", "brightness", "contrast", "clipped_fraction", "face_px", "outside_fraction", "yaw", "pitch", "roll",
@@ -57,6 +67,7 @@ METRICS = (
 PATCH_METRICS = ("sharpness", "brightness", "contrast", "clipped_fraction")  # what a crop without a detector has
 OFF = {"min": 0.0, "max": 1.0, "max_abs": 180.0}  # each bound's setting that never fails (an unused rule)
 CANDIDATES_PER_RULE = 120
+REPO_ROOT = Path(__file__).resolve().parents[1]
 Z95 = 1.959963984540054
 
 
@@ -94,6 +105,7 @@ def _gain(gain: float) -> Degrade:
 
 def _flatten(keep: float) -> Degrade:
     """Haze: contrast around the photo's mean scaled by ``keep``."""
+
     def apply(gray: np.ndarray, box: FaceBox, index: int) -> np.ndarray:
         mean = float(gray.mean())
         return np.clip(np.rint(mean + (gray - mean) * keep), 0, 255).astype(np.uint8)
@@ -107,6 +119,7 @@ def _face_side(box: FaceBox) -> float:
 
 def _shrink(face_px: float, back: bool) -> Degrade:
     """The photo scaled so the face's short side is ``face_px``; ``back``: enlarged again (pixelated)."""
+
     def apply(gray: np.ndarray, box: FaceBox, index: int) -> np.ndarray:
         factor = face_px / _face_side(box)
         height, width = gray.shape
@@ -132,6 +145,7 @@ def _center(box: FaceBox) -> tuple[float, float]:
 
 def _rotate(degrees: float) -> Degrade:
     """In-plane rotation about the face's centre, alternately clockwise and counter-clockwise."""
+
     def apply(gray: np.ndarray, box: FaceBox, index: int) -> np.ndarray:
         angle = degrees if index % 2 else -degrees
         matrix = cv2.getRotationMatrix2D(_center(box), angle, 1.0)
@@ -173,6 +187,7 @@ def _tilt(degrees: float, axis: str) -> Degrade:
 
 def _squeeze(keep: float) -> Degrade:
     """The photo narrowed to ``keep`` of its width about the face's centre (a face turned, without depth)."""
+
     def apply(gray: np.ndarray, box: FaceBox, index: int) -> np.ndarray:
         cx, _ = _center(box)
         matrix = np.array([[keep, 0.0, cx * (1.0 - keep)], [0.0, 1.0, 0.0]], np.float32)
@@ -184,6 +199,7 @@ def _squeeze(keep: float) -> Degrade:
 def _edge_cut(fraction: float) -> Degrade:
     """The frame ends inside the face: ``fraction`` of the face box is cut off, from the left, top, right or
     bottom in turn (by photo index)."""
+
     def apply(gray: np.ndarray, box: FaceBox, index: int) -> np.ndarray:
         x1, y1, x2, y2 = box
         side = index % 4
@@ -269,13 +285,42 @@ def _estimator(name: str, work: Path) -> MoodEstimator:
     return MoodEstimator(settings)
 
 
+# Which model scores each JAFFE subject's photos, per model name: subject -> manifest key or .onnx path.
+SubjectModels = dict[str, str]
+
+
+def jaffe_models_of(name: str, fold_dir: str | None, subjects: list[str]) -> SubjectModels:
+    """The model that scores each subject's photos: ``fold_dir/fold_SUBJECT.onnx`` (trained without that subject)
+    when ``fold_dir`` is given, else ``name`` itself for everyone.
+
+    A model that trained on jaffe_dev's photos (the default ``mini_xception_w2_kd`` did, all five subjects) has
+    seen them: on its own training photos blur, shrinking or haze cost it little because it remembers the
+    faces, so its in-sample accuracy under degradation would tell the fit that nothing is harmful.
+    """
+    if not fold_dir:
+        return dict.fromkeys(subjects, name)
+    return {subject: str(Path(fold_dir) / f"fold_{subject}.onnx") for subject in subjects}
+
+
+def manifest_fold_dir(name: str) -> str | None:
+    """The manifest's ``jaffe_fold_models`` folder of mood model ``name`` (relative to the repository root), if any."""
+    entry = json.loads((MODELS_DIR / "manifest.json").read_text())["models"].get(name, {})
+    folder = entry.get("jaffe_fold_models")
+    return str(REPO_ROOT / folder) if folder else None
+
+
 def measure_jaffe(
-    images: np.ndarray, labels: np.ndarray, subjects: np.ndarray, models: list[str], degradations: list[Degradation]
-) -> Measured:
-    """Every photo under every degradation through ``MoodEstimator.analyze`` for each model."""
+    images: np.ndarray, labels: np.ndarray, subjects: np.ndarray, models: dict[str, SubjectModels],
+    degradations: list[Degradation],
+) -> Measured:  # fmt: skip
+    """Every photo under every degradation through ``MoodEstimator.analyze``, for each model name scored by the
+    model ``models[name]`` assigns to the photo's subject. The quality metrics are the first name's (the detector
+    and the metrics do not depend on the mood model)."""
+    names = list(models)
     with tempfile.TemporaryDirectory() as work:
-        estimators = {name: _estimator(name, Path(work) / str(number)) for number, name in enumerate(models)}
-        first = estimators[models[0]]
+        files = list(dict.fromkeys(file for assigned in models.values() for file in assigned.values()))
+        estimators = {file: _estimator(file, Path(work) / str(number)) for number, file in enumerate(files)}
+        first = estimators[files[0]]
         boxes = []
         for gray in images:
             faces = first.analyze(gray).faces
@@ -285,31 +330,39 @@ def measure_jaffe(
             boxes.append((float(x), float(y), float(x + w), float(y + h)))
         columns: dict[str, list] = {k: [] for k in ("photo", "subject", "family", "level", "label", "found")}
         metrics: dict[str, list[float]] = {k: [] for k in METRICS}
-        predicted: dict[str, list[int]] = {m: [] for m in models}
+        predicted: dict[str, list[int]] = {m: [] for m in names}
         for degradation in degradations:
             for index, gray in enumerate(images):
                 spoiled = degradation.apply(gray, boxes[index], index)
-                for key, value in (("photo", index), ("subject", subjects[index]), ("family", degradation.family),
-                                   ("level", degradation.level), ("label", labels[index])):
+                for key, value in (
+                    ("photo", index),
+                    ("subject", subjects[index]),
+                    ("family", degradation.family),
+                    ("level", degradation.level),
+                    ("label", labels[index]),
+                ):
                     columns[key].append(value)
-                for name, estimator in estimators.items():
-                    faces = estimator.analyze(spoiled).faces
+                for name in names:
+                    faces = estimators[models[name][str(subjects[index])]].analyze(spoiled).faces
                     main = max(faces, key=lambda face: face.area) if faces else None
                     predicted[name].append(MOODS.index(main.mood) if main else -1)
-                    if name == models[0]:
+                    if name == names[0]:
                         columns["found"].append(main is not None)
                         values = main.quality.metrics() if main else {}
                         for key in METRICS:
                             metrics[key].append(values.get(key, math.nan))
     return Measured(
         *(np.array(columns[k]) for k in ("photo", "subject", "family", "level", "label", "found")),
-        {k: np.array(v, np.float64) for k, v in metrics.items()}, {k: np.array(v) for k, v in predicted.items()},
+        {k: np.array(v, np.float64) for k, v in metrics.items()},
+        {k: np.array(v) for k, v in predicted.items()},
     )
 
 
-def measure_fer(images: np.ndarray, labels: np.ndarray, model: str, degradations: list[Degradation]) -> Measured:
-    """FER2013 crops, degraded, classified directly; only the patch metrics are measured."""
-    classifier = resolve_model(model).classifier(threads=1)
+def measure_fer(
+    images: np.ndarray, labels: np.ndarray, models: list[str], degradations: list[Degradation]
+) -> Measured:  # fmt: skip
+    """FER2013 crops, degraded, classified directly by each model; only the patch metrics are measured."""
+    classifiers = {model: resolve_model(model).classifier(threads=1) for model in models}
     parts = []
     whole: FaceBox = (0.0, 0.0, float(images.shape[2]), float(images.shape[1]))
     count = len(images)
@@ -324,13 +377,13 @@ def measure_fer(images: np.ndarray, labels: np.ndarray, model: str, degradations
         parts.append(Measured(
             np.arange(count), np.full(count, "fer", dtype=object), np.full(count, degradation.family, dtype=object),
             np.full(count, degradation.level, dtype=object), labels, np.ones(count, bool), metrics,
-            {model: classifier.predict(spoiled).moods.argmax(axis=1)},
+            {model: classifier.predict(spoiled).moods.argmax(axis=1) for model, classifier in classifiers.items()},
         ))  # fmt: skip
     return Measured(
         *(np.concatenate([getattr(p, k) for p in parts]) for k in ("photo", "subject", "family", "level", "label")),
         np.concatenate([p.found for p in parts]),
         {k: np.concatenate([p.metrics[k] for p in parts]) for k in METRICS},
-        {model: np.concatenate([p.predicted[model] for p in parts])},
+        {model: np.concatenate([p.predicted[model] for p in parts]) for model in models},
     )
 
 
@@ -367,7 +420,6 @@ def fails(rule: QualityRule, metrics: dict[str, np.ndarray], threshold: float) -
 @dataclass(frozen=True)
 class FitResult:
     thresholds: dict[str, float]
-    tau: float
     retention: list[float]  # of each kept-reliable set, in the order given
     sweeps: int
 
@@ -377,16 +429,20 @@ def fit_thresholds(
     target: np.ndarray,
     keep: list[tuple[np.ndarray, float]],
     *,
-    tau: float,
+    tau: float | np.ndarray,
+    weight: np.ndarray | None = None,
     rules: tuple[QualityRule, ...] = QUALITY_RULES,
     max_sweeps: int = 20,
 ) -> FitResult:
     """Coordinate ascent over the rules' thresholds; rows are faces, ``target`` in [0, 1] (nan: no say).
 
-    Maximises the sum over accepted rows of (target - tau) while, for each ``(rows, share)`` of ``keep``,
-    at least ``share`` of those rows stay accepted; ties go to the most permissive threshold.
+    Maximises the sum over accepted rows of ``weight`` x (target - tau) (``tau`` and ``weight`` per row or one
+    for all; weight 1 when not given) while, for each ``(rows, share)`` of ``keep``, at least ``share`` of those
+    rows stay accepted; ties go to the most permissive threshold.
     """
     gain = np.nan_to_num(target - tau, nan=0.0)
+    if weight is not None:
+        gain = gain * weight
     candidates = [candidate_thresholds(rule, rule_values(rule, metrics)) for rule in rules]
     rejected = [
         np.stack([fails(rule, metrics, c) for c in options]) for rule, options in zip(rules, candidates, strict=True)
@@ -413,7 +469,7 @@ def fit_thresholds(
     accepted = ~np.any([rejected[r][chosen[r]] for r in range(len(rules))], axis=0)
     return FitResult(
         thresholds={rule.setting: float(candidates[r][chosen[r]]) for r, rule in enumerate(rules)},
-        tau=tau, retention=[float(accepted[rows].mean()) if rows.any() else 1.0 for rows, _ in keep], sweeps=sweeps,
+        retention=[float(accepted[rows].mean()) if rows.any() else 1.0 for rows, _ in keep], sweeps=sweeps,
     )  # fmt: skip
 
 
@@ -437,25 +493,51 @@ def harm_threshold(data: Measured, rows: np.ndarray, models: list[str], skill_lo
     return accuracy - skill_loss * (accuracy - majority)
 
 
-def fit_on(
-    data: Measured, rows: np.ndarray, models: list[str], skill_loss: float, retention: float,
-    natural_clean: dict[str, np.ndarray] | None = None,
-) -> FitResult:  # fmt: skip
-    """The gate fitted on ``rows`` of ``data``: tau from their clean photos, targets from their conditions,
-    keeping ``retention`` of their clean faces, and of ``natural_clean`` faces' metrics if given."""
+@dataclass(frozen=True)
+class HarmEvidence:
+    """One domain's faces for the fit: their metrics, each face's target (its condition's accuracy in this
+    domain), the domain's own tau, which faces are clean, and the domain's share of the objective."""
+
+    domain: str
+    metrics: dict[str, np.ndarray]
+    target: np.ndarray
+    tau: float
+    clean: np.ndarray
+    weight: float
+
+
+def harm_evidence(
+    domain: str, data: Measured, rows: np.ndarray, models: list[str], skill_loss: float, weight: float
+) -> HarmEvidence:  # fmt: skip
+    """``rows`` of ``data`` (detected faces only) as evidence: tau from their clean faces, targets from their
+    conditions."""
     rows = rows & data.found
-    clean = data.family == "clean"
-    tau = harm_threshold(data, rows, models, skill_loss)
-    target = condition_accuracy(data, rows, models)[rows]
-    metrics = {k: v[rows] for k, v in data.metrics.items()}
-    keep = [(clean[rows], retention)]
-    if natural_clean is not None:
-        count = len(next(iter(natural_clean.values())))
-        metrics = {k: np.concatenate([v, natural_clean[k]]) for k, v in metrics.items()}
-        target = np.concatenate([target, np.full(count, math.nan)])
-        keep = [(np.concatenate([mask, np.zeros(count, bool)]), share) for mask, share in keep]
-        keep.append((np.concatenate([np.zeros(int(rows.sum()), bool), np.ones(count, bool)]), retention))
-    return fit_thresholds(metrics, target, keep, tau=tau)
+    return HarmEvidence(
+        domain=domain, metrics={k: v[rows] for k, v in data.metrics.items()},
+        target=condition_accuracy(data, rows, models)[rows], tau=harm_threshold(data, rows, models, skill_loss),
+        clean=(data.family == "clean")[rows], weight=weight,
+    )  # fmt: skip
+
+
+def fit_pooled(evidence: list[HarmEvidence], retention: float) -> FitResult:
+    """The thresholds that maximise the weighted sum of every domain's mean gain over its faces,
+    sum_d weight_d x mean_{faces of d} [accepted] (target - tau_d), keeping ``retention`` of each domain's
+    clean faces reliable. A face's gain is divided by its domain's face count, so a domain's say is its
+    weight, not its size; a metric a domain does not measure (nan) never rejects its faces, so the
+    detector's metrics (face size, edge, pose, score) are fitted on the pipeline's evidence alone."""
+    sizes = [len(e.target) for e in evidence]
+    metrics = {k: np.concatenate([e.metrics[k] for e in evidence]) for k in METRICS}
+    keep = []
+    for index, e in enumerate(evidence):
+        mask = np.zeros(sum(sizes), bool)
+        start = sum(sizes[:index])
+        mask[start : start + sizes[index]] = e.clean
+        keep.append((mask, retention))
+    return fit_thresholds(
+        metrics, np.concatenate([e.target for e in evidence]), keep,
+        tau=np.concatenate([np.full(n, e.tau) for e, n in zip(evidence, sizes, strict=True)]),
+        weight=np.concatenate([np.full(n, e.weight / max(n, 1)) for e, n in zip(evidence, sizes, strict=True)]),
+    )  # fmt: skip
 
 
 def judge(metrics: dict[str, np.ndarray], thresholds: dict[str, float]) -> tuple[np.ndarray, list[list[str]]]:
@@ -675,22 +757,130 @@ def subjects_of(names: np.ndarray) -> np.ndarray:
     return np.array([str(name).split(".")[0] for name in names])
 
 
+@dataclass
+class GateRun:
+    """One fit of the gate: the thresholds fitted on all subjects, and each jaffe_dev face judged by the
+    thresholds fitted without its subject."""
+
+    final: FitResult
+    final_taus: dict[str, float]
+    reliable: np.ndarray
+    reasons: list[list[str]]
+    folds: list[dict]
+
+
+def run_gate(
+    data: Measured, fer_fit: Measured | None, models: list[str], skill_loss: float, retention: float, fer_weight: float
+) -> GateRun:  # fmt: skip
+    """Leave-one-subject-out on jaffe_dev, pooled with ``fer_fit`` (the same FER2013 crops in every fold)."""
+    fer_evidence = None
+    if fer_fit is not None:
+        every = np.ones(len(fer_fit.found), bool)
+        fer_evidence = harm_evidence("fer2013_val_even", fer_fit, every, models, skill_loss, fer_weight)
+
+    def fit(rows: np.ndarray) -> tuple[FitResult, list[HarmEvidence]]:
+        jaffe_weight = 1.0 - fer_weight if fer_evidence is not None else 1.0
+        evidence = [harm_evidence("jaffe_dev", data, rows, models, skill_loss, jaffe_weight)]
+        evidence += [fer_evidence] if fer_evidence is not None else []
+        return fit_pooled(evidence, retention), evidence
+
+    def described(result: FitResult, evidence: list[HarmEvidence]) -> dict:
+        return {
+            "tau": {e.domain: round(e.tau, 4) for e in evidence}, "thresholds": result.thresholds,
+            "clean_retention": {e.domain: round(r, 4) for e, r in zip(evidence, result.retention, strict=True)},
+        }  # fmt: skip
+
+    reliable = np.zeros(len(data.found), bool)
+    reasons: list[list[str]] = [[] for _ in data.found]
+    folds = []
+    for subject in sorted(set(data.subject.tolist())):
+        held = data.subject == subject
+        fold, evidence = fit(~held)
+        reliable[held], held_reasons = judge({k: v[held] for k, v in data.metrics.items()}, fold.thresholds)
+        for row, why in zip(np.flatnonzero(held), held_reasons, strict=True):
+            reasons[row] = why
+        folds.append({"held_out": subject, **described(fold, evidence)})
+    final, evidence = fit(np.ones(len(data.found), bool))
+    return GateRun(final, {e.domain: round(e.tau, 4) for e in evidence}, reliable, reasons, folds)
+
+
+def clean_retention(data: Measured, reliable: np.ndarray) -> dict:
+    """Criterion (b): the share of clean faces that stay reliable, with its Wilson interval."""
+    clean = (data.family == "clean") & data.found
+    kept, count = int((clean & reliable).sum()), int(clean.sum())
+    return {"reliable": kept, "faces": count, "share": round(kept / count, 4), "ci95": wilson(kept, count)}
+
+
+def weight_sensitivity(
+    data: Measured, fer_fit: Measured, fer_test: Measured, args: argparse.Namespace, fit_models: list[str]
+) -> list[dict]:  # fmt: skip
+    """The whole fit again at other FER2013 weights: how much the thresholds and both criteria depend on it."""
+    rows = []
+    for weight in (0.0, 0.25, 0.5, 0.75, 1.0):
+        run = run_gate(data, fer_fit, fit_models, args.skill_loss, args.min_clean_retention, weight)
+        fer_reliable, _ = judge(fer_test.metrics, run.final.thresholds)
+        rows.append({
+            "fer_weight": weight, "thresholds": run.final.thresholds,
+            "jaffe_out_of_fold_gain": bootstrap_gain(data, run.reliable, args.mood_model),
+            "jaffe_out_of_fold_clean": clean_retention(data, run.reliable),
+            "fer_test_gain": bootstrap_gain(fer_test, fer_reliable, args.mood_model),
+            "fer_test_clean": clean_retention(fer_test, fer_reliable),
+        })  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--jaffe", required=True, help="jaffe_dev.npz (images, labels, names)")
-    parser.add_argument("--fer-val", help="fer2013_val.npz: the gate's patch thresholds on FER2013 crops")
-    parser.add_argument("--mood-model", default="emotion", help="manifest key or .onnx path: the model of the tables")
-    parser.add_argument("--fit-model", action="append", help="models whose accuracy (averaged) fits the thresholds "
-                        "(repeatable; default: --mood-model)")
-    parser.add_argument("--skill-loss", type=float, default=0.5,
-                        help="a condition is harmful when it costs the model this share of its clean accuracy's "
-                        "excess over the commonest mood")
-    parser.add_argument("--min-clean-retention", type=float, default=0.95,
-                        help="share of clean training faces (and of fer2013_val's fitting crops) that stay reliable")
+    parser.add_argument("--fer-val", help="fer2013_val.npz: even-numbered crops join the fit, odd ones test it")
+    parser.add_argument(
+        "--mood-model",
+        default=Settings().mood_model,
+        help="manifest key or .onnx path: the model of the tables (default: the service's)",
+    )
+    parser.add_argument(
+        "--fit-model",
+        action="append",
+        help="models whose accuracy (averaged) fits the thresholds (repeatable; default: --mood-model)",
+    )
+    parser.add_argument(
+        "--jaffe-fold-models",
+        default="auto",
+        help="folder of fold_SUBJECT.onnx that score each JAFFE subject's photos (each trained "
+        "without that subject); 'auto': the manifest's jaffe_fold_models of each model, if it has "
+        "one; 'none': the model itself for every subject",
+    )
+    parser.add_argument(
+        "--fer-weight",
+        type=float,
+        default=0.5,
+        help="the FER2013 crops' share of the fit's objective (jaffe_dev's: 1 - this); 0 uses them "
+        "for the clean-retention constraint only",
+    )
+    parser.add_argument(
+        "--skill-loss",
+        type=float,
+        default=0.5,
+        help="a condition is harmful when it costs the model this share of its clean accuracy's "
+        "excess over the commonest mood",
+    )
+    parser.add_argument(
+        "--min-clean-retention",
+        type=float,
+        default=0.95,
+        help="share of each domain's clean fitting faces that stay reliable",
+    )
+    parser.add_argument(
+        "--sensitivity",
+        action="store_true",
+        help="also refit at FER2013 weights 0, 0.25, 0.5, 0.75, 1 and report both criteria for each",
+    )
     parser.add_argument("--limit", type=int, help="only the first N photos (and 10 N FER2013 crops): a quick run")
     parser.add_argument("--json", help="write the thresholds, folds and tables here")
     arguments = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(arguments)
+    if not 0.0 <= args.fer_weight <= 1.0:
+        parser.error("--fer-weight must be between 0 and 1")
 
     started = time.perf_counter()
     fit_models = list(dict.fromkeys(args.fit_model or [args.mood_model]))
@@ -700,48 +890,50 @@ def main(argv: list[str] | None = None) -> dict:
     if args.limit:
         images, emotions, names = images[: args.limit], emotions[: args.limit], names[: args.limit]
     subjects = subjects_of(names)
-    data = measure_jaffe(images, emotion_labels_to_moods(emotions), subjects, models, jaffe_degradations())
-    fer_data = natural_clean = None
+    subject_list = sorted(set(subjects.tolist()))
+
+    def fold_dir(model: str) -> str | None:
+        if args.jaffe_fold_models == "auto":
+            return manifest_fold_dir(model)
+        return None if args.jaffe_fold_models == "none" else args.jaffe_fold_models
+
+    jaffe_models = {model: jaffe_models_of(model, fold_dir(model), subject_list) for model in models}
+    data = measure_jaffe(images, emotion_labels_to_moods(emotions), subjects, jaffe_models, jaffe_degradations())
+    fer_fit = fer_test = None
     if args.fer_val:
         with np.load(args.fer_val) as fer:
             fer_images, fer_emotions = fer["images"], fer["labels"].astype(np.int64)
         if args.limit:
             fer_images, fer_emotions = fer_images[: args.limit * 10], fer_emotions[: args.limit * 10]
-        fer_data = measure_fer(fer_images, emotion_labels_to_moods(fer_emotions), args.mood_model, fer_degradations())
-        fitting = (fer_data.family == "clean") & (fer_data.photo % 2 == 0)
-        natural_clean = {k: v[fitting] for k, v in fer_data.metrics.items()}
+        fer_data = measure_fer(fer_images, emotion_labels_to_moods(fer_emotions), models, fer_degradations())
+        fer_fit, fer_test = fer_data.take(fer_data.photo % 2 == 0), fer_data.take(fer_data.photo % 2 == 1)
 
-    def fit(rows: np.ndarray) -> FitResult:
-        return fit_on(data, rows, fit_models, args.skill_loss, args.min_clean_retention, natural_clean)
+    run = run_gate(data, fer_fit, fit_models, args.skill_loss, args.min_clean_retention, args.fer_weight)
+    reliable, reasons = run.reliable, run.reasons
+    jaffe_tau = [(data.subject == f["held_out"], f["tau"]["jaffe_dev"]) for f in run.folds]
+    oracle = condition_oracle(data, jaffe_tau, args.mood_model) if fit_models == [args.mood_model] else None
 
-    reliable = np.zeros(len(data.found), bool)
-    reasons: list[list[str]] = [[] for _ in data.found]
-    folds = []
-    for subject in sorted(set(subjects.tolist())):
-        held = data.subject == subject
-        fold = fit(~held)
-        reliable[held], held_reasons = judge({k: v[held] for k, v in data.metrics.items()}, fold.thresholds)
-        for row, why in zip(np.flatnonzero(held), held_reasons, strict=True):
-            reasons[row] = why
-        folds.append({"held_out": subject, "tau": round(fold.tau, 4), "thresholds": fold.thresholds,
-                      "retention_clean_train_and_fer": [round(v, 4) for v in fold.retention]})  # fmt: skip
-    final = fit(np.ones(len(data.found), bool))
-    oracle = condition_oracle(
-        data, [(data.subject == f["held_out"], f["tau"]) for f in folds], args.mood_model
-    ) if fit_models == [args.mood_model] else None  # fmt: skip
+    def relative(path: str) -> str:
+        resolved = Path(path).resolve()
+        return str(resolved.relative_to(REPO_ROOT)) if resolved.is_relative_to(REPO_ROOT) else path
 
     clean = (data.family == "clean") & data.found
     rows = report_rows(data, reliable, reasons, args.mood_model)
     result: dict = {
         "command": "model_build/.venv/bin/python -m model_build.quality_gate " + " ".join(arguments),
         "mood_model": args.mood_model, "fit_models": fit_models, "skill_loss": args.skill_loss,
-        "min_clean_retention": args.min_clean_retention, "tau": round(final.tau, 4), "thresholds": final.thresholds,
-        "final_fit_retention_clean_and_fer": [round(v, 4) for v in final.retention],
+        "min_clean_retention": args.min_clean_retention,
+        "fer_weight": args.fer_weight if fer_fit is not None else None,
+        "tau": run.final_taus, "thresholds": run.final.thresholds,
+        "final_fit_clean_retention": dict(zip(run.final_taus, [round(v, 4) for v in run.final.retention], strict=True)),
         "jaffe_dev": {
-            "photos": len(images), "subjects": sorted(set(subjects.tolist())), "folds": folds,
+            "photos": len(images), "subjects": subject_list,
+            "scored_by": {subject: relative(file) for subject, file in jaffe_models[args.mood_model].items()},
+            "folds": run.folds,
             "out_of_fold": [row.to_dict() for row in rows],
             "out_of_fold_by_level": level_rows(data, reliable, reasons, args.mood_model),
             "degraded_accuracy_gain_reliable_minus_all": bootstrap_gain(data, reliable, args.mood_model),
+            "clean_reliable": clean_retention(data, reliable),
             "degraded_condition_oracle": oracle,
             "clean_reliable_by_mood": {
                 mood: [int((clean & reliable & (data.label == i)).sum()), int((clean & (data.label == i)).sum())]
@@ -749,34 +941,57 @@ def main(argv: list[str] | None = None) -> dict:
             },
             "clean_reliable_by_subject": {
                 s: [int((clean & reliable & (data.subject == s)).sum()), int((clean & (data.subject == s)).sum())]
-                for s in sorted(set(subjects.tolist()))
+                for s in subject_list
             },
             "pose": pose_checks(data),
         },
     }  # fmt: skip
-    print(f"thresholds (fitted on all of jaffe_dev, tau {final.tau:.3f}; clean kept {final.retention}): "
-          f"{json.dumps(final.thresholds)}")  # fmt: skip
-    print(f"\njaffe_dev, leave-one-subject-out, {args.mood_model}:\n{markdown_table(rows)}")
+    print(
+        f"thresholds (fitted on all of jaffe_dev{' and the even fer2013_val crops' if fer_fit else ''}; tau "
+        f"{run.final_taus}; clean kept {result['final_fit_clean_retention']}): {json.dumps(run.final.thresholds)}"
+    )
+    print(f"\njaffe_dev, leave-one-subject-out, {args.mood_model} (photos scored by: "
+          f"{', '.join(f'{k} {relative(v)}' for k, v in jaffe_models[args.mood_model].items())}):\n"
+          f"{markdown_table(rows)}")  # fmt: skip
     gain = result["jaffe_dev"]["degraded_accuracy_gain_reliable_minus_all"]
-    print(f"degraded: accuracy of reliable minus all faces {gain['gain']:+.3f} (95 % CI {gain['ci95']})")
+    print(
+        f"degraded: accuracy of reliable minus all faces {gain['gain']:+.3f} (95 % CI {gain['ci95']}); clean "
+        f"faces reliable {result['jaffe_dev']['clean_reliable']}"
+    )
     if oracle:
         print(f"a gate that knew each photo's condition would keep {oracle['reliable_share']:.2f} at accuracy "
               f"{oracle['accuracy_reliable']:.3f} (flagged {oracle['accuracy_unreliable']:.3f})")  # fmt: skip
 
-    if fer_data is not None:
-        test = fer_data.take(fer_data.photo % 2 == 1)
-        fer_reliable, fer_reasons = judge(test.metrics, final.thresholds)
-        fer_rows = report_rows(test, fer_reliable, fer_reasons, args.mood_model)
+    if fer_test is not None:
+        fer_reliable, fer_reasons = judge(fer_test.metrics, run.final.thresholds)
+        fer_rows = report_rows(fer_test, fer_reliable, fer_reasons, args.mood_model)
         result["fer2013_val_test_half"] = {
-            "crops": int((test.family == "clean").sum()), "metrics_that_apply": list(PATCH_METRICS),
+            "crops": int((fer_test.family == "clean").sum()), "metrics_that_apply": list(PATCH_METRICS),
             "rows": [row.to_dict() for row in fer_rows],
-            "by_level": level_rows(test, fer_reliable, fer_reasons, args.mood_model),
-            "degraded_accuracy_gain_reliable_minus_all": bootstrap_gain(test, fer_reliable, args.mood_model),
+            "by_level": level_rows(fer_test, fer_reliable, fer_reasons, args.mood_model),
+            "degraded_accuracy_gain_reliable_minus_all": bootstrap_gain(fer_test, fer_reliable, args.mood_model),
+            "clean_reliable": clean_retention(fer_test, fer_reliable),
         }  # fmt: skip
         print(f"\nfer2013_val, odd-numbered crops (never fitted on; {', '.join(PATCH_METRICS)} only):\n"
               f"{markdown_table(fer_rows)}")  # fmt: skip
         gain = result["fer2013_val_test_half"]["degraded_accuracy_gain_reliable_minus_all"]
-        print(f"degraded: accuracy of reliable minus all faces {gain['gain']:+.3f} (95 % CI {gain['ci95']})")
+        print(
+            f"degraded: accuracy of reliable minus all faces {gain['gain']:+.3f} (95 % CI {gain['ci95']}); clean "
+            f"crops reliable {result['fer2013_val_test_half']['clean_reliable']}"
+        )
+        if args.sensitivity:
+            result["fer_weight_sensitivity"] = weight_sensitivity(data, fer_fit, fer_test, args, fit_models)
+            print(
+                "\nFER2013 weight | thresholds | jaffe_dev out of fold: gain, clean kept | fer2013_val odd: gain, "
+                "clean kept"
+            )
+            for row in result["fer_weight_sensitivity"]:
+                print(
+                    f"{row['fer_weight']:g} | {json.dumps(row['thresholds'])} | "
+                    f"{row['jaffe_out_of_fold_gain']['gain']:+.3f} {row['jaffe_out_of_fold_gain']['ci95']}, "
+                    f"{row['jaffe_out_of_fold_clean']['share']:.3f} | {row['fer_test_gain']['gain']:+.3f} "
+                    f"{row['fer_test_gain']['ci95']}, {row['fer_test_clean']['share']:.3f}"
+                )
     result["seconds"] = round(time.perf_counter() - started, 1)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)

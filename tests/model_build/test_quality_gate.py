@@ -146,7 +146,7 @@ def _tiny_jaffe(folder: Path) -> Path:
 
 def test_a_quick_run_end_to_end_writes_thresholds_folds_and_tables(tmp_path: Path) -> None:
     out = tmp_path / "gate.json"
-    result = quality_gate.main(["--jaffe", str(_tiny_jaffe(tmp_path)), "--json", str(out)])
+    result = quality_gate.main(["--jaffe", str(_tiny_jaffe(tmp_path)), "--mood-model", "emotion", "--json", str(out)])
     written = json.loads(out.read_text())
     assert written["thresholds"] == result["thresholds"]
     assert set(written["thresholds"]) == {rule.setting for rule in QUALITY_RULES}
@@ -160,3 +160,22 @@ def test_a_quick_run_end_to_end_writes_thresholds_folds_and_tables(tmp_path: Pat
         assert row["reliable"] + row["unreliable"] == row["faces"] <= row["photos"]
     # In-plane rotation of a real face: the landmark roll follows the rotation.
     assert all(error < 5 for error in jaffe["pose"]["roll_error_median_by_rotation"].values())
+
+
+def test_each_subject_is_scored_by_its_own_fold_model_when_given(tmp_path: Path) -> None:
+    folds = tmp_path / "folds"
+    folds.mkdir()
+    for subject in ("AA", "BB"):  # stand-ins: the converted network under each fold's name
+        (folds / f"fold_{subject}.onnx").write_bytes((ROOT / "layers/meaa/models/emotion.onnx").read_bytes())
+    assert quality_gate.jaffe_models_of("emotion", str(folds), ["AA", "BB"]) == {
+        "AA": str(folds / "fold_AA.onnx"), "BB": str(folds / "fold_BB.onnx"),
+    }  # fmt: skip
+    assert quality_gate.jaffe_models_of("emotion", None, ["AA"]) == {"AA": "emotion"}
+    out = tmp_path / "gate.json"
+    quality_gate.main(["--jaffe", str(_tiny_jaffe(tmp_path)), "--mood-model", "emotion", "--jaffe-fold-models",
+                       str(folds), "--json", str(out)])  # fmt: skip
+    scored_by = json.loads(out.read_text())["jaffe_dev"]["scored_by"]
+    assert set(scored_by) == {"AA", "BB"} and scored_by["AA"].endswith("fold_AA.onnx")
+    # The shipped default trained on every jaffe_dev subject: the manifest names the fold models that did not.
+    assert quality_gate.manifest_fold_dir("mini_xception_w2_kd").endswith("fold_models/mini_xception_w2_kd")
+    assert quality_gate.manifest_fold_dir("emotion") is None
