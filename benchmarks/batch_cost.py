@@ -98,11 +98,12 @@ def main(argv: list[str] | None = None) -> int:
         handler_s, handler_cpu_s = time.perf_counter() - started, time.process_time() - started_cpu
         items = all_items(boto3.resource("dynamodb"))
 
-        # The model alone on the sampled frames: each frame alone (what the handler does today) against
-        # MoodEstimator.analyze_frames, which follows the faces from frame to frame (interleaved).
+        # The model alone on the sampled frames: each frame alone (full detection on every frame)
+        # against MoodEstimator.analyze_frames, which follows the faces from frame to frame (what the handler
+        # does; interleaved).
         from meaa.video import VideoSampler
 
-        with VideoSampler(str(video_path), args.sample_fps) as sampler:
+        with VideoSampler(str(video_path), args.sample_fps, estimator.settings.video) as sampler:
             sampled = [frame.image for frame in sampler.frames()]
         following = estimator.analyze_frames(sampled, redetect_every=args.redetect_every)
         alone_ms, tracked_ms = [], []

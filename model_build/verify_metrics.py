@@ -32,7 +32,7 @@ from meaa.config import Settings
 from meaa.labels import MOODS, emotion_labels_to_moods
 from meaa.pipeline import MoodEstimator
 from model_build import model_card
-from model_build.calibrate import fit_mood_temperature
+from model_build.calibrate import calibration_figures
 from model_build.cpu_numerics import cpu_features, describe_features
 from model_build.evaluate import (
     MODELS_DIR,
@@ -46,7 +46,7 @@ from model_build.evaluate import (
     weighted_f1_of,
 )
 from model_build.jaffe_views import subjects_of
-from model_build.metrics import classification_report, expected_calibration_error, softmax
+from model_build.metrics import classification_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.002
@@ -113,33 +113,6 @@ def fer_val_figures(name: str, images: np.ndarray, emotion_labels: np.ndarray) -
     if emotions is not None:
         figures["accuracy_7"] = float((emotions.argmax(axis=1) == emotion_labels).mean())
     return figures
-
-
-def calibration_figures(entry: dict, images: np.ndarray, emotion_labels: np.ndarray) -> dict:
-    """The figures ``calibrate.py`` recorded beside a manifest temperature, recomputed."""
-    raw = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]))  # temperature 1: uncalibrated
-    moods = raw.predict(images).moods.astype(np.float64)
-    labels = emotion_labels_to_moods(emotion_labels)
-    temperature = fit_mood_temperature(moods, labels)
-    calibrated = softmax(np.log(np.clip(moods, 1e-12, None)), temperature)
-    halves = np.array_split(np.random.default_rng(0).permutation(len(images)), 2)
-    held_out = []
-    for fit_part, score_part in (halves, halves[::-1]):
-        fold_t = fit_mood_temperature(moods[fit_part], labels[fit_part])
-        held_out.append(
-            expected_calibration_error(
-                softmax(np.log(np.clip(moods[score_part], 1e-12, None)), fold_t), labels[score_part]
-            )
-        )
-    return {
-        "mood_temperature": temperature,
-        "ece_before": expected_calibration_error(moods, labels),
-        "ece_after": expected_calibration_error(calibrated, labels),
-        "ece_after_2fold_held_out": float(np.mean(held_out)),
-        "mean_confidence_before": float(moods.max(axis=1).mean()),
-        "mean_confidence_after": float(calibrated.max(axis=1).mean()),
-        "accuracy": float((moods.argmax(axis=1) == labels).mean()),
-    }
 
 
 def legacy_fer_val_figures(entry: dict, images: np.ndarray, emotion_labels: np.ndarray) -> dict:

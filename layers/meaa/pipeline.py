@@ -114,22 +114,13 @@ class MoodEstimator:
         if source is not decoded:  # a second, finer decode for small faces: decoding time too
             timings["decode"] += (time.perf_counter() - mark) * 1000.0
 
-        mark = time.perf_counter()
-        qualities = _face_qualities(decoded, source, detections)
-        timings["quality"] = (time.perf_counter() - mark) * 1000.0
-
-        mark = time.perf_counter()
-        faces = self._classify_detections(engine, decoded, source, detections, qualities)
-        timings["classify"] = (time.perf_counter() - mark) * 1000.0
-        timings["total"] = (time.perf_counter() - started) * 1000.0
-        width, height = decoded.original_size
-        return Analysis(width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings)
+        return self._finish(engine, decoded, source, detections, timings, started)
 
     def classify_faces(self, crops: np.ndarray) -> np.ndarray:
         """Mood probabilities float32 [N,4] (MOODS order) for uint8 gray face crops [N,H,W] of any size."""
         return self._engine.classifier.predict(crops).moods
 
-    def analyze_frames(self, frames: Iterable[np.ndarray], *, redetect_every: int = 10) -> Iterator[Analysis]:
+    def analyze_frames(self, frames: Iterable[np.ndarray], *, redetect_every: int | None = None) -> Iterator[Analysis]:
         """Analyses of consecutive video frames (BGR or gray arrays), each frame's faces found from the last's.
 
         Opt-in, for video: between full detections the faces are followed with ``MTCNNDetector.track_faces``
@@ -137,8 +128,11 @@ class MoodEstimator:
         detection. Full detection runs on the first frame, on every ``redetect_every``-th frame after one,
         whenever a followed face is lost, and on every frame while there is none to follow, so a new face
         shows up at the next full detection at the latest. ``timings_ms`` says which ran: ``track``,
-        ``detect``, or both when tracking lost a face.
+        ``detect``, or both when tracking lost a face. ``redetect_every`` defaults to the settings'
+        ``batch.video_redetect_every`` (``MEAA_VIDEO_REDETECT_EVERY``).
         """
+        if redetect_every is None:
+            redetect_every = self.settings.batch.video_redetect_every
         if redetect_every < 1:
             raise InvalidInput(f"redetect_every must be at least 1; got {redetect_every}")
         engine = self._engine
@@ -162,19 +156,29 @@ class MoodEstimator:
                 since_detection = 1
             previous = detections
 
-            mark = time.perf_counter()
             whole = DecodedImage(bgr, 1, (bgr.shape[1], bgr.shape[0]))  # a frame is its own full-size image
-            qualities = _face_qualities(whole, whole, detections)
-            timings["quality"] = (time.perf_counter() - mark) * 1000.0
+            yield self._finish(engine, whole, whole, detections, timings, started)
 
-            mark = time.perf_counter()
-            faces = self._classify_detections(engine, whole, whole, detections, qualities)
-            timings["classify"] = (time.perf_counter() - mark) * 1000.0
-            timings["total"] = (time.perf_counter() - started) * 1000.0
-            height, width = bgr.shape[:2]
-            yield Analysis(
-                width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings
-            )
+    def _finish(
+        self,
+        engine: _Engine,
+        decoded: DecodedImage,
+        source: DecodedImage,
+        detections: FaceDetections,
+        timings: dict[str, float],
+        started: float,
+    ) -> Analysis:
+        """Measure each detected face's quality, classify its mood, and time both (the stages after detection)."""
+        mark = time.perf_counter()
+        qualities = _face_qualities(decoded, source, detections)
+        timings["quality"] = (time.perf_counter() - mark) * 1000.0
+
+        mark = time.perf_counter()
+        faces = self._classify_detections(engine, decoded, source, detections, qualities)
+        timings["classify"] = (time.perf_counter() - mark) * 1000.0
+        timings["total"] = (time.perf_counter() - started) * 1000.0
+        width, height = decoded.original_size
+        return Analysis(width=width, height=height, faces=faces, model_version=engine.model_version, timings_ms=timings)
 
     def _classify_detections(
         self,

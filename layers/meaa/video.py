@@ -82,12 +82,12 @@ class VideoSampler:
     ``limits.max_frame_pixels``), at construction or while sampling.
     """
 
-    def __init__(self, path: str, sample_fps: float, limits: VideoSettings | None = None) -> None:
+    def __init__(self, path: str, sample_fps: float, limits: VideoSettings) -> None:
         if not sample_fps > 0:
             raise ValueError("sample_fps must be positive")
         self.path = path
         self.sample_fps = sample_fps
-        self.limits = limits or VideoSettings()
+        self.limits = limits
         self.frames_decoded = 0
         self.truncated_by: str | None = None  # "max_decoded_frames" when sampling stopped at that cap
         self._last_time_ms: float | None = None

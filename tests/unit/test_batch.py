@@ -12,10 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 from boto3.dynamodb.conditions import Key
-from moto import mock_aws
 
 from meaa.labels import MOODS
 from tests.support.aws import (
@@ -23,28 +21,15 @@ from tests.support.aws import (
     BUCKET,
     TABLE,
     all_items,
-    apply_environment,
-    create_drop_bucket_and_tables,
     event_for,
     face_jpeg,
     face_video_bytes,
-    moto_environment,
     no_face_jpeg,
     put_object,
 )
 from tests.support.lambda_loader import lambda_context, load_handler
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
-
-
-@pytest.fixture
-def aws(monkeypatch: pytest.MonkeyPatch):
-    """moto S3 + DynamoDB with the drop bucket and both tables; yields (s3 client, dynamodb resource)."""
-    apply_environment(monkeypatch, moto_environment())
-    with mock_aws():
-        s3 = boto3.client("s3")
-        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
-        yield s3, boto3.resource("dynamodb")
 
 
 @pytest.fixture

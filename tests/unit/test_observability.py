@@ -140,18 +140,8 @@ def test_api_logs_carry_api_gateways_request_id_as_correlation_id(api_handler, c
 # ---------------------------------------------------------------- batch
 
 
-@pytest.fixture
-def batch_aws(monkeypatch: pytest.MonkeyPatch):
-    """moto's S3 and DynamoDB with the drop bucket and both tables; yields (s3 client, dynamodb resource)."""
-    apply_environment(monkeypatch, moto_environment())
-    with mock_aws():
-        s3 = boto3.client("s3")
-        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
-        yield s3, boto3.resource("dynamodb")
-
-
-def test_batch_entry_point_emits_emf_for_scored_and_failed_objects(batch_aws, capsys, tmp_path: Path) -> None:
-    s3, _ = batch_aws
+def test_batch_entry_point_emits_emf_for_scored_and_failed_objects(aws, capsys, tmp_path: Path) -> None:
+    s3, _ = aws
     handler = load_handler("BatchFunction")
     objects = [
         put_object(s3, "incoming/subject-1/s1/face.jpg", face_jpeg()),
@@ -177,8 +167,8 @@ def test_batch_entry_point_emits_emf_for_scored_and_failed_objects(batch_aws, ca
     assert error["Errors"].dimensions == {"service": "meaa-batch", "error_code": "invalid_image"}
 
 
-def test_batch_logs_carry_each_records_s3_request_id_as_correlation_id(batch_aws, capsys) -> None:
-    s3, _ = batch_aws
+def test_batch_logs_carry_each_records_s3_request_id_as_correlation_id(aws, capsys) -> None:
+    s3, _ = aws
     handler = load_handler("BatchFunction")
     event = event_for(
         [
