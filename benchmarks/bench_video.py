@@ -1,6 +1,6 @@
 """Face tracking for video (``MoodEstimator.analyze_frames``) against full detection on every frame.
 
-    python -m benchmarks.bench_video [--frames 120] [--redetect-every 10]      (run from the repo root)
+    python -m benchmarks.bench_video [--frames 120] [--redetect-every 5]      (run from the repo root)
 
 Generated clips: scikit-image's real face (a selfie frame, and a group photo of six) panned along a smooth
 path and zoomed in and out over a black border, at a slow and a fast pace (pixels the picture moves per
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from meaa.config import Settings
 from meaa.results import Analysis
 
 
@@ -114,7 +115,12 @@ def compare(tracked: list[Analysis], full: list[Analysis]) -> Agreement:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=120)
-    parser.add_argument("--redetect-every", type=int, default=10)
+    parser.add_argument(
+        "--redetect-every",
+        type=int,
+        default=Settings().batch.video_redetect_every,
+        help="full detection every n-th frame (default: the service's MEAA_VIDEO_REDETECT_EVERY default)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("MEAA_THREADS", "1")
 
