@@ -30,16 +30,17 @@ import torch.nn.functional as F
 
 from meaa.labels import EMOTIONS
 from model_build.augment import to_model_range
-from model_build.mini_xception import ArchConfig, MiniXception, count_parameters
+from model_build.mini_xception import ArchConfig, MiniXception
 from model_build.train import (
     RunClock,
-    autocast,
     class_weights,
     cosine_lr,
+    forward_with_amp_fallback,
     load_npz,
     mood_report,
     predict_logits,
     prepare_eval_images,
+    run_log,
     seed_everything,
 )
 
@@ -142,17 +143,7 @@ def distill(config: DistillConfig, out_dir: Path, log_dir: Path, device: torch.d
     clock = RunClock(config.epochs * steps_per_epoch, config.time_budget_s)
     tau = config.kd_temperature
     use_amp = config.amp and device.type == "cuda"  # bfloat16 on a CPU without AMX is slower, not faster
-    log: dict = {
-        "name": config.name,
-        "config": asdict(config),
-        "arch": model.config.to_dict(),
-        "parameters": count_parameters(model),
-        "device": str(device),
-        "torch": torch.__version__,
-        "bank_views": views,
-        "jaffe_subjects_in_training": jaffe_used,
-        "history": [],
-    }
+    log = run_log(config, model, device, bank_views=views, jaffe_subjects_in_training=jaffe_used, history=[])
     log_path = log_dir / f"{config.name}.json"
     epoch, finished = 0, False
     while epoch < config.epochs and not finished:
@@ -188,14 +179,7 @@ def distill(config: DistillConfig, out_dir: Path, log_dir: Path, device: torch.d
             x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
             y = torch.cat(labels)
             n_fer = len(fer_rows)
-            try:
-                with autocast(device, use_amp):
-                    logits = model(x).float()
-            except RuntimeError as error:
-                if not use_amp:
-                    raise
-                use_amp, log["amp_disabled"] = False, str(error)[:300]
-                logits = model(x).float()
+            logits, use_amp = forward_with_amp_fallback(lambda batch: model(batch).float(), (x,), device, use_amp, log)
             hard = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing, reduction="none")
             per_sample = hard.clone()
             if bank_t is not None and config.kd_alpha > 0 and n_fer:

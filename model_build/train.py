@@ -23,8 +23,10 @@ import argparse
 import json
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -129,6 +131,34 @@ class RunClock:
 def autocast(device: torch.device, enabled: bool):
     """bfloat16 autocast on the training device (a no-op context when disabled)."""
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
+
+
+def forward_with_amp_fallback(
+    compute: Callable[..., torch.Tensor], args: tuple, device: torch.device, use_amp: bool, log: dict
+) -> tuple[torch.Tensor, bool]:
+    """``compute(*args)`` under bfloat16 autocast when ``use_amp``; if an autocast kernel is missing on this
+    device, again in float32, noting why in ``log`` and returning ``use_amp`` False for the rest of the run."""
+    try:
+        with autocast(device, use_amp):
+            return compute(*args), use_amp
+    except RuntimeError as error:
+        if not use_amp:
+            raise
+        log["amp_disabled"] = str(error)[:300]
+        return compute(*args), False
+
+
+def run_log(config: Any, model: MiniXception, device: torch.device, **extra: Any) -> dict:
+    """The head of a training run's JSON log: the run's name and config, the architecture, its size, where it ran."""
+    return {
+        "name": config.name,
+        "config": asdict(config),
+        "arch": model.config.to_dict(),
+        "parameters": count_parameters(model),
+        "device": str(device),
+        "torch": torch.__version__,
+        **extra,
+    }
 
 
 def target_labels(emotion_labels: np.ndarray, target: str) -> np.ndarray:
@@ -258,15 +288,7 @@ def train(
         generator.set_state(saved["generator"].cpu())
         state = saved["state"]
 
-    log = {
-        "name": config.name,
-        "config": asdict(config),
-        "arch": model.config.to_dict(),
-        "parameters": count_parameters(model),
-        "device": str(device),
-        "torch": torch.__version__,
-        "checkpoint": str(best_path),
-    }
+    log = run_log(config, model, device, checkpoint=str(best_path))
     if config.init_from and state["epoch"] == 0:
         start_report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
         log["init_val"] = start_report.to_dict()
@@ -315,15 +337,8 @@ def train(
                 crops.take(index) if crops is not None else None,
             )
             y = train_y[index]
-            try:
-                with autocast(device, use_amp):
-                    loss = _batch_loss(model, x, y, weights, config, state["epoch"], step, generator)
-            except RuntimeError as error:  # an autocast kernel missing on this device: go on in float32
-                if not use_amp:
-                    raise
-                use_amp = False
-                log["amp_disabled"] = str(error)[:300]
-                loss = _batch_loss(model, x, y, weights, config, state["epoch"], step, generator)
+            batch = (model, x, y, weights, config, state["epoch"], step, generator)
+            loss, use_amp = forward_with_amp_fallback(_batch_loss, batch, device, use_amp, log)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import sys
@@ -139,8 +140,33 @@ def main(argv: list[str] | None = None) -> None:
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--api", action="store_true", help="the API function (ASGI and Lambda entry)")
     which.add_argument("--batch", action="store_true", help="the batch function on moto")
+    parser.add_argument("--summary", action="store_true", help="a markdown table instead of the JSON document")
     args = parser.parse_args(argv)
-    print(json.dumps(run_api() if args.api else run_batch()))
+    run = run_api if args.api else run_batch
+    if args.summary:  # the table alone on stdout: the functions' log lines and metrics documents go nowhere
+        with open(os.devnull, "w") as sink, contextlib.redirect_stdout(sink):
+            document = run()
+    else:
+        document = run()
+    print(summary_table(document["results"]) if args.summary else json.dumps(document))
+
+
+def summary_table(results: list[dict[str, Any]]) -> str:
+    """Per entry path (the API's ASGI app or Lambda entry, or the batch handler): inputs, what came back, and
+    the largest peak RSS of the whole function process with the input that caused it."""
+    rows = ["| path | inputs | answers | largest peak RSS MB | input |", "| --- | --- | --- | ---: | --- |"]
+    for path in dict.fromkeys(row.get("path", "batch") for row in results):
+        mine = [row for row in results if row.get("path", "batch") == path]
+        answers: dict[str, int] = {}
+        for row in mine:
+            answer = f"{row['status']} {row['code']}" if row["code"] else str(row["status"])
+            answers[answer] = answers.get(answer, 0) + 1
+        worst = max(mine, key=lambda row: row["peak_rss_mb"])
+        listed = ", ".join(f"{count} {answer}" for answer, count in sorted(answers.items(), key=lambda a: -a[1]))
+        rows.append(
+            f"| {path} | {len(mine)} | {listed} | {worst['peak_rss_mb']:.0f} | {worst['category']}/{worst['name']} |"
+        )
+    return "\n".join(rows)
 
 
 if __name__ == "__main__":

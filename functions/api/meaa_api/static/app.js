@@ -320,12 +320,8 @@ function recordMainFace(analysis) {
 
 // Four lines (one per mood) of the main face's probabilities over the last minute; gaps where no face.
 function drawLiveChart(canvas, history, now) {
-  const context = canvas.getContext("2d");
   const pad = { left: 36, right: 8, top: 8, bottom: 20 };
-  const plotWidth = canvas.width - pad.left - pad.right;
-  const plotHeight = canvas.height - pad.top - pad.bottom;
-  context.clearRect(0, 0, canvas.width, canvas.height);
-  drawYAxis(context, pad, plotWidth, plotHeight);
+  const { context, plotWidth, plotHeight } = startPlot(canvas, pad);
   context.fillStyle = "#5b6475";
   context.textAlign = "center";
   for (const secondsAgo of [60, 45, 30, 15, 0]) {
@@ -356,6 +352,16 @@ function drawLiveChart(canvas, history, now) {
       if (sample.moods) context.fillRect(xOf(sample.time) - 2, yOf(sample.moods[mood]) - 2, 4, 4);
     }
   }
+}
+
+// A cleared canvas with the share axis drawn, and the plot area inside the padding.
+function startPlot(canvas, pad) {
+  const context = canvas.getContext("2d");
+  const plotWidth = canvas.width - pad.left - pad.right;
+  const plotHeight = canvas.height - pad.top - pad.bottom;
+  context.clearRect(0, 0, canvas.width, canvas.height);
+  drawYAxis(context, pad, plotWidth, plotHeight);
+  return { context, plotWidth, plotHeight };
 }
 
 function drawYAxis(context, pad, plotWidth, plotHeight) {
@@ -424,12 +430,8 @@ async function loadTimeline(subject, from, to, bucket) {
 // Stacked areas of the mood shares, in steps: each bucket holds its shares over its own span, so a
 // run of buckets reads as one area and a bucket without faces is a gap (no data is not "neutral").
 function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
-  const context = canvas.getContext("2d");
   const pad = { left: 44, right: 12, top: 12, bottom: 28 };
-  const plotWidth = canvas.width - pad.left - pad.right;
-  const plotHeight = canvas.height - pad.top - pad.bottom;
-  context.clearRect(0, 0, canvas.width, canvas.height);
-  drawYAxis(context, pad, plotWidth, plotHeight);
+  const { context, plotWidth, plotHeight } = startPlot(canvas, pad);
   const xOf = (time) => pad.left + (plotWidth * (Math.min(Math.max(time, fromMs), toMs) - fromMs)) / (toMs - fromMs);
   const yOf = (share) => pad.top + plotHeight * (1 - share);
   drawTimeTicks(context, fromMs, toMs, xOf, canvas.height - 8);
