@@ -36,7 +36,7 @@ def calibration_figures(entry: dict, images: np.ndarray, emotion_labels: np.ndar
     """The temperature of manifest ``entry``'s mood model fitted on ``images``, and what it does: ECE before
     and after, after on held-out halves (a 2-fold split: the same data fits and scores T), mean confidence
     before and after, accuracy. ``verify_metrics`` recomputes the manifest's figures with it."""
-    raw = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]))  # temperature 1: uncalibrated
+    raw = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]), threads=1)  # temperature 1: uncalibrated
     moods = raw.predict(images).moods.astype(np.float64)
     labels = emotion_labels_to_moods(emotion_labels)
     temperature = fit_mood_temperature(moods, labels)

@@ -156,7 +156,8 @@ def run(data_npz: str, models: list[str], out_prefix: str) -> dict:
 
 
 def _classifier(path: str) -> MoodClassifier:
-    classes = {len(EMOTIONS): EMOTIONS, len(MOODS): MOODS}[int(OnnxModel(path).session.get_outputs()[0].shape[-1])]
+    outputs = int(OnnxModel(path, threads=1).session.get_outputs()[0].shape[-1])
+    classes = {len(EMOTIONS): EMOTIONS, len(MOODS): MOODS}[outputs]
     return MoodClassifier(path, classes, threads=1)
 
 

@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> dict:
     teachers = [resolve_model(str(onnx_dir / f"{t}.onnx")) for t in TEACHERS if (onnx_dir / f"{t}.onnx").exists()]
     if "teacher_ensemble" not in measured and teachers:
         baseline_spec = resolve_model("emotion")
-        fer = MoodClassifier(baseline_spec.path, baseline_spec.classes)  # uncalibrated
+        fer = MoodClassifier(baseline_spec.path, baseline_spec.classes, threads=1)  # uncalibrated
         moods = np.mean([t.classifier(1).predict(images).moods for t in teachers] + [fer.predict(images).moods], axis=0)
         moods = moods.astype(np.float64)
         report = classification_report(moods, mood_labels, MOODS)

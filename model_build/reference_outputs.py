@@ -30,7 +30,7 @@ OUTPUT = REPO_ROOT / "tests" / "data" / "mood_reference_outputs.npz"
 
 def raw_outputs(path: Path, classes: tuple[str, ...], crops: np.ndarray) -> np.ndarray:
     """The network's probabilities (emotions, or moods for a 4-mood model), calibration left out."""
-    predictions = MoodClassifier(path, classes).predict(crops)
+    predictions = MoodClassifier(path, classes, threads=1).predict(crops)
     return predictions.emotions if predictions.emotions is not None else predictions.moods
 
 

@@ -108,7 +108,7 @@ def fer_val_figures(name: str, images: np.ndarray, emotion_labels: np.ndarray) -
             "ece_4_ci95": intervals["ece_ci95"],
         }
     )
-    classifier = MoodClassifier.from_manifest(str(MODELS_DIR), name)
+    classifier = MoodClassifier.from_manifest(str(MODELS_DIR), name, threads=1)
     emotions = classifier.predict(images).emotions
     if emotions is not None:
         figures["accuracy_7"] = float((emotions.argmax(axis=1) == emotion_labels).mean())
@@ -117,7 +117,7 @@ def fer_val_figures(name: str, images: np.ndarray, emotion_labels: np.ndarray) -
 
 def legacy_fer_val_figures(entry: dict, images: np.ndarray, emotion_labels: np.ndarray) -> dict:
     """verify.py's uncalibrated onnx figures on fer2013_val (``metrics.fer2013_val.onnx``)."""
-    raw = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]))
+    raw = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]), threads=1)
     predictions = raw.predict(images)
     labels = emotion_labels_to_moods(emotion_labels)
     report = classification_report(predictions.moods.astype(np.float64), labels, MOODS)

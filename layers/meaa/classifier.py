@@ -71,7 +71,7 @@ class MoodClassifier:
         path: str | os.PathLike[str],
         classes: tuple[str, ...],
         *,
-        threads: int = 1,
+        threads: int,
         mood_temperature: float = 1.0,
         version: str | None = None,
     ) -> None:
@@ -86,7 +86,7 @@ class MoodClassifier:
         self.version = version or os.path.basename(os.fspath(path))
 
     @classmethod
-    def from_manifest(cls, models_dir: str, name: str, threads: int = 1) -> MoodClassifier:
+    def from_manifest(cls, models_dir: str, name: str, threads: int) -> MoodClassifier:
         """The manifest's mood model ``name`` (``MEAA_MOOD_MODEL``)."""
         models = load_manifest(models_dir)["models"]
         if name not in models or models[name].get("kind") != "mood":

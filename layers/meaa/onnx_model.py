@@ -32,7 +32,7 @@ class OnnxModel:
     Input and output names are read from the session, never assumed by position.
     """
 
-    def __init__(self, path: str | os.PathLike[str], threads: int = 1) -> None:
+    def __init__(self, path: str | os.PathLike[str], threads: int) -> None:
         self.path = os.fspath(path)
         self.session = ort.InferenceSession(
             self.path, sess_options=make_session_options(threads), providers=["CPUExecutionProvider"]

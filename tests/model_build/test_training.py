@@ -123,7 +123,7 @@ def test_exported_onnx_matches_torch_on_random_input(tmp_path, tiny_data):
     onnx_path = tmp_path / "random.onnx"
     result = export.export_checkpoint(checkpoint, str(val_npz), onnx_path, tta_flip=True)
     batch = np.random.default_rng(0).uniform(-1, 1, size=(5, 1, 64, 64)).astype(np.float32)
-    got = OnnxModel(onnx_path)(batch)["probabilities"]
+    got = OnnxModel(onnx_path, threads=1)(batch)["probabilities"]
     loaded, _ = export.load_checkpoint(checkpoint)
     temperature = result["temperature"]
     with torch.no_grad():
@@ -208,5 +208,5 @@ def test_ensemble_graph_matches_torch(tmp_path, tiny_data):
     )
     assert result["onnx_torch_max_abs_diff"] < 1e-4
     assert result["input_size"] == 64 and result["classes"] == list(EMOTIONS)
-    probabilities = OnnxModel(out)(np.zeros((3, 1, 64, 64), np.float32))["probabilities"]
+    probabilities = OnnxModel(out, threads=1)(np.zeros((3, 1, 64, 64), np.float32))["probabilities"]
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)

@@ -46,7 +46,7 @@ def sha256(path: Path) -> str:
 
 
 def network_outputs(entry: dict, crops: np.ndarray) -> np.ndarray:
-    predictions = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"])).predict(crops)
+    predictions = MoodClassifier(MODELS_DIR / entry["file"], tuple(entry["classes"]), threads=1).predict(crops)
     return predictions.emotions if predictions.emotions is not None else predictions.moods
 
 

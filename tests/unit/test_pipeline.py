@@ -183,8 +183,8 @@ def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: Moo
     temperature = entry["calibration"]["mood_temperature"]
     assert temperature > 1.0  # the converted fer model is over-confident
     path = f"{settings.models_dir}/{entry['file']}"
-    raw = MoodClassifier(path, tuple(entry["classes"]))
-    calibrated = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model)
+    raw = MoodClassifier(path, tuple(entry["classes"]), threads=settings.threads)
+    calibrated = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model, settings.threads)
     assert calibrated.mood_temperature == temperature
 
     crops = np.random.default_rng(0).integers(0, 256, (32, 48, 48), dtype=np.uint8)
