@@ -23,6 +23,8 @@ from typing import Any
 OPENCV_PIXEL_CEILING = 1 << 28
 
 MODELS_DIR = str(Path(__file__).resolve().parent / "models")
+MIN_UPLOAD_URL_EXPIRES_S = 60
+MAX_UPLOAD_URL_EXPIRES_S = 900
 
 
 def setting(default: Any, env: str, doc: str) -> Any:
@@ -197,16 +199,44 @@ class ApiSettings:
     )
     try_it_page: bool = setting(False, "MEAA_UI", "Serve the try-it page at / (make serve sets it)")
     auth_mode: str = setting(
-        "none", "MEAA_AUTH_MODE", "none or jwt: the template's AuthMode (jwt exposes the results routes)"
+        "none",
+        "MEAA_AUTH_MODE",
+        "none or jwt: the template's AuthMode (jwt: the results, upload and assignment routes, each needing "
+        "the authorizer's verified claims)",
     )
     local: bool = setting(
-        False, "MEAA_LOCAL", "Serving on one's own machine (make serve): the results routes exist without auth"
+        False,
+        "MEAA_LOCAL",
+        "Serving on one's own machine (make serve): the results routes exist without auth (unless auth mode is jwt)",
     )
+    subject_claim: str = setting(
+        "sub", "MEAA_SUBJECT_CLAIM", "The JWT claim that names a patient's subject (the <subject> of its keys)"
+    )
+    # A presigned POST is a bearer credential for one key: short-lived, and never longer than 15 minutes.
+    upload_url_expires_s: int = setting(
+        600, "MEAA_UPLOAD_URL_EXPIRES_S", "Seconds a direct-upload URL of POST /uploads stays valid (60 to 900)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.auth_mode.strip().lower() not in ("none", "jwt"):
+            raise SettingsError(f"auth_mode must be none or jwt; got {self.auth_mode!r}")
+        if not self.subject_claim.strip():
+            raise SettingsError("subject_claim must name a claim")
+        if not MIN_UPLOAD_URL_EXPIRES_S <= self.upload_url_expires_s <= MAX_UPLOAD_URL_EXPIRES_S:
+            raise SettingsError(
+                f"upload_url_expires_s must be {MIN_UPLOAD_URL_EXPIRES_S} to {MAX_UPLOAD_URL_EXPIRES_S}; "
+                f"got {self.upload_url_expires_s}"
+            )
+
+    @property
+    def jwt(self) -> bool:
+        """Behind API Gateway's JWT authorizer: every protected route needs its verified claims."""
+        return self.auth_mode.strip().lower() == "jwt"
 
     @property
     def results_routes(self) -> bool:
         """The results routes expose health data: only behind the JWT authorizer, or on one's own machine."""
-        return self.auth_mode.strip().lower() == "jwt" or self.local
+        return self.jwt or self.local
 
 
 @dataclass(frozen=True)
@@ -237,6 +267,9 @@ class StoreSettings:
     table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
     drop_bucket: str | None = setting(
         None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})"
+    )
+    assignments_table: str | None = setting(
+        None, "MEAA_ASSIGNMENTS_TABLE", "DynamoDB table of clinician-subject assignments (who may read whom)"
     )
     idempotency_table: str | None = setting(
         None,

@@ -20,6 +20,20 @@ from fastapi.testclient import TestClient
 from tests.support.lambda_loader import lambda_context, load_function_module, load_handler, load_template
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
+# Every route that reads health data, stores or signs, with a request that would be valid (and one with a
+# bad parameter: authentication comes first).
+PROTECTED_REQUESTS = (
+    ("GET", "/subjects/subject-1/moods", None),
+    ("GET", "/subjects/subject-1/moods?bucket=90s", None),
+    ("GET", "/objects/incoming/subject-1/ward/photo.jpg", None),
+    ("POST", "/uploads", {"filename": "clip.mp4"}),
+    ("POST", "/uploads", {"filename": 7}),
+    ("GET", "/me", None),
+    ("PUT", "/clinicians/clinician-1/subjects/subject-1", None),
+    ("DELETE", "/clinicians/clinician-1/subjects/subject-1", None),
+    ("GET", "/clinicians/clinician-1/subjects?limit=0", None),
+    ("POST", "/upload-meaa-image", {"image_base64": "aGVsbG8="}),
+)
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
 # Variables a developer's shell might carry into the test that the deployed function would not have.
 LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "MEAA_TABLE_NAME", "MEAA_DROP_BUCKET")
@@ -45,7 +59,9 @@ class _Resolver:
         if function == "Fn::Equals":
             left, right = (self.value(part) for part in argument)
             return str(left) == str(right)
-        return f"<{function}>"  # Sub, GetAtt: names of resources, not switches
+        if function == "Fn::Sub" and isinstance(argument, str):  # parameters substituted; resources stay names
+            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.parameters.get(m.group(1), f"<{m.group(1)}>")), argument)
+        return f"<{function}>"  # GetAtt: names of resources, not switches
 
     def condition(self, name: str) -> bool:
         return bool(self.value(self.conditions[name]))
@@ -94,15 +110,29 @@ def test_without_auth_the_results_routes_do_not_exist(deployed_client) -> None:
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "not_found"
     paths = set(client.get("/openapi.json").json()["paths"])
-    assert not any(path.startswith(("/subjects", "/objects")) for path in paths)
+    assert paths == {"/upload-meaa-image", "/health"}
+    for method, path, body in PROTECTED_REQUESTS[:-1]:  # none of them exists; the image upload stays open
+        response = client.request(method, path, json=body)
+        assert response.status_code in (404, 405) and response.json()["error"]["code"] in (
+            "not_found",
+            "method_not_allowed",
+        )
     assert client.get("/health").status_code == 200  # the app itself is up
 
 
-def test_with_jwt_auth_the_results_routes_exist(deployed_client) -> None:
+def test_with_jwt_auth_the_protected_routes_exist_and_answer_401_without_claims(deployed_client) -> None:
+    """Behind the authorizer every route that reads, stores or signs needs its verified claims: a request
+    that reaches the function without them (another integration, a misconfigured route) gets 401 first,
+    whatever its parameters."""
     client = deployed_client(AuthMode="jwt")
-    response = client.get("/subjects/subject-1/moods?bucket=90s")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_query"
-    assert {"/subjects/{subject}/moods", "/objects/{key}"} <= set(client.get("/openapi.json").json()["paths"])
+    for method, path, body in PROTECTED_REQUESTS:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unauthenticated"
+    documented = client.get("/openapi.json").json()["paths"]
+    assert {"/subjects/{subject}/moods", "/objects/{key}", "/uploads", "/me"} <= set(documented)
+    assert {"/clinicians/{clinician}/subjects/{subject}", "/clinicians/{clinician}/subjects"} <= set(documented)
+    assert client.get("/health").status_code == 200
 
 
 def test_try_it_page_is_off_by_default_and_on_when_enabled(deployed_client) -> None:

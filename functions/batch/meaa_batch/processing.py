@@ -31,12 +31,10 @@ from meaa_aws.s3_objects import ObjectSource, Superseded
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
+from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES, object_byte_limit
 from meaa.video_scoring import score_video
 
 from .observability import LOGGER, METRICS, SERVICE
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
 
 
 @dataclass
@@ -129,17 +127,15 @@ class ObjectScorer:
         return dataclasses.asdict(outcome)
 
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
-        ref, limits = context.obj, self.settings.batch
-        if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(
-                ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes), InvalidImage
-            )
+        ref = context.obj
+        if ref.extension in IMAGE_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidImage)
             data = self.objects.read(ref)
             analysis = self._guarded(lambda: self.estimator.analyze(data).to_dict())
             record_analysis(METRICS, analysis)
             return store.image_item(context, analysis)
-        if ref.extension in VIDEO_EXTENSIONS:
-            self.objects.check_size(ref, limits.max_object_bytes, InvalidVideo)
+        if ref.extension in VIDEO_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidVideo)
             return self._score_video(context)
         raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
 

@@ -16,11 +16,13 @@ from meaa.errors import (
     InvalidJson,
     MalformedMultipart,
     MissingField,
+    Unauthenticated,
     UnsupportedFormat,
     UnsupportedMediaType,
 )
 
 from .. import schemas, upload_parsing
+from ..auth import caller_required
 from ..dependencies import AppState, app_state, estimator, settings
 from ..errors import error_responses
 
@@ -69,9 +71,11 @@ _UPLOAD_REQUEST_BODY = {
         UnsupportedFormat,
         MissingField,
         InvalidInput,
+        Unauthenticated,
     ),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
+    dependencies=[Depends(caller_required)],  # behind the JWT authorizer: its claims, before the body is read
 )
 async def upload_meaa_image(
     request: Request,
