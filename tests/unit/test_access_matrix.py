@@ -15,29 +15,21 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
-from moto import mock_aws
 
-from tests.support.aws import (
-    ASSIGNMENTS_TABLE,
-    TABLE,
-    apply_environment,
-    create_drop_bucket_and_tables,
-    event_for,
-    face_jpeg,
-    moto_environment,
-    put_object,
+from tests.support.access_world import (
+    DAY,
+    KEY_A,
+    KEY_B,
+    OUTSIDE_KEY,
+    STRAY_KEY,
+    SUBJECT_A,
+    SUBJECT_B,
+    JwtApi,
+    jwt_api_world,
 )
-from tests.support.gateway import answer, http_event, token_claims
-from tests.support.lambda_loader import lambda_context, load_function_module, load_handler
-
-SUBJECT_A, SUBJECT_B = "subject-a", "subject-b"
-KEY_A = f"incoming/{SUBJECT_A}/ward/a.jpg"
-KEY_B = f"incoming/{SUBJECT_B}/ward/b.jpg"
-STRAY_KEY = "incoming/stray.jpg"  # no <subject>/<session>/ layout: nobody's but an admin's
-OUTSIDE_KEY = f"elsewhere/{SUBJECT_A}/ward/a.jpg"  # outside the incoming prefix
-DAY = {"from": "2026-11-25T00:00:00Z", "to": "2026-11-26T00:00:00Z", "bucket": "1d"}
+from tests.support.aws import ASSIGNMENTS_TABLE, TABLE
+from tests.support.gateway import token_claims
 
 PATIENT_A = token_claims(SUBJECT_A)
 PATIENT_B = token_claims(SUBJECT_B)
@@ -62,35 +54,13 @@ FORGED_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def world() -> Iterator[dict[str, Any]]:
-    """moto with the two patients' photos scored; the API's Lambda entry behind the authorizer; the
-    DynamoDB operations the API makes, per table."""
-    with pytest.MonkeyPatch.context() as patch, mock_aws():
-        apply_environment(patch, moto_environment(MEAA_AUTH_MODE="jwt"))
-        s3 = boto3.client("s3")
-        create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
-        photo = face_jpeg()
-        batch = load_handler("BatchFunction")
-        for key in (KEY_A, KEY_B, STRAY_KEY):
-            entry = {**put_object(s3, key, photo), "event_time": "2026-11-25T10:00:00.000Z"}
-            (outcome,) = batch(event_for([entry]), lambda_context("BatchFunction"))["outcomes"]
-            assert outcome["status"] == "scored", outcome
-        calls: list[tuple[str, str]] = []
-
-        def record(params: dict[str, Any], model: Any, **_: Any) -> None:
-            calls.append((model.name, params.get("TableName", "")))
-
-        events = boto3._get_default_session().events
-        events.register("provide-client-params.dynamodb", record)
-        try:
-            api = load_function_module("ApiFunction")  # its clients are made on first use, after the hook
-            yield {"handler": api.handler, "calls": calls}
-        finally:
-            events.unregister("provide-client-params.dynamodb", record)
+def world() -> Iterator[JwtApi]:
+    with jwt_api_world() as api:
+        yield api
 
 
-def call(world: dict[str, Any], method: str, path: str, **request: Any) -> tuple[int, Any]:
-    return answer(world["handler"](http_event(method, path, **request), lambda_context("ApiFunction")))
+def call(world: JwtApi, method: str, path: str, **request: Any) -> tuple[int, Any]:
+    return world.call(method, path, **request)
 
 
 def moods(subject: str) -> tuple[str, str, dict[str, Any]]:
@@ -277,7 +247,7 @@ def test_the_api_makes_exactly_the_dynamodb_calls_its_role_allows(world) -> None
     call(world, *moods(SUBJECT_B)[:2], claims=token_claims("clinician-x", ["clinicians"]), query=DAY)
     call(world, "GET", "/clinicians/clinician-x/subjects", claims=ADMIN)
     call(world, "DELETE", f"/clinicians/clinician-x/subjects/{SUBJECT_B}", claims=ADMIN)
-    used = set(world["calls"])
+    used = set(world.calls)
     assert {table for _, table in used} == {TABLE, ASSIGNMENTS_TABLE}
     assert {operation for operation, table in used if table == TABLE} == {"Query"}
     assert {operation for operation, table in used if table == ASSIGNMENTS_TABLE} == {"Query", "PutItem", "DeleteItem"}

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from meaa_aws.clients import s3_client
+from meaa_aws.clients import s3_signing_client
 
 from meaa.config import Settings
 from meaa.errors import Forbidden, InvalidInput, MissingField, NotConfigured, Unauthenticated, UnsupportedFormat
@@ -34,9 +34,9 @@ router = APIRouter(tags=["uploads"])
 def _s3(request: Request) -> Any:
     """The S3 client that signs, made on first use and kept by the app (a warm container reuses it)."""
     state = request.app.state
-    if getattr(state, "s3_client", None) is None:
-        state.s3_client = s3_client()
-    return state.s3_client
+    if getattr(state, "s3_signing_client", None) is None:
+        state.s3_signing_client = s3_signing_client()
+    return state.s3_signing_client
 
 
 def target_subject(who: Principal, named: str | None) -> str:
