@@ -37,6 +37,21 @@ OUTSIDE_KEY = f"elsewhere/{SUBJECT_A}/ward/a.jpg"  # outside the incoming prefix
 CREATED_AT = "2026-11-25T10:00:00.000Z"
 DAY = {"from": "2026-11-25T00:00:00Z", "to": "2026-11-26T00:00:00Z", "bucket": "1d"}
 
+# Every route that reads health data, stores or signs, with a request that would be valid (and one with a
+# bad parameter: authentication comes first).
+PROTECTED_REQUESTS = (
+    ("GET", "/subjects/subject-1/moods", None),
+    ("GET", "/subjects/subject-1/moods?bucket=90s", None),
+    ("GET", "/objects/incoming/subject-1/ward/photo.jpg", None),
+    ("POST", "/uploads", {"filename": "clip.mp4"}),
+    ("POST", "/uploads", {"filename": 7}),
+    ("GET", "/me", None),
+    ("PUT", "/clinicians/clinician-1/subjects/subject-1", None),
+    ("DELETE", "/clinicians/clinician-1/subjects/subject-1", None),
+    ("GET", "/clinicians/clinician-1/subjects?limit=0", None),
+    ("POST", "/upload-meaa-image", {"image_base64": "aGVsbG8="}),
+)
+
 
 @dataclass
 class JwtApi:

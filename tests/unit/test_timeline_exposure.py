@@ -17,23 +17,10 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.access_world import PROTECTED_REQUESTS
 from tests.support.lambda_loader import lambda_context, load_function_module, load_handler, load_template
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
-# Every route that reads health data, stores or signs, with a request that would be valid (and one with a
-# bad parameter: authentication comes first).
-PROTECTED_REQUESTS = (
-    ("GET", "/subjects/subject-1/moods", None),
-    ("GET", "/subjects/subject-1/moods?bucket=90s", None),
-    ("GET", "/objects/incoming/subject-1/ward/photo.jpg", None),
-    ("POST", "/uploads", {"filename": "clip.mp4"}),
-    ("POST", "/uploads", {"filename": 7}),
-    ("GET", "/me", None),
-    ("PUT", "/clinicians/clinician-1/subjects/subject-1", None),
-    ("DELETE", "/clinicians/clinician-1/subjects/subject-1", None),
-    ("GET", "/clinicians/clinician-1/subjects?limit=0", None),
-    ("POST", "/upload-meaa-image", {"image_base64": "aGVsbG8="}),
-)
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
 # Variables a developer's shell might carry into the test that the deployed function would not have.
 LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "MEAA_TABLE_NAME", "MEAA_DROP_BUCKET")
