@@ -332,9 +332,11 @@ def gateway_url(day_of_results: dict[str, str]) -> Iterator[str]:
 
 
 def _sign_in(browser, token: str) -> str:
-    browser.find_element(By.CSS_SELECTOR, "#auth summary").click()
+    if not browser.find_element(By.ID, "auth").get_attribute("open"):
+        browser.find_element(By.CSS_SELECTOR, "#auth summary").click()
     box = browser.find_element(By.ID, "token")
     box.clear()
+    browser.execute_script("document.querySelector('#whoami').textContent = ''")
     box.send_keys(token, Keys.TAB)  # the change event asks GET me who this is
     WebDriverWait(browser, RESULT_WAIT_S).until(lambda d: d.find_element(By.ID, "whoami").text)
     return browser.find_element(By.ID, "whoami").text
