@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redetect-every",
         type=int,
-        default=Settings().batch.video_redetect_every,
+        default=Settings().video_scoring.redetect_every,
         help="analyze_frames' full-detection period (default: the service's)",
     )
     args = parser.parse_args(argv)
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         # does; interleaved).
         from meaa.video import VideoSampler
 
-        with VideoSampler(str(video_path), args.sample_fps, estimator.settings.video) as sampler:
+        caps = estimator.settings
+        with VideoSampler(str(video_path), args.sample_fps, caps.video, caps.decoding) as sampler:
             sampled = [frame.image for frame in sampler.frames()]
         following = estimator.analyze_frames(sampled, redetect_every=args.redetect_every)
         alone_ms, tracked_ms = [], []

@@ -118,7 +118,7 @@ def main() -> None:
     parser.add_argument(
         "--redetect-every",
         type=int,
-        default=Settings().batch.video_redetect_every,
+        default=Settings().video_scoring.redetect_every,
         help="full detection every n-th frame (default: the service's MEAA_VIDEO_REDETECT_EVERY default)",
     )
     args = parser.parse_args()

@@ -168,7 +168,7 @@ def child_video_open(path: str) -> dict:
     """Peak RSS growth of opening a video with plain OpenCV, of reading its first frame, and of VideoSampler."""
     import cv2
 
-    from meaa.config import VideoSettings
+    from meaa.config import DecodeSettings, VideoSettings
     from meaa.errors import MeaaError
     from meaa.video import VideoSampler
     from tests.support.hostile_inputs import release_freed_memory, status_mb
@@ -189,7 +189,7 @@ def child_video_open(path: str) -> dict:
     capture.clear()
 
     def sample() -> str:
-        with VideoSampler(path, 2.0, VideoSettings()) as sampler:
+        with VideoSampler(path, 2.0, VideoSettings(), DecodeSettings()) as sampler:
             return f"{sum(1 for _ in sampler.frames())} frames"
 
     sampled = growth(sample)

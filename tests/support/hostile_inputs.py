@@ -1033,7 +1033,7 @@ def _run_one(item: HostileInput, estimator) -> dict:
     result: dict = {"category": item.category, "name": item.name, "bytes": len(data)}
     try:
         if item.kind == "video":
-            with VideoSampler(path, 2.0, estimator.settings.video) as sampler:
+            with VideoSampler(path, 2.0, estimator.settings.video, estimator.settings.decoding) as sampler:
                 sampled = 0
                 for frame in sampler.frames():
                     estimator.analyze(frame.image)
