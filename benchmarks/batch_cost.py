@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 from moto import mock_aws
 
+from devkit.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
+from devkit.lambda_loader import lambda_context, load_handler
+from devkit.sample_faces import one_face_frame
 from meaa.config import Settings
-from tests.support.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
-from tests.support.lambda_loader import lambda_context, load_handler
-from tests.support.sample_faces import one_face_frame
 
 # us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
 ARM64_GB_SECOND_USD = 0.0000133334

@@ -125,8 +125,8 @@ def main() -> None:
     os.environ.setdefault("MEAA_THREADS", "1")
 
     from benchmarks.bench_pipeline import Floor
+    from devkit.sample_faces import group_frame, one_face_frame
     from meaa import MoodEstimator
-    from tests.support.sample_faces import group_frame, one_face_frame
 
     estimator = MoodEstimator()
     floor = Floor()

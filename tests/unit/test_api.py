@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from skimage import data
 
-from tests.support.lambda_loader import lambda_context, load_function_module
+from devkit.lambda_loader import lambda_context, load_function_module
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EVENTS_DIR = REPO_ROOT / "events"

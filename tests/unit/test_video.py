@@ -55,7 +55,7 @@ def _small_jpeg(value: int) -> bytes:
 
 
 def _avi(tmp_path: Path, name: str, **kwargs) -> Path:
-    from tests.support.hostile_inputs import mjpeg_avi
+    from devkit.hostile_inputs import mjpeg_avi
 
     path = tmp_path / name
     path.write_bytes(mjpeg_avi(**kwargs))
@@ -90,7 +90,7 @@ def test_decoding_stops_at_the_decoded_frame_cap(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("declared", [True, False], ids=["header_says_so", "header_understates"])
 def test_oversize_frames_are_refused_before_decoding(tmp_path: Path, declared: bool) -> None:
-    from tests.support.hostile_inputs import flat_jpeg
+    from devkit.hostile_inputs import flat_jpeg
 
     frame = flat_jpeg(4000, 3000)
     path = _avi(
@@ -103,7 +103,7 @@ def test_oversize_frames_are_refused_before_decoding(tmp_path: Path, declared: b
 
 
 def test_every_motion_jpeg_frame_is_checked_before_decoding(tmp_path: Path) -> None:
-    from tests.support.hostile_inputs import flat_jpeg
+    from devkit.hostile_inputs import flat_jpeg
 
     path = _avi(tmp_path, "grows.avi", frames=[_small_jpeg(10), flat_jpeg(4000, 3000)], width=64, height=48)
     with pytest.raises(ImageTooLarge, match="Motion JPEG frame"):
@@ -118,7 +118,7 @@ def test_every_motion_jpeg_frame_is_checked_before_decoding(tmp_path: Path) -> N
 def test_motion_jpeg_frames_are_checked_against_the_operators_decode_caps(
     tmp_path: Path, operator_caps: dict[str, int], message: str
 ) -> None:
-    from tests.support.hostile_inputs import progressive_jpeg
+    from devkit.hostile_inputs import progressive_jpeg
 
     # Within the default caps (200 MB, 64 scans): a progressive frame of 48 scans (8 MB of decode memory).
     frames = [_small_jpeg(10), progressive_jpeg(64, 48, 47)]
@@ -130,10 +130,10 @@ def test_motion_jpeg_frames_are_checked_against_the_operators_decode_caps(
 
 
 def test_scoring_a_video_applies_the_decode_caps_an_operator_set(tmp_path: Path) -> None:
+    from devkit.hostile_inputs import progressive_jpeg
     from meaa import MoodEstimator
     from meaa.config import Settings
     from meaa.video_scoring import score_video
-    from tests.support.hostile_inputs import progressive_jpeg
 
     path = _avi(tmp_path, "scans.avi", frames=[_small_jpeg(10), progressive_jpeg(64, 48, 47)], width=64, height=48)
     settings = Settings.from_env({"MEAA_MAX_JPEG_SCANS": "8"})

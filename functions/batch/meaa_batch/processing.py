@@ -23,15 +23,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import BotoCoreError, ClientError
-from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
-from meaa_aws.observability import record_analysis, record_error, record_video
-from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.video_scoring import score_video
+from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
+from meaa_aws.observability import record_analysis, record_error, record_video
+from meaa_aws.results_table import ResultsTable
+from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from .observability import LOGGER, METRICS, SERVICE
 
