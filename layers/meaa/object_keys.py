@@ -54,9 +54,7 @@ def suffix_of(name: str) -> str:
 
 def object_byte_limit(suffix: str, settings: Settings) -> int:
     """The largest object of this kind the batch function reads: images also within the decoder's byte cap."""
-    if suffix in IMAGE_SUFFIXES:
-        return min(settings.batch.max_object_bytes, settings.decoding.max_image_bytes)
-    return settings.batch.max_object_bytes
+    return settings.max_batch_image_bytes if suffix in IMAGE_SUFFIXES else settings.batch.max_object_bytes
 
 
 def split_layout(relative: str) -> tuple[str, str] | None:

@@ -20,8 +20,6 @@ from typing import Any
 
 from boto3.dynamodb.conditions import Key
 
-from meaa.store import decode_cursor, encode_cursor
-
 CLINICIAN = "clinician"
 SUBJECT = "subject"
 ASSIGNED_AT = "assigned_at"
@@ -46,7 +44,7 @@ class Assignment:
 class AssignmentPage:
     clinician: str
     assignments: list[Assignment]
-    next_cursor: str | None
+    last_key: dict[str, str] | None  # DynamoDB's LastEvaluatedKey: where the next page starts
 
 
 class AssignmentStore:
@@ -88,15 +86,16 @@ class AssignmentStore:
         answer = self.table.delete_item(Key={CLINICIAN: clinician, SUBJECT: subject}, ReturnValues="ALL_OLD")
         return "Attributes" in answer
 
-    def subjects_of(self, clinician: str, limit: int, cursor: str | None) -> AssignmentPage:
-        """One page of a clinician's subjects, in subject order (one Query)."""
+    def subjects_of(self, clinician: str, limit: int, start_key: dict[str, str] | None = None) -> AssignmentPage:
+        """One page of a clinician's subjects, in subject order (one Query), from ``start_key`` (a page's
+        ``last_key``, checked by the caller to be this clinician's)."""
         query: dict[str, Any] = {
             "KeyConditionExpression": Key(CLINICIAN).eq(clinician),
             "ConsistentRead": True,
             "Limit": limit,
         }
-        if cursor:
-            query["ExclusiveStartKey"] = decode_cursor(cursor, {CLINICIAN: clinician}, (CLINICIAN, SUBJECT))
+        if start_key:
+            query["ExclusiveStartKey"] = start_key
         page = self.table.query(**query)
         found = [Assignment.from_item(item) for item in page.get("Items", [])]
-        return AssignmentPage(clinician, found, encode_cursor(page.get("LastEvaluatedKey")))
+        return AssignmentPage(clinician, found, page.get("LastEvaluatedKey"))

@@ -21,8 +21,7 @@ import boto3
 import httpx
 import pytest
 
-from tests.support.access_world import PROTECTED_REQUESTS, JwtApi
-from tests.support.aws import (
+from devkit.aws import (
     BUCKET,
     apply_environment,
     create_drop_bucket_and_tables,
@@ -32,8 +31,9 @@ from tests.support.aws import (
     moto_environment,
     moto_server,
 )
+from devkit.lambda_loader import lambda_context, load_function_module, load_handler
+from tests.support.access_world import PROTECTED_REQUESTS, JwtApi
 from tests.support.gateway import token_claims
-from tests.support.lambda_loader import lambda_context, load_function_module, load_handler
 from tests.support.servers import local_api_server
 
 PATIENT = token_claims("patient-7")

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from tests.support.aws import (
+from devkit.aws import (
     apply_environment,
     create_drop_bucket_and_tables,
     event_for,
@@ -26,8 +26,8 @@ from tests.support.aws import (
     moto_environment,
     put_object,
 )
+from devkit.lambda_loader import lambda_context, load_function_module, load_handler
 from tests.support.gateway import answer, http_event
-from tests.support.lambda_loader import lambda_context, load_function_module, load_handler
 
 SUBJECT_A, SUBJECT_B = "subject-a", "subject-b"
 KEY_A = f"incoming/{SUBJECT_A}/ward/a.jpg"

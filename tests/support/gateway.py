@@ -24,7 +24,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlencode
 
-from tests.support.lambda_loader import lambda_context
+from devkit.lambda_loader import lambda_context
 
 API_HOST = "abcdef1234.execute-api.eu-west-1.amazonaws.com"
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from devkit.aws import ASSIGNMENTS_TABLE, TABLE
 from tests.support.access_world import (
     DAY,
     KEY_A,
@@ -28,7 +29,6 @@ from tests.support.access_world import (
     JwtApi,
     jwt_api_world,
 )
-from tests.support.aws import ASSIGNMENTS_TABLE, TABLE
 from tests.support.gateway import token_claims
 
 PATIENT_A = token_claims(SUBJECT_A)

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
+from devkit.aws import BUCKET
 from meaa.config import Settings
 from tests.support.access_world import SUBJECT_A, SUBJECT_B, JwtApi, jwt_api_world
-from tests.support.aws import BUCKET
 from tests.support.gateway import token_claims
 
 EXPIRES_S = 300

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
+from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
 from meaa.object_keys import MEDIA_TYPES
-from tests.support.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"
@@ -452,9 +452,8 @@ def test_results_retention_sets_the_ttl_attribute_that_the_batch_writes(template
 
 
 def test_a_burst_of_refusals_raises_the_access_denied_alarm(resources: dict[str, Any]) -> None:
-    from meaa_aws.observability import NAMESPACE
-
     from meaa_api.observability import SERVICE
+    from meaa_aws.observability import NAMESPACE
 
     alarm = _alarm_on(_alarms(resources), NAMESPACE, "AccessDenied", {"Name": "service", "Value": SERVICE})
     assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)

@@ -19,12 +19,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Depends, Request
-from meaa_aws.assignments import AssignmentStore
-from meaa_aws.clients import dynamodb_table
 
 from meaa.config import Settings
 from meaa.errors import Forbidden, NotConfigured
 from meaa.object_keys import owner_of
+from meaa_aws.assignments import AssignmentStore
+from meaa_aws.clients import dynamodb_table
 
 from . import audit
 from .auth import Principal, Role, authenticate

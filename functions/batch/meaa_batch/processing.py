@@ -23,16 +23,16 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import BotoCoreError, ClientError
-from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
-from meaa_aws.observability import record_analysis, record_error, record_video
-from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES, object_byte_limit
 from meaa.video_scoring import score_video
+from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
+from meaa_aws.observability import record_analysis, record_error, record_video
+from meaa_aws.results_table import ResultsTable
+from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from .observability import LOGGER, METRICS, SERVICE
 
@@ -156,7 +156,7 @@ class ObjectScorer:
                 frames.put_item(Item=store.frame_item(context, frame.time_ms, frame.index, analysis))
 
             scored = self._guarded(
-                lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame)
+                lambda: score_video(self.estimator, local.name, self.settings.video_scoring, deadline, write_frame)
             )
         attributes = scored.attributes()
         record_video(METRICS, attributes)

@@ -21,8 +21,9 @@ from meaa.errors import (
     Unauthenticated,
 )
 from meaa.object_keys import is_valid_subject
+from meaa_aws.assignments import CLINICIAN, SUBJECT
 
-from .. import schemas
+from .. import query, schemas
 from ..access import assignment_changer, assignment_lister, assignment_store
 from ..audit import AuditRecord
 from ..dependencies import settings
@@ -94,14 +95,17 @@ def list_subjects(
     clinician: ClinicianId,
     request: Request,
     limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"Subjects per page, 1..{MAX_PAGE}"),
-    cursor: str | None = Query(None, max_length=4096, description="`next_cursor` of the previous page"),
+    cursor: str | None = Query(
+        None, max_length=query.MAX_CURSOR_CHARS, description="`next_cursor` of the previous page"
+    ),
     current: Settings = Depends(settings),
 ) -> dict[str, Any]:
     _checked(clinician)
-    page = assignment_store(request, current).subjects_of(clinician, limit, cursor)
+    start_key = query.decode_cursor(cursor, {CLINICIAN: clinician}, (CLINICIAN, SUBJECT)) if cursor else None
+    page = assignment_store(request, current).subjects_of(clinician, limit, start_key)
     access.item_count = len(page.assignments)
     return {
         "clinician": clinician,
         "subjects": [asdict(assignment) for assignment in page.assignments],
-        "next_cursor": page.next_cursor,
+        "next_cursor": query.encode_cursor(page.last_key),
     }

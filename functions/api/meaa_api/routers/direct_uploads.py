@@ -15,11 +15,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from meaa_aws.clients import s3_signing_client
 
 from meaa.config import Settings
 from meaa.errors import Forbidden, InvalidInput, MissingField, NotConfigured, Unauthenticated, UnsupportedFormat
 from meaa.object_keys import MEDIA_TYPES, object_byte_limit, suffix_of, upload_key
+from meaa_aws.clients import s3_signing_client
 
 from .. import schemas
 from ..access import authorize_subject, uploader

@@ -1,8 +1,9 @@
 """``GET /subjects/{subject}/moods`` and ``GET /objects/{key}``: the batch results, read from DynamoDB.
 
 Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving); who may read what is
-``meaa_api.access``'s, checked first. Reading and bucketing are ``meaa.store``'s (the batch function writes
-through it too); this module is the HTTP shape.
+``meaa_api.access``'s, checked first. Reading and bucketing
+are ``meaa.store``'s (the batch function writes through it too); parameters, cursors and the answers' shape
+are ``meaa_api.query``'s; this module declares the routes.
 """
 
 from __future__ import annotations
@@ -10,13 +11,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from meaa_aws.clients import dynamodb_table
 
 from meaa import store
 from meaa.config import Settings
 from meaa.errors import Forbidden, InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable, Unauthenticated
+from meaa_aws.clients import dynamodb_table
 
-from .. import schemas
+from .. import query, schemas
 from ..access import object_reader, subject_reader
 from ..audit import AuditRecord
 from ..dependencies import settings
@@ -40,13 +41,13 @@ def time_range(
     to: str | None = Query(None, description="ISO 8601, exclusive; default: now. Without an offset: UTC"),
     bucket: str = Query("5m", description="Bucket size: <n>m, <n>h or <n>d, from 1m to 1d"),
 ) -> store.TimeRange:
-    return store.TimeRange.from_params(from_, to, bucket)
+    return query.parse_time_range(from_, to, bucket)
 
 
 def page_limit(
-    limit: int | None = Query(None, description=f"Items read per page, 1..{store.MAX_PAGE_ITEMS}"),
+    limit: int | None = Query(None, description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}"),
 ) -> int:
-    return store.check_limit(limit)
+    return query.check_limit(limit)
 
 
 # Parameters are dependencies declared before the table, so a bad query is a 400 before any AWS client exists.
@@ -65,7 +66,7 @@ def subject_moods(
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    answer = store.subject_timeline(table, subject, span, limit, cursor, include_unreliable)
+    answer = query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
     access.item_count = answer["items_read"]
     return answer
 
@@ -88,6 +89,6 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    answer = store.object_items(table, current.store.drop_bucket, key, limit, cursor)
+    answer = query.object_results(table, current.store.drop_bucket, key, limit, cursor)
     access.item_count = len(answer["items"])
     return answer
