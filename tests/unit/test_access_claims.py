@@ -3,6 +3,8 @@ object is (``meaa.object_keys``): the pieces the access matrix (test_access_matr
 
 from __future__ import annotations
 
+import base64
+import json
 from urllib.parse import quote_plus
 
 import pytest
@@ -171,3 +173,44 @@ def test_jwt_wins_over_local() -> None:
         assert response.status_code == 401 and response.json()["error"]["code"] == "unauthenticated"
     with TestClient(create_app(Settings.from_env({"MEAA_LOCAL": "1"}))) as client:
         assert client.get("/me").json() == {"sub": "local", "role": "admin", "subject": None}
+
+
+def test_cognito_tokens_of_the_readmes_groups_give_the_roles() -> None:
+    """README's Cognito setup (groups, users, group membership) done on moto's Cognito: the access token it
+    issues, rendered the way API Gateway renders claims, is an admin, a clinician or a patient."""
+    import boto3
+    from moto import mock_aws
+
+    from meaa_api.auth import ADMINS_GROUP, CLINICIANS_GROUP
+    from tests.support.gateway import render_claims
+
+    with mock_aws():
+        cognito = boto3.client("cognito-idp", region_name="eu-west-1")
+        pool = cognito.create_user_pool(PoolName="meaa-users", UsernameAttributes=["email"])["UserPool"]["Id"]
+        client = cognito.create_user_pool_client(
+            UserPoolId=pool, ClientName="app", ExplicitAuthFlows=["ALLOW_ADMIN_USER_PASSWORD_AUTH"]
+        )["UserPoolClient"]["ClientId"]
+        for group in (ADMINS_GROUP, CLINICIANS_GROUP):
+            cognito.create_group(UserPoolId=pool, GroupName=group)
+        roles = {}
+        for email, group in (
+            ("admin@h.example", ADMINS_GROUP),
+            ("dr@h.example", CLINICIANS_GROUP),
+            ("p@h.example", None),
+        ):
+            cognito.admin_create_user(UserPoolId=pool, Username=email, MessageAction="SUPPRESS")
+            cognito.admin_set_user_password(UserPoolId=pool, Username=email, Password="Long-enough-1!", Permanent=True)
+            if group:
+                cognito.admin_add_user_to_group(UserPoolId=pool, Username=email, GroupName=group)
+            tokens = cognito.admin_initiate_auth(
+                UserPoolId=pool,
+                ClientId=client,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": email, "PASSWORD": "Long-enough-1!"},
+            )["AuthenticationResult"]
+            payload = tokens["AccessToken"].split(".")[1]
+            claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            roles[email] = principal_from_claims(render_claims(claims), "sub")
+            assert roles[email].sub == claims["sub"]
+    assert roles["admin@h.example"].role is Role.ADMIN and roles["dr@h.example"].role is Role.CLINICIAN
+    assert roles["p@h.example"] == Principal(roles["p@h.example"].sub, Role.PATIENT, roles["p@h.example"].sub)
