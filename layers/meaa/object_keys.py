@@ -4,9 +4,9 @@
 
 - Which subject an object belongs to (``split_layout``, ``owner_of``): the batch function files its results
   under that subject, and the API lets only that subject's readers see the object.
-- Which files are scored (``MEDIA_TYPES``: suffix -> the Content-Type a direct upload must declare) and how
-  large each kind may be (``object_byte_limit``): the batch function refuses the rest, the API's presigned
-  POST policies never allow them.
+- Which files are scored (``MEDIA_TYPES``: suffix -> the Content-Type a direct upload must declare): the
+  batch function refuses the rest, the API's presigned POST policies never allow them (how large each kind
+  may be is the deployed functions' setting: ``meaa_aws.s3_objects.object_byte_limit``).
 - The keys of direct uploads (``upload_key``): the client's filename is untrusted, so only a sanitized
   form of it goes into the key (``safe_file_name``), after a random id.
 """
@@ -17,7 +17,6 @@ import re
 import unicodedata
 import uuid
 
-from meaa.config import Settings
 from meaa.errors import UnsupportedFormat
 
 IMAGE_MEDIA_TYPES = {
@@ -50,11 +49,6 @@ def suffix_of(name: str) -> str:
     """The lower-case suffix of a file name (``.jpg``), or "" when it has none."""
     base = name.rsplit("/", 1)[-1].lower()
     return base[base.rfind(".") :] if "." in base else ""
-
-
-def object_byte_limit(suffix: str, settings: Settings) -> int:
-    """The largest object of this kind the batch function reads: images also within the decoder's byte cap."""
-    return settings.max_batch_image_bytes if suffix in IMAGE_SUFFIXES else settings.batch.max_object_bytes
 
 
 def split_layout(relative: str) -> tuple[str, str] | None:

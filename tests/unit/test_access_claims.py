@@ -18,13 +18,13 @@ from meaa.object_keys import (
     MAX_FILE_NAME_CHARS,
     MEDIA_TYPES,
     VIDEO_SUFFIXES,
-    object_byte_limit,
     owner_of,
     safe_file_name,
     upload_key,
 )
 from meaa_api.app import create_app
 from meaa_api.auth import Principal, Role, parse_groups, principal_from_claims
+from meaa_aws.s3_objects import object_byte_limit
 
 PREFIX = "incoming/"
 

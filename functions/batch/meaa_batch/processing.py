@@ -27,12 +27,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
-from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES, object_byte_limit
+from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from meaa.video_scoring import score_video
 from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
 from meaa_aws.observability import record_analysis, record_error, record_video
 from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
+from meaa_aws.s3_objects import ObjectSource, Superseded, object_byte_limit
 
 from .observability import LOGGER, METRICS, SERVICE
 

@@ -18,8 +18,9 @@ from fastapi import APIRouter, Depends, Request
 
 from meaa.config import Settings
 from meaa.errors import Forbidden, InvalidInput, MissingField, NotConfigured, Unauthenticated, UnsupportedFormat
-from meaa.object_keys import MEDIA_TYPES, object_byte_limit, suffix_of, upload_key
+from meaa.object_keys import MEDIA_TYPES, suffix_of, upload_key
 from meaa_aws.clients import s3_signing_client
+from meaa_aws.s3_objects import object_byte_limit
 
 from .. import schemas
 from ..access import authorize_subject, uploader
