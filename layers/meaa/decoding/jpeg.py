@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import re
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from meaa.config import DecodeSettings
@@ -79,26 +80,41 @@ class JpegLayout:
         )
 
 
+class _Markers:
+    """The markers of a JPEG after SOI that begin a segment (standalone markers, which have no length, are
+    skipped but counted against the segment cap). A marker is 0xFF, any fill 0xFFs and a marker byte; junk
+    before it is tolerated, as libjpeg does. ``pos`` is just past the last marker; set it to the end of what
+    the caller read to search on from there. Exhausted when no marker is left."""
+
+    def __init__(self, data: bytes, cap_message: str) -> None:
+        self.data = data
+        self.pos = 2
+        self._cap_message = cap_message
+
+    def __iter__(self) -> Iterator[int]:
+        for _ in range(_JPEG_MAX_SEGMENTS):
+            found = _JPEG_MARKER.search(self.data, self.pos)
+            if found is None:
+                return
+            marker = self.data[found.start() + 1]
+            self.pos = found.end()
+            if marker not in _JPEG_STANDALONE_MARKERS and marker != 0x00:
+                yield marker
+        raise InvalidImage(self._cap_message)
+
+
 def read_jpeg_header(data: bytes) -> ImageHeader:
     """Walk the marker segments up to the first SOS: size from SOFn, orientation from EXIF APP1."""
     size: tuple[int, int] | None = None
-    orientation = 1
-    found_exif = False
+    orientation: int | None = None  # from the first EXIF block
     end = len(data)
-    pos = 2
-    for _ in range(_JPEG_MAX_SEGMENTS):
-        # Next marker: 0xFF, any fill 0xFFs, a marker byte; junk before it is tolerated, as libjpeg does.
-        found = _JPEG_MARKER.search(data, pos)
-        if found is None:
-            break
-        marker = data[found.start() + 1]
-        pos = found.end()
-        if marker in _JPEG_STANDALONE_MARKERS or marker == 0x00:
-            continue
+    markers = _Markers(data, f"the JPEG has more than {_JPEG_MAX_SEGMENTS} segments before its image data")
+    for marker in markers:
         if marker in (_JPEG_SOS, _JPEG_EOI):
             if size is None:
                 raise InvalidImage("the JPEG has no frame header (SOF) before its image data")
             break
+        pos = markers.pos
         if pos + 2 > end:
             break
         (length,) = struct.unpack_from(">H", data, pos)
@@ -106,21 +122,25 @@ def read_jpeg_header(data: bytes) -> ImageHeader:
             raise InvalidImage("the JPEG has a malformed segment length")
         segment_start, segment_end = pos + 2, pos + length
         if marker in _JPEG_SOF_MARKERS and size is None:
-            if segment_start + 5 > end:
+            size = _frame_size(data, segment_start)
+            if size is None:
                 break
-            height, width = struct.unpack_from(">HH", data, segment_start + 1)  # after precision
-            if height == 0:  # "defined later by a DNL marker": libjpeg cannot decode it either
-                raise InvalidImage("the JPEG leaves its height to a DNL marker, which is not supported")
-            size = (width, height)
-        elif marker == _JPEG_APP1 and not found_exif and data.startswith(b"Exif\x00\x00", segment_start):
-            found_exif = True
+        elif marker == _JPEG_APP1 and orientation is None and data.startswith(b"Exif\x00\x00", segment_start):
             orientation = exif_orientation(data[segment_start + 6 : min(segment_end, end)])
-        pos = segment_end
-    else:
-        raise InvalidImage(f"the JPEG has more than {_JPEG_MAX_SEGMENTS} segments before its image data")
+        markers.pos = segment_end
     if size is None:
         raise truncated("jpeg")
-    return checked_size("jpeg", size[0], size[1], orientation)
+    return checked_size("jpeg", size[0], size[1], orientation or 1)
+
+
+def _frame_size(data: bytes, segment_start: int) -> tuple[int, int] | None:
+    """(width, height) from a SOFn segment's payload; None when the data ends first."""
+    if segment_start + 5 > len(data):
+        return None
+    height, width = struct.unpack_from(">HH", data, segment_start + 1)  # after precision
+    if height == 0:  # "defined later by a DNL marker": libjpeg cannot decode it either
+        raise InvalidImage("the JPEG leaves its height to a DNL marker, which is not supported")
+    return width, height
 
 
 def parse_jpeg(data: bytes, header: ImageHeader, limits: DecodeSettings) -> JpegLayout:
@@ -129,17 +149,11 @@ def parse_jpeg(data: bytes, header: ImageHeader, limits: DecodeSettings) -> Jpeg
     components: tuple[JpegComponent, ...] = ()
     scans: list[JpegScan] = []
     end = len(data)
-    pos = 2
-    for _ in range(_JPEG_MAX_SEGMENTS):
-        found = _JPEG_MARKER.search(data, pos)
-        if found is None:
-            raise InvalidImage("the JPEG data ends before its end marker (truncated?)")
-        marker = data[found.start() + 1]
-        pos = found.end()
-        if marker in _JPEG_STANDALONE_MARKERS or marker == 0x00:
-            continue
+    markers = _Markers(data, f"the JPEG has more than {_JPEG_MAX_SEGMENTS} segments")
+    for marker in markers:
         if marker == _JPEG_EOI:
             break
+        pos = markers.pos
         if pos + 2 > end:
             raise InvalidImage("the JPEG data ends inside a segment (truncated?)")
         (length,) = struct.unpack_from(">H", data, pos)
@@ -155,28 +169,39 @@ def parse_jpeg(data: bytes, header: ImageHeader, limits: DecodeSettings) -> Jpeg
         elif marker == _JPEG_SOS:
             if sof_marker is None:
                 raise InvalidImage("the JPEG has no frame header (SOF) before its image data")
-            if len(scans) >= limits.max_jpeg_scans:
-                raise ImageTooLarge(
-                    f"the JPEG has more than {limits.max_jpeg_scans} scans; each is a pass over the whole image "
-                    "(a normal progressive JPEG has about 10)"
-                )
-            scan_header = _jpeg_scan_header(payload, components)
-            ended = _JPEG_SCAN_END.search(data, segment_end)
-            if ended is None:
-                raise InvalidImage("the JPEG data ends inside a scan (truncated?)")
-            data_end = ended.start()
-            scans.append(JpegScan(*scan_header, data_bytes=data_end - segment_end))
-            segment_end = data_end
+            scans.append(_jpeg_scan(data, payload, segment_end, components, len(scans), limits))
+            segment_end += scans[-1].data_bytes
         elif marker == _JPEG_DNL:
             raise InvalidImage("the JPEG leaves its height to a DNL marker, which is not supported")
-        pos = segment_end
+        markers.pos = segment_end
     else:
-        raise InvalidImage(f"the JPEG has more than {_JPEG_MAX_SEGMENTS} segments")
+        raise InvalidImage("the JPEG data ends before its end marker (truncated?)")
     if sof_marker is None or not scans:
         raise InvalidImage("the JPEG has no image data (no scan)")
     layout = JpegLayout(sof_marker, components, tuple(scans))
     _check_jpeg_data(layout, header)
     return layout
+
+
+def _jpeg_scan(
+    data: bytes,
+    payload: bytes,
+    data_start: int,
+    components: tuple[JpegComponent, ...],
+    scans_before: int,
+    limits: DecodeSettings,
+) -> JpegScan:
+    """One scan: its SOS header, and its entropy-coded data up to the next marker that is not a restart."""
+    if scans_before >= limits.max_jpeg_scans:
+        raise ImageTooLarge(
+            f"the JPEG has more than {limits.max_jpeg_scans} scans; each is a pass over the whole image "
+            "(a normal progressive JPEG has about 10)"
+        )
+    scan_header = _jpeg_scan_header(payload, components)
+    ended = _JPEG_SCAN_END.search(data, data_start)
+    if ended is None:
+        raise InvalidImage("the JPEG data ends inside a scan (truncated?)")
+    return JpegScan(*scan_header, data_bytes=ended.start() - data_start)
 
 
 def _jpeg_frame(marker: int, payload: bytes) -> tuple[JpegComponent, ...]:

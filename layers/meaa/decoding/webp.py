@@ -78,24 +78,29 @@ def parse_webp(data: bytes, header: ImageHeader) -> WebpLayout:
         elif kind == b"ALPH":
             alpha = alpha_chunk = True
         elif kind in (b"VP8 ", b"VP8L"):
-            if kind == b"VP8 ":
-                if size < 10:
-                    raise truncated("webp")
-                width, height = _vp8_size(data, payload)
-                first_partition = int.from_bytes(data[payload : payload + 3], "little") >> 5
-                if first_partition > size - 10:
-                    raise promises_more(header, "its VP8 chunk is shorter than its first partition")
-            else:
-                if size < 5:
-                    raise truncated("webp")
-                width, height, alpha_hint = _vp8l_info(data, payload)
-                alpha |= alpha_hint
+            width, height, alpha_hint = _bitstream_info(data, kind, payload, size, header)
             if (width, height) != (header.width, header.height):
                 raise InvalidImage(
                     f"the WebP canvas is {header.width}x{header.height} but its image is {width}x{height}"
                 )
-            return WebpLayout(lossless=kind == b"VP8L", alpha=alpha, alpha_chunk=alpha_chunk and kind == b"VP8 ")
+            lossy = kind == b"VP8 "
+            return WebpLayout(lossless=not lossy, alpha=alpha or alpha_hint, alpha_chunk=alpha_chunk and lossy)
         elif not extended:
             break
         pos = payload + size + (size & 1)
     raise InvalidImage("the WebP has no VP8 or VP8L image data (truncated?)")
+
+
+def _bitstream_info(data: bytes, kind: bytes, payload: int, size: int, header: ImageHeader) -> tuple[int, int, bool]:
+    """(width, height, alpha hint) of a VP8 (lossy) or VP8L (lossless) chunk, whose data must be there."""
+    if kind == b"VP8 ":
+        if size < 10:
+            raise truncated("webp")
+        width, height = _vp8_size(data, payload)
+        first_partition = int.from_bytes(data[payload : payload + 3], "little") >> 5
+        if first_partition > size - 10:
+            raise promises_more(header, "its VP8 chunk is shorter than its first partition")
+        return width, height, False
+    if size < 5:
+        raise truncated("webp")
+    return _vp8l_info(data, payload)
