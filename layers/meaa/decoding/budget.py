@@ -75,10 +75,8 @@ def pixel_buffer_bytes(header: ImageHeader, layout: Layout, data: bytes, reducti
         copy = len(layout.decoder_input) if layout.decoder_input is not data else 0
         return pixels * layout.decoded_pixel_bytes + gray_to_bgr + 8 * height + copy  # + libpng's row pointers
     if isinstance(layout, WebpLayout):
-        # Bytes per pixel, above the growth measured between 4 and 8 Mpx photo-like images (file
-        # included: OpenCV reads it whole into memory first; `python -m benchmarks.hostile_inputs`):
-        # lossy 3.1, lossy + alpha 9.4 (the alpha plane is itself a lossless bitstream), lossless 7.1,
-        # lossless + alpha 8.2 (libwebp's ARGB copy).
+        # Bytes per pixel, above the growth measured per layout (`python -m benchmarks.hostile_inputs`, its
+        # last table); OpenCV also holds the whole file. Alpha and lossless cost more (libwebp's ARGB copy).
         if layout.lossless:
             per_pixel = 10 if layout.alpha else 8
         else:

@@ -32,9 +32,8 @@ _JPEG_REFUSED_SOF = {
 }
 _JPEG_STANDALONE_MARKERS = frozenset({0x01, 0xD8, *range(0xD0, 0xD8)})  # TEM, SOI, RST0-7: no length
 _JPEG_SOS, _JPEG_EOI, _JPEG_APP1, _JPEG_DNL = 0xDA, 0xD9, 0xE1, 0xDC
-# A marker: 0xFF (after any fill 0xFFs) and a byte that is not 0xFF; the marker byte follows the match's
-# 0xFF. Patterns that start with a literal byte are searched at C speed (about 1 GB/s here); a lookbehind
-# or a leading repeat made the same search 30 times slower.
+# A marker: 0xFF (after any fill 0xFFs) and a byte that is not 0xFF. A pattern starting with a literal byte is
+# searched at C speed; a lookbehind or a leading repeat was 30 times slower.
 _JPEG_MARKER = re.compile(rb"\xff[^\xff]")
 # The end of a scan's entropy-coded data: 0xFF followed by neither a stuffed 0x00, a restart marker RST0-7
 # nor fill. Restart markers are counted as scan data: padding a scan with them makes it as large as a real

@@ -32,9 +32,9 @@ def read_with_opencv(data: bytes, flags: int, *, small: bool) -> np.ndarray | No
     """Decode with OpenCV: small images with ``cv2.imdecode``, large ones with ``cv2.imread`` of ``data`` as an
     in-memory file (``memfd``), into an array the Python binding allocates.
 
-    ``cv2.imdecode`` returns a Mat that the binding copies into a new array, so a 7000x7000 decode peaked at
-    280 MB instead of 140 MB; the in-memory file costs a fixed 0.35 ms instead (2.3 against 1.9 ms for a
-    640x480 JPEG), which only pays for itself on large images (``SMALL_DECODE_BYTES``).
+    ``cv2.imdecode``'s Mat is copied by the binding (twice the image at peak: README, "Budgets"); the in-memory
+    file costs a fixed fraction of a millisecond, which pays for itself on large images only
+    (``SMALL_DECODE_BYTES``).
     """
     if small:
         try:
@@ -108,7 +108,7 @@ def _composite_over_white(bgra: np.ndarray) -> np.ndarray:
 
     Computed as 255 - round((255 - c) * a / 255) with three uint8 OpenCV calls (the same numbers for all
     65,536 (c, a) pairs; tests/unit/test_decoding.py checks them), several times faster than numpy's
-    widening arithmetic, which took 1.6 s on a 7000x7000 RGBA PNG.
+    widening arithmetic.
     """
     alpha = cv2.extractChannel(bgra, 3)
     bgr = cv2.cvtColor(bgra, cv2.COLOR_BGRA2BGR)
