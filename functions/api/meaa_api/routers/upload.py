@@ -8,18 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meaa import MoodEstimator
 from meaa.config import Settings
-from meaa.errors import (
-    ImageTooLarge,
-    InvalidBase64,
-    InvalidImage,
-    InvalidInput,
-    InvalidJson,
-    MalformedMultipart,
-    MissingField,
-    Unauthenticated,
-    UnsupportedFormat,
-    UnsupportedMediaType,
-)
+from meaa.errors import ImageTooLarge, Unauthenticated, UnsupportedFormat
 
 from .. import schemas, upload_parsing
 from ..auth import caller_required
@@ -56,18 +45,7 @@ _UPLOAD_REQUEST_BODY = {
 @router.post(
     UPLOAD_PATH,
     response_model=schemas.AnalysisResponse,
-    responses=error_responses(
-        InvalidImage,
-        MalformedMultipart,
-        InvalidJson,
-        InvalidBase64,
-        ImageTooLarge,
-        UnsupportedMediaType,
-        UnsupportedFormat,
-        MissingField,
-        InvalidInput,
-        Unauthenticated,
-    ),
+    responses=error_responses(*upload_parsing.PARSE_ERRORS, UnsupportedFormat, Unauthenticated),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
     dependencies=[Depends(caller_required)],  # behind the JWT authorizer: its claims, before the body is read
