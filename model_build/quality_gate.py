@@ -1,6 +1,6 @@
 """Fit the face quality gate on ordinary and degraded faces served through the pipeline; keep only the rules
-that earn their place; record the evidence. One command for a mood model (about 25 minutes here the first
-time, measuring; a minute or two from the cache):
+that earn their place; record the evidence. One command for a mood model (about 17 minutes on this project's
+2-core host the first time, measuring; about a minute from the cache):
 
     model_build/.venv/bin/python -m model_build.quality_gate --data ../shared/data \
         --mood-model mini_xception_w2_kd --write
@@ -12,8 +12,8 @@ the cache, and fails if the record, the defaults or the tables differ from what 
 
 Protocol (``quality_data.py``: the faces; ``quality_fit.py``: the fit and the selection of rules):
 
-* Thresholds are fitted on the FER2013 holdout faces (ordinary, plus one degraded copy each), which no
-  shipped mood model trained on, pooled with jaffe_dev's degraded portraits, each subject scored by its
+* Thresholds are fitted on the FER2013 holdout faces (ordinary, plus one degraded copy each), which the
+  default mood model never trained on, pooled with jaffe_dev's degraded portraits, each subject scored by its
   fold model (a model trained without her).
 * A rule ships only if, out of fold within the fit data, the faces it flags are at least 0.05 less accurate
   than the faces kept, the 95 % interval of the gap above 0; the others are turned off (their measurement
