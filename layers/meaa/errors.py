@@ -148,6 +148,7 @@ class InternalError(MeaaError, code="internal_error", status=500):
 def error_for_status(status: int) -> type[MeaaError] | None:
     """The registered error a bare HTTP status (a framework's 404/405/413/415) is reported as."""
     by_status = {
+        400: InvalidJson,  # FastAPI's only bare 400: a JSON body it could not parse
         401: Unauthenticated,
         403: Forbidden,
         404: NotFound,

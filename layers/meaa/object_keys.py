@@ -41,6 +41,13 @@ MAX_SESSION_CHARS = 64
 MAX_FILE_NAME_CHARS = 100  # the sanitized name, suffix included; the key adds the prefix, ids and a uuid
 SESSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _SESSION = re.compile(SESSION_PATTERN)
+# A file name whose last suffix is one of MEDIA_TYPES', in any case (the rule safe_file_name applies), as a
+# regex for the OpenAPI document: ECMA has no inline case flag, so each letter is spelled both ways.
+FILE_NAME_PATTERN = (
+    r"\.(?:"
+    + "|".join("".join(f"[{c.upper()}{c}]" if c.isalpha() else c for c in suffix[1:]) for suffix in sorted(MEDIA_TYPES))
+    + r")$"
+)
 _UNSAFE_NAME_RUN = re.compile(r"[^A-Za-z0-9._-]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -87,8 +94,8 @@ def safe_file_name(name: str) -> str:
     ``MAX_FILE_NAME_CHARS``, with its media suffix in lower case (the batch trigger's suffix filters are
     case-sensitive). Raises ``UnsupportedFormat`` for a suffix the batch function does not score."""
     base = re.split(r"[\\/]", name)[-1]  # a path's last part, whichever separator the phone used
+    suffix = suffix_of(base)  # as sent (FILE_NAME_PATTERN): normalizing first would admit e.g. a fullwidth ".ｊｐｇ"
     base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
-    suffix = suffix_of(base)
     if suffix not in MEDIA_TYPES:
         allowed = " ".join(sorted(MEDIA_TYPES))
         raise UnsupportedFormat(f"file type {suffix or '(none)'} is not scored; allowed: {allowed}")

@@ -251,3 +251,22 @@ class LocalHttpApi:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+
+class JwtGatewayAsgi:
+    """An ASGI app in front of the API's ASGI app doing what API Gateway's JWT authorizer and Mangum do
+    together: a bearer token that ``verify_token`` accepts becomes the rendered claims of a payload 2.0 event
+    in ``scope["aws.event"]``, where ``meaa_api.auth`` reads them; no token, or one it refuses, reaches the
+    function without claims (the function answers 401 itself). For in-process runs (schemathesis on the
+    ASGI app) of the routes behind the authorizer."""
+
+    def __init__(self, app: Any, secret: bytes, issuer: str, audience: str) -> None:
+        self.app, self.secret, self.issuer, self.audience = app, secret, issuer, audience
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
+            token = headers.get("authorization", "").removeprefix("Bearer ").strip()
+            claims = verify_token(token, self.secret, self.issuer, self.audience) if token else None
+            scope = {**scope, "aws.event": http_event(scope["method"], scope["path"], claims=claims)}
+        await self.app(scope, receive, send)

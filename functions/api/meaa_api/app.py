@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from meaa import MoodEstimator
 from meaa.config import Settings
 
+from .auth import document_bearer_auth
 from .dependencies import AppState
 from .errors import install_error_handlers
 from .middleware import RequestContextMiddleware
@@ -52,6 +53,8 @@ def create_app(settings: Settings, estimator: MoodEstimator | None = None) -> Fa
     from .routers import docs
 
     docs.install(app)
+    if settings.api.jwt:
+        document_bearer_auth(app)
     LOGGER.debug("app created", extra={"results_routes": settings.api.results_routes, "page": settings.api.try_it_page})
     return app
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Request
 
 from meaa.config import Settings
 from meaa.errors import Unauthenticated
@@ -125,6 +125,37 @@ def principal(request: Request, current: Settings = Depends(settings)) -> Princi
     who = authenticate(request, current)
     request.state.principal = who
     return who
+
+
+# The document's name for the JWT authorizer's token (``MEAA_AUTH_MODE=jwt`` only; locally the routes are open).
+BEARER_SCHEME = "cognitoAccessToken"
+# Operations that API Gateway serves without the authorizer (template.yaml; a test holds the two equal).
+PUBLIC_OPERATIONS = frozenset({("get", "/health")})
+
+
+def document_bearer_auth(app: FastAPI) -> None:
+    """Behind the authorizer, the OpenAPI document says which operations need a token (every one but
+    ``PUBLIC_OPERATIONS``), so generated clients send it: ``Authorization: Bearer <access token>``."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER_SCHEME] = {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An access token of the stack's Cognito user pool (its `sub` and `cognito:groups` "
+                "decide the role); API Gateway's JWT authorizer verifies it before the function runs.",
+            }
+            for path, operations in document.get("paths", {}).items():
+                for method, operation in operations.items():
+                    if (method, path) not in PUBLIC_OPERATIONS:
+                        operation["security"] = [{BEARER_SCHEME: []}]
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign] - FastAPI's documented way to extend the document
 
 
 def caller_required(request: Request, current: Settings = Depends(settings)) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from fastapi import Request
+from fastapi import Query, Request
 
 from meaa import MoodEstimator
 from meaa.config import Settings
 
+from . import query
 from .observability import LOGGER
 
 
@@ -47,3 +48,14 @@ def settings(request: Request) -> Settings:
 
 def estimator(request: Request) -> MoodEstimator:
     return app_state(request).estimator
+
+
+def page_cursor(
+    cursor: str = Query(
+        None,  # type: ignore[assignment] - absent means the first page; the schema stays a plain string
+        description="`next_cursor` of the previous page of the same query (any other is 400 `invalid_cursor`)",
+        json_schema_extra={"pattern": query.CURSOR_PATTERN, "maxLength": query.MAX_CURSOR_CHARS},
+    ),
+) -> str | None:
+    """A paged route's cursor, documented once; checked by ``query.decode_cursor`` (400 ``invalid_cursor``)."""
+    return cursor

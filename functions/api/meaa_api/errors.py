@@ -9,8 +9,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 
-from meaa.errors import ERRORS, InvalidInput, MeaaError, error_for_status
+from meaa.errors import ERRORS, InvalidInput, MeaaError, MethodNotAllowed, error_for_status
 
 from .schemas import ErrorResponse
 
@@ -30,12 +31,25 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         known = error_for_status(error.status_code)
         code = known.code if known else f"http_{error.status_code}"
-        return error_response(request, error.status_code, code, str(error.detail), headers=error.headers)
+        headers = error.headers
+        if error.status_code == MethodNotAllowed.http_status:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return error_response(request, error.status_code, code, str(error.detail), headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()[:5])
         return error_response(request, InvalidInput.http_status, InvalidInput.code, problems or "Invalid request")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method of the path: FastAPI makes one route per method and Starlette's 405 names only the first
+    route whose path matched (``PUT`` alone where ``DELETE`` is allowed too)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= getattr(route, "methods", None) or set()
+    return ", ".join(sorted(methods))
 
 
 def error_responses(*errors: type[MeaaError]) -> dict[int | str, dict[str, Any]]:

@@ -12,21 +12,35 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from meaa import store
-from meaa.errors import InvalidCursor, InvalidQuery
+from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound
+from meaa.object_keys import MAX_SUBJECT_CHARS, is_valid_subject
 from meaa.store import Attr
 
 MIN_BUCKET = timedelta(minutes=1)
 MAX_BUCKET = timedelta(days=1)
 MAX_BUCKETS = 10_080  # a week of 1-minute buckets
-MAX_SUBJECT_CHARS = 256
-MAX_KEY_BYTES = 1024  # S3's limit on key length
+MAX_KEY_CHARS = 1024  # S3's limit is 1024 bytes of UTF-8: a key of more characters cannot exist
+MAX_KEY_BYTES = 1024
 DEFAULT_PAGE_ITEMS = 500
 MAX_PAGE_ITEMS = 1000
 DEFAULT_RANGE = timedelta(days=1)
 MAX_CURSOR_CHARS = 4096
+# The OpenAPI document states these patterns; the checks below use the same ones (re.fullmatch, so a "$" never
+# admits a trailing newline). Written for both regex dialects: ECMA (the document's) and Python's.
+# <n>m from 1 to 1440 minutes, <n>h from 1 to 24 hours, or 1d: exactly the sizes from 1 minute to 1 day.
+BUCKET_PATTERN = r"^(?:(?:[1-9][0-9]{0,2}|1[0-3][0-9]{2}|14[0-3][0-9]|1440)m|(?:[1-9]|1[0-9]|2[0-4])h|1d)$"
+# What encode_cursor writes: URL-safe base64 without padding.
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+$"
+# RFC 3339's date-time (T or t, Z or z or +hh:mm / -hh:mm, any fraction of a second; 60 only as a leap second),
+# or a full-date alone (its midnight, UTC). Nothing else: a time without an offset is ambiguous (the phone's or
+# UTC?), and ISO 8601's other forms (week dates, basic format) are not in the document.
+_TIME = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})"
+    r"(?:[Tt](?P<hms>[0-9]{2}:[0-9]{2}):(?P<second>[0-9]{2})(?P<fraction>\.[0-9]+)?"
+    r"(?P<offset>[Zz]|[+-][0-9]{2}:[0-9]{2}))?"
+)
+_UNENCODED_PLUS = re.compile(r"(?<=[0-9]) ([0-9]{2}:[0-9]{2})$")
 _BUCKET_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
-_BUCKET_PATTERN = re.compile(r"^([1-9][0-9]{0,4})([mhd])$")
-_UNENCODED_PLUS = re.compile(r"(?<=\d) (\d\d:?\d\d)$")
 # The key attributes of a page's last item, which a cursor carries back as DynamoDB's ExclusiveStartKey.
 TIMELINE_CURSOR_KEYS = (Attr.PK, Attr.SK, Attr.SUBJECT, Attr.SUBJECT_TIME)
 OBJECT_CURSOR_KEYS = (Attr.PK, Attr.SK)
@@ -36,40 +50,48 @@ OBJECT_CURSOR_KEYS = (Attr.PK, Attr.SK)
 
 
 def parse_time(value: str, name: str) -> datetime:
-    """ISO 8601 date or date-time; without an offset it is UTC. Returned in UTC.
+    """An RFC 3339 date-time, or a date alone (midnight UTC); returned in UTC.
 
     A "+hh:mm" offset typed into a URL unencoded arrives as " hh:mm" (a query's "+" is a space): read back.
+    A leap second (":60") is read as the last microsecond of its minute.
     """
     value = _UNENCODED_PLUS.sub(r"+\1", value)
+    refused = InvalidQuery(
+        f"{name} must be an RFC 3339 date-time with an offset (e.g. 2026-11-26T08:00:00Z) or a date "
+        f"(2026-11-26, midnight UTC), between years 1 and 9999 in UTC; got {value[:64]!r}"
+    )
+    match = _TIME.fullmatch(value)
+    if not match:
+        raise refused
+    if match["hms"] is None:
+        text = match["date"]
+    else:
+        leap = match["second"] == "60"
+        second, fraction = ("59", ".999999") if leap else (match["second"], match["fraction"] or "")
+        offset = match["offset"].upper()
+        text = f"{match['date']}T{match['hms']}:{second}{fraction[:7]}{offset}"
     try:
-        parsed = datetime.fromisoformat(value)
+        parsed = datetime.fromisoformat(text)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=UTC)
         return parsed.astimezone(UTC)
     except (ValueError, OverflowError):
-        raise InvalidQuery(
-            f"{name} must be an ISO 8601 date or date-time between years 1 and 9999 in UTC, "
-            f"e.g. 2026-11-26T08:00:00Z; got {value[:64]!r}"
-        ) from None
+        raise refused from None
 
 
 def parse_bucket(value: str) -> timedelta:
-    """``<n>m``, ``<n>h`` or ``<n>d``, from 1 minute to 1 day."""
-    match = _BUCKET_PATTERN.match(value or "")
-    if not match:
-        raise InvalidQuery(f"bucket must look like 1m, 5m, 1h or 1d (minutes, hours, days); got {value[:32]!r}")
-    size = int(match.group(1)) * _BUCKET_UNITS[match.group(2)]
-    if not MIN_BUCKET <= size <= MAX_BUCKET:
-        raise InvalidQuery(f"bucket must be between 1m and 1d; got {value!r}")
-    return size
+    """``<n>m``, ``<n>h`` or ``<n>d``, from 1 minute to 1 day (``BUCKET_PATTERN``)."""
+    if not re.fullmatch(BUCKET_PATTERN, value or ""):
+        raise InvalidQuery(f"bucket must be 1m to 1440m, 1h to 24h, or 1d (e.g. 5m, 1h); got {value[:32]!r}")
+    return int(value[:-1]) * _BUCKET_UNITS[value[-1]]
 
 
 def parse_time_range(start: str | None, end: str | None, bucket: str, now: datetime | None = None) -> store.TimeRange:
     """``from``, ``to`` and ``bucket`` -> the range: ``to`` defaults to now, ``from`` to a day before ``to``."""
     size = parse_bucket(bucket)
-    end_time = parse_time(end, "to") if end else (now or datetime.now(UTC))
+    end_time = parse_time(end, "to") if end is not None else (now or datetime.now(UTC))
     try:
-        start_time = parse_time(start, "from") if start else end_time - DEFAULT_RANGE
+        start_time = parse_time(start, "from") if start is not None else end_time - DEFAULT_RANGE
     except OverflowError:
         raise InvalidQuery("to is too early for the default range of one day: give from as well") from None
     if start_time >= end_time:
@@ -85,20 +107,24 @@ def parse_time_range(start: str | None, end: str | None, bucket: str, now: datet
 
 
 def check_subject(subject: str) -> str:
-    if not subject or len(subject) > MAX_SUBJECT_CHARS or "/" in subject:
-        raise InvalidQuery(f"subject must be 1 to {MAX_SUBJECT_CHARS} characters without '/'")
+    if not is_valid_subject(subject):
+        raise InvalidQuery(
+            f"subject must be 1 to {MAX_SUBJECT_CHARS} characters, without '/' or control characters, "
+            "and not '.' or '..'"
+        )
     return subject
 
 
 def check_key(key: str) -> str:
-    if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
-        raise InvalidQuery(f"key must be 1 to {MAX_KEY_BYTES} bytes")
+    """1 to 1024 characters; a key longer than S3's 1024 bytes of UTF-8 is one no object can have (404)."""
+    if not key or len(key) > MAX_KEY_CHARS:
+        raise InvalidQuery(f"key must be 1 to {MAX_KEY_CHARS} characters")
+    if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise ObjectNotFound(f"no object has that key: S3 keys are at most {MAX_KEY_BYTES} bytes of UTF-8")
     return key
 
 
-def check_limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_PAGE_ITEMS
+def check_limit(limit: int) -> int:
     if not 1 <= limit <= MAX_PAGE_ITEMS:
         raise InvalidQuery(f"limit must be between 1 and {MAX_PAGE_ITEMS}; got {limit}")
     return limit
@@ -118,8 +144,8 @@ def decode_cursor(cursor: str, expected: dict[str, str], required: tuple[str, ..
     """The ExclusiveStartKey in ``cursor``; its key attributes must be exactly ``required`` (strings),
     and those named in ``expected`` must have those values (the subject or object being queried)."""
     not_ours = InvalidCursor("cursor is not one this API returned")
-    if len(cursor) > MAX_CURSOR_CHARS:
-        raise not_ours
+    if not 0 < len(cursor) <= MAX_CURSOR_CHARS or not re.fullmatch(CURSOR_PATTERN, cursor):
+        raise not_ours  # base64's decoder would skip characters outside its alphabet: refused first
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")).decode("utf-8"))
@@ -135,7 +161,7 @@ def decode_cursor(cursor: str, expected: dict[str, str], required: tuple[str, ..
 
 def timeline_start_key(cursor: str | None, subject: str, time_range: store.TimeRange) -> dict[str, str] | None:
     """Where a timeline page starts: a cursor of this subject's timeline, inside this query's range."""
-    if not cursor:
+    if cursor is None:
         return None
     start_key = decode_cursor(cursor, {Attr.SUBJECT: subject}, TIMELINE_CURSOR_KEYS)
     lower, upper = time_range.index_bounds
@@ -177,7 +203,7 @@ def object_results(
     """One page of an object's items as the API answers it (``schemas.ObjectItems``)."""
     check_key(key)
     start_key = None
-    if cursor:
+    if cursor is not None:
         start_key = decode_cursor(cursor, {Attr.PK: store.object_partition_key(bucket, key)}, OBJECT_CURSOR_KEYS)
     page = store.object_items(table, bucket, key, limit, start_key)
     return {"bucket": bucket, "key": key, "items": page.items, "next_cursor": encode_cursor(page.last_key)}

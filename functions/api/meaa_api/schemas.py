@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from meaa.errors import ERRORS
-from meaa.object_keys import MAX_SUBJECT_CHARS, MEDIA_TYPES, SESSION_PATTERN
+from meaa.object_keys import FILE_NAME_PATTERN, MAX_SUBJECT_CHARS, MEDIA_TYPES, SESSION_PATTERN
 from meaa.quality import REASONS
 
 Mood = Literal["positive", "negative", "neutral", "other"]
@@ -112,10 +112,32 @@ class HealthResponse(_Strict):
     max_image_bytes: int = Field(description="The same as max_upload_image_bytes (its former name, kept for clients)")
 
 
-class UploadJson(BaseModel):
-    """JSON upload: base64 of the image bytes (standard or URL-safe; a data-URL prefix is accepted)."""
+# A real 8x8 JPEG (294 bytes; the request examples send it): no face, so its answer is `faces: []`.
+EXAMPLE_JPEG_BASE64 = (
+    "/9j/4AAQSkZJRgABAQAAAQABAAD/2wBDABsSFBcUERsXFhceHBsgKEIrKCUlKFE6PTBCYFVlZF9VXVtqeJmBanGQc1tdhbWGkJ6jq62rZ4C8ybqm"
+    "x5moq6T/2wBDARweHigjKE4rK06kbl1upKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKSkpKT/wAARCAAIAAgD"
+    "ASIAAhEBAxEB/8QAFQABAQAAAAAAAAAAAAAAAAAAAAH/xAAWEAEBAQAAAAAAAAAAAAAAAAAABUH/xAAVAQEBAAAAAAAAAAAAAAAAAAAEBf/EABYR"
+    "AAMAAAAAAAAAAAAAAAAAAAADMv/aAAwDAQACEQMRAD8AkzAEV1CH2f/Z"
+)
+# What the raw and multipart bodies may hold; the server reads the format from the bytes, which no schema can state.
+IMAGE_FORMATS_NOTE = (
+    "The image's bytes: JPEG (baseline or progressive; not arithmetic-coded), PNG, WebP (not animated) or BMP. "
+    "The format is read from the bytes themselves (their magic numbers), not from the Content-Type: other "
+    "formats (GIF, TIFF, HEIC/AVIF, PDF, ...) are 415 `unsupported_format`, bytes that are not a whole image "
+    "400 `invalid_image`, an image over the byte, pixel or decode-memory caps 413 `image_too_large` (the byte "
+    "cap is `/health`'s `max_upload_image_bytes`)."
+)
 
-    image_base64: str = Field(examples=["data:image/jpeg;base64,/9j/4AAQSkZJRgABAQ..."])
+
+class UploadJson(BaseModel):
+    """JSON upload: base64 of the image bytes."""
+
+    image_base64: str = Field(
+        json_schema_extra={"format": "byte"},
+        description="Base64 of the image's bytes (standard or URL-safe alphabet, padding optional, line breaks "
+        "ignored; a data-URL prefix such as `data:image/jpeg;base64,` is accepted too). " + IMAGE_FORMATS_NOTE,
+        examples=[EXAMPLE_JPEG_BASE64],
+    )
 
 
 class MoodBucket(_Strict):
@@ -151,8 +173,11 @@ class ObjectItems(_Strict):
 
 # ---------------------------------------------------------------- access, direct uploads, assignments
 
-# A subject or clinician id in a path or body: one key segment (no '/', no control characters).
-ID_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+# A subject or clinician id in a path or body: one key segment, the rule of meaa.object_keys.is_valid_subject
+# (no '/', no control characters, not '.' or '..'), spelled as a regex without lookarounds.
+_ID_CHAR = r"[^/\x00-\x1f\x7f]"
+_ID_FIRST = r"[^./\x00-\x1f\x7f]"
+ID_PATTERN = rf"^(?:{_ID_FIRST}{_ID_CHAR}*|\.{_ID_FIRST}{_ID_CHAR}*|\.\.{_ID_CHAR}+)$"
 ID_MAX_CHARS = MAX_SUBJECT_CHARS
 
 
@@ -171,7 +196,10 @@ class UploadRequest(_Strict):
         min_length=1,
         max_length=255,
         description="The file's name on the phone: only its sanitized last part and its suffix are kept "
-        f"(suffix one of {', '.join(sorted(MEDIA_TYPES))}; it sets the Content-Type the upload must declare)",
+        f"(suffix one of {', '.join(sorted(MEDIA_TYPES))} in any case, else 415 `unsupported_format`; it sets "
+        "the Content-Type the upload must declare)",
+        # Documented, and checked by meaa.object_keys.safe_file_name: a 415, not a validation error.
+        json_schema_extra={"pattern": FILE_NAME_PATTERN},
         examples=["clip.mp4"],
     )
     session: str | None = Field(
@@ -185,7 +213,9 @@ class UploadRequest(_Strict):
         min_length=1,
         max_length=ID_MAX_CHARS,
         pattern=ID_PATTERN,
-        description="Whose upload it is: a patient may leave it out (its own); a clinician or admin must name it",
+        description="Whose upload it is: a patient may leave it out (its own); a clinician or admin must name it "
+        "(else 422 `missing_field`)",
+        examples=["subject-1"],
     )
 
 

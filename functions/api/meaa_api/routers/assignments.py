@@ -26,7 +26,7 @@ from meaa_aws.assignments import CLINICIAN, SUBJECT
 from .. import query, schemas
 from ..access import assignment_changer, assignment_lister, assignment_store
 from ..audit import AuditRecord
-from ..dependencies import settings
+from ..dependencies import page_cursor, settings
 from ..errors import error_responses
 
 router = APIRouter(tags=["access"])
@@ -34,8 +34,12 @@ router = APIRouter(tags=["access"])
 MAX_PAGE = 1000
 ASSIGNMENT_PATH = "/clinicians/{clinician}/subjects/{subject}"
 _ID = {"min_length": 1, "max_length": schemas.ID_MAX_CHARS, "pattern": schemas.ID_PATTERN}
-ClinicianId = Annotated[str, Path(description="The clinician's `sub` (the token's sub claim)", **_ID)]
-SubjectId = Annotated[str, Path(description="The subject id (the <subject> of its keys)", **_ID)]
+ClinicianId = Annotated[
+    str, Path(description="The clinician's `sub` (the token's sub claim)", examples=["clinician-1"], **_ID)
+]
+SubjectId = Annotated[
+    str, Path(description="The subject id (the <subject> of its keys)", examples=["subject-1"], **_ID)
+]
 
 
 def _checked(*ids: str) -> None:
@@ -95,13 +99,13 @@ def list_subjects(
     clinician: ClinicianId,
     request: Request,
     limit: int = Query(100, ge=1, le=MAX_PAGE, description=f"Subjects per page, 1..{MAX_PAGE}"),
-    cursor: str | None = Query(
-        None, max_length=query.MAX_CURSOR_CHARS, description="`next_cursor` of the previous page"
-    ),
+    cursor: str | None = Depends(page_cursor),
     current: Settings = Depends(settings),
 ) -> dict[str, Any]:
     _checked(clinician)
-    start_key = query.decode_cursor(cursor, {CLINICIAN: clinician}, (CLINICIAN, SUBJECT)) if cursor else None
+    start_key = None
+    if cursor is not None:
+        start_key = query.decode_cursor(cursor, {CLINICIAN: clinician}, (CLINICIAN, SUBJECT))
     page = assignment_store(request, current).subjects_of(clinician, limit, start_key)
     access.item_count = len(page.assignments)
     return {

@@ -17,7 +17,15 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Request
 
 from meaa.config import Settings
-from meaa.errors import Forbidden, InvalidInput, MissingField, NotConfigured, Unauthenticated, UnsupportedFormat
+from meaa.errors import (
+    Forbidden,
+    InvalidInput,
+    InvalidJson,
+    MissingField,
+    NotConfigured,
+    Unauthenticated,
+    UnsupportedFormat,
+)
 from meaa.object_keys import MEDIA_TYPES, suffix_of, upload_key
 from meaa_aws.clients import s3_signing_client
 from meaa_aws.s3_objects import object_byte_limit
@@ -55,7 +63,9 @@ def target_subject(who: Principal, named: str | None) -> str:
     "/uploads",
     status_code=201,
     response_model=schemas.UploadTicket,
-    responses=error_responses(Unauthenticated, Forbidden, InvalidInput, MissingField, UnsupportedFormat, NotConfigured),
+    responses=error_responses(
+        Unauthenticated, Forbidden, InvalidJson, InvalidInput, MissingField, UnsupportedFormat, NotConfigured
+    ),
     summary="A presigned S3 POST for one image or video of a subject (scored by the batch function)",
 )
 def create_upload(

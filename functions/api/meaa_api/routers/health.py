@@ -9,11 +9,17 @@ from fastapi import APIRouter, Depends
 
 from .. import schemas
 from ..dependencies import AppState, app_state
+from ..errors import error_responses
 
 router = APIRouter()
 
 
-@router.get("/health", response_model=schemas.HealthResponse, summary="Liveness and model state (never loads models)")
+@router.get(
+    "/health",
+    response_model=schemas.HealthResponse,
+    responses=error_responses(),
+    summary="Liveness and model state (never loads models)",
+)
 async def health(state: AppState = Depends(app_state)) -> dict[str, Any]:
     return {
         "status": "ok",

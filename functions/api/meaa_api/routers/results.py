@@ -10,20 +10,41 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 
 from meaa import store
 from meaa.config import Settings
-from meaa.errors import Forbidden, InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable, Unauthenticated
+from meaa.errors import (
+    Forbidden,
+    InvalidCursor,
+    InvalidInput,
+    InvalidQuery,
+    NotConfigured,
+    ObjectNotFound,
+    TimelineUnavailable,
+    Unauthenticated,
+)
 from meaa_aws.clients import dynamodb_table
 
 from .. import query, schemas
 from ..access import object_reader, subject_reader
 from ..audit import AuditRecord
-from ..dependencies import settings
+from ..dependencies import page_cursor, settings
 from ..errors import error_responses
 
 router = APIRouter(tags=["results"])
+
+SubjectPath = Path(
+    description="The subject id (the <subject> of its keys): no '/' or control characters, not '.' or '..'",
+    json_schema_extra={"pattern": schemas.ID_PATTERN, "minLength": 1, "maxLength": schemas.ID_MAX_CHARS},
+    examples=["subject-1"],
+)
+KeyPath = Path(
+    description="The object's S3 key as it is, '/' included (`incoming/<subject>/<session>/<file>`); at most "
+    f"{query.MAX_KEY_CHARS} characters, and a key over S3's {query.MAX_KEY_BYTES} bytes of UTF-8 is 404",
+    json_schema_extra={"minLength": 1, "maxLength": query.MAX_KEY_CHARS},
+    examples=["incoming/subject-1/2026-11-25/photo.jpg"],
+)
 
 
 def results_table(request: Request, current: Settings = Depends(settings)) -> Any:
@@ -36,16 +57,43 @@ def results_table(request: Request, current: Settings = Depends(settings)) -> An
     return state.results_table
 
 
+# The parameters' constraints are documented here and checked in ``query`` (400 ``invalid_query`` before any
+# AWS client exists), from the same constants and patterns.
+_TIME = {
+    "anyOf": [{"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}],
+    "examples": ["2026-11-25T00:00:00Z"],
+}
+
+
 def time_range(
-    from_: str | None = Query(None, alias="from", description="ISO 8601; default: 24 h before `to`"),
-    to: str | None = Query(None, description="ISO 8601, exclusive; default: now. Without an offset: UTC"),
-    bucket: str = Query("5m", description="Bucket size: <n>m, <n>h or <n>d, from 1m to 1d"),
+    from_: str = Query(
+        None,  # type: ignore[assignment] - absent means a day before `to`; the schema stays a plain string
+        alias="from",
+        description="Start, inclusive: an RFC 3339 date-time with an offset, or a date (its midnight, UTC); "
+        "default: 24 h before `to`. `from` must be before `to`, the range at most "
+        f"{query.MAX_BUCKETS} buckets, both within years 1..9999 in UTC (else 400 `invalid_query`)",
+        json_schema_extra=_TIME,
+    ),
+    to: str = Query(
+        None,  # type: ignore[assignment] - absent means now
+        description="End, exclusive: an RFC 3339 date-time with an offset, or a date (its midnight, UTC); default: now",
+        json_schema_extra={**_TIME, "examples": ["2026-11-26T00:00:00Z"]},
+    ),
+    bucket: str = Query(
+        "5m",
+        description="Bucket size: <n>m (1 to 1440), <n>h (1 to 24) or 1d",
+        json_schema_extra={"pattern": query.BUCKET_PATTERN, "examples": ["1h"]},
+    ),
 ) -> store.TimeRange:
     return query.parse_time_range(from_, to, bucket)
 
 
 def page_limit(
-    limit: int | None = Query(None, description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}"),
+    limit: int = Query(
+        query.DEFAULT_PAGE_ITEMS,
+        description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}",
+        json_schema_extra={"minimum": 1, "maximum": query.MAX_PAGE_ITEMS},
+    ),
 ) -> int:
     return query.check_limit(limit)
 
@@ -54,15 +102,17 @@ def page_limit(
 @router.get(
     "/subjects/{subject}/moods",
     response_model=schemas.SubjectMoods,
-    responses=error_responses(Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, TimelineUnavailable),
+    responses=error_responses(
+        Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, InvalidInput, NotConfigured, TimelineUnavailable
+    ),
     summary="A subject's moods per time bucket, from the batch results (paged)",
 )
 def subject_moods(
     access: Annotated[AuditRecord, Depends(subject_reader)],  # first: 401/403 before parameters and tables
-    subject: str,
+    subject: Annotated[str, SubjectPath],
     span: store.TimeRange = Depends(time_range),
     limit: int = Depends(page_limit),
-    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    cursor: str | None = Depends(page_cursor),
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
@@ -75,15 +125,22 @@ def subject_moods(
     "/objects/{key:path}",
     response_model=schemas.ObjectItems,
     responses=error_responses(
-        Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, ObjectNotFound, TimelineUnavailable
+        Unauthenticated,
+        Forbidden,
+        InvalidQuery,
+        InvalidCursor,
+        InvalidInput,
+        ObjectNotFound,
+        NotConfigured,
+        TimelineUnavailable,
     ),
     summary="The result items of one uploaded object (every revision; a video's frames), paged",
 )
 def object_results(
     access: Annotated[AuditRecord, Depends(object_reader)],  # first: 401/403 before parameters and tables
-    key: str,
+    key: Annotated[str, KeyPath],
     limit: int = Depends(page_limit),
-    cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
+    cursor: str | None = Depends(page_cursor),
     current: Settings = Depends(settings),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:

@@ -20,13 +20,14 @@ UPLOAD_PATH = "/upload-meaa-image"
 router = APIRouter()
 
 
-_RAW_BODY_SCHEMA = {"type": "string", "format": "binary"}
+_RAW_BODY_SCHEMA = {"type": "string", "format": "binary", "description": schemas.IMAGE_FORMATS_NOTE}
 _UPLOAD_REQUEST_BODY = {
     "required": True,
     "description": (
-        "The image, in one of three ways: multipart/form-data with a `file` field (what the Android app "
-        "sends; `curl -F file=@face.jpg`), the raw image bytes with an image Content-Type, or JSON "
-        '`{"image_base64": ...}`.'
+        "The image, in one of three ways: multipart/form-data with one `file` field (what the Android app "
+        "sends; `curl -F file=@face.jpg`; other fields are ignored), the raw image bytes with one of the image "
+        'Content-Types below (any of them: the format is read from the bytes), or JSON `{"image_base64": ...}`. '
+        "Any other Content-Type is 415 `unsupported_media_type`."
     ),
     "content": {
         "multipart/form-data": {
@@ -34,10 +35,14 @@ _UPLOAD_REQUEST_BODY = {
                 "type": "object",
                 "required": [upload_parsing.UPLOAD_FIELD],
                 "properties": {upload_parsing.UPLOAD_FIELD: _RAW_BODY_SCHEMA},
-            }
+            },
+            "encoding": {upload_parsing.UPLOAD_FIELD: {"contentType": "image/*, application/octet-stream"}},
         },
         **{media_type: {"schema": _RAW_BODY_SCHEMA} for media_type in sorted(upload_parsing.RAW_IMAGE_TYPES)},
-        "application/json": {"schema": schemas.UploadJson.model_json_schema()},
+        "application/json": {
+            "schema": schemas.UploadJson.model_json_schema(),
+            "example": {upload_parsing.JSON_FIELD: schemas.EXAMPLE_JPEG_BASE64},
+        },
     },
 }
 
