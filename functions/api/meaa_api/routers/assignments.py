@@ -53,6 +53,7 @@ def _checked(*ids: str) -> None:
     response_model=schemas.AssignmentChange,
     responses=error_responses(Unauthenticated, Forbidden, InvalidInput, NotConfigured),
     summary="Let a clinician read a subject (admins)",
+    operation_id="assignSubject",
 )
 def assign(
     access: Annotated[AuditRecord, Depends(assignment_changer("assign"))],
@@ -73,6 +74,7 @@ def assign(
     response_class=Response,
     responses=error_responses(Unauthenticated, Forbidden, InvalidInput, AssignmentNotFound, NotConfigured),
     summary="Stop a clinician reading a subject (admins); applies to the clinician's next request",
+    operation_id="revokeSubject",
 )
 def revoke(
     access: Annotated[AuditRecord, Depends(assignment_changer("revoke"))],
@@ -93,6 +95,7 @@ def revoke(
     response_model=schemas.ClinicianSubjects,
     responses=error_responses(Unauthenticated, Forbidden, InvalidInput, InvalidCursor, NotConfigured),
     summary="The subjects a clinician may read (admins, or that clinician), paged",
+    operation_id="listClinicianSubjects",
 )
 def list_subjects(
     access: Annotated[AuditRecord, Depends(assignment_lister)],

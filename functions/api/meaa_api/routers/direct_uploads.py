@@ -67,6 +67,7 @@ def target_subject(who: Principal, named: str | None) -> str:
         Unauthenticated, Forbidden, InvalidJson, InvalidInput, MissingField, UnsupportedFormat, NotConfigured
     ),
     summary="A presigned S3 POST for one image or video of a subject (scored by the batch function)",
+    operation_id="createUploadTicket",
 )
 def create_upload(
     access: Annotated[AuditRecord, Depends(uploader)],  # first: 401 before the body is read

@@ -11,7 +11,7 @@ from .. import schemas
 from ..dependencies import AppState, app_state
 from ..errors import error_responses
 
-router = APIRouter()
+router = APIRouter(tags=["health"])
 
 
 @router.get(
@@ -19,6 +19,7 @@ router = APIRouter()
     response_model=schemas.HealthResponse,
     responses=error_responses(),
     summary="Liveness and model state (never loads models)",
+    operation_id="getHealth",
 )
 async def health(state: AppState = Depends(app_state)) -> dict[str, Any]:
     return {

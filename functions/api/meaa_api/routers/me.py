@@ -21,6 +21,7 @@ router = APIRouter(tags=["access"])
     response_model=schemas.Caller,
     responses=error_responses(Unauthenticated),
     summary="Who the API takes the caller for (role, and a patient's own subject)",
+    operation_id="getCaller",
 )
 def me(who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
     return {"sub": who.sub, "role": who.role.value, "subject": who.subject}

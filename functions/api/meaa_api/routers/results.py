@@ -106,6 +106,7 @@ def page_limit(
         Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, InvalidInput, NotConfigured, TimelineUnavailable
     ),
     summary="A subject's moods per time bucket, from the batch results (paged)",
+    operation_id="getSubjectMoods",
 )
 def subject_moods(
     access: Annotated[AuditRecord, Depends(subject_reader)],  # first: 401/403 before parameters and tables
@@ -135,6 +136,7 @@ def subject_moods(
         TimelineUnavailable,
     ),
     summary="The result items of one uploaded object (every revision; a video's frames), paged",
+    operation_id="getObjectResults",
 )
 def object_results(
     access: Annotated[AuditRecord, Depends(object_reader)],  # first: 401/403 before parameters and tables

@@ -17,7 +17,7 @@ from ..errors import error_responses
 
 UPLOAD_PATH = "/upload-meaa-image"
 
-router = APIRouter()
+router = APIRouter(tags=["images"])
 
 
 _RAW_BODY_SCHEMA = {"type": "string", "format": "binary", "description": schemas.IMAGE_FORMATS_NOTE}
@@ -53,6 +53,7 @@ _UPLOAD_REQUEST_BODY = {
     responses=error_responses(*upload_parsing.PARSE_ERRORS, UnsupportedFormat, Unauthenticated),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
+    operation_id="uploadImage",
     dependencies=[Depends(caller_required)],  # behind the JWT authorizer: its claims, before the body is read
 )
 async def upload_meaa_image(
