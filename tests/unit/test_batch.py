@@ -15,7 +15,10 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Key
 
+from meaa import store
+from meaa.config import Settings
 from meaa.labels import MOODS
+from meaa.pipeline import model_version_of
 from tests.support.aws import (
     BROKEN_RECORDS,
     BUCKET,
@@ -56,7 +59,8 @@ def test_image_gets_one_result_item_with_faces_moods_and_provenance(aws, handler
     assert len(items) == 1
     item = items[0]
     assert item["pk"] == f"OBJECT#{BUCKET}/{SUBJECT_DIR}/selfie (1).jpg"
-    assert item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert item["model_version"] == model_version_of(Settings.from_env())
+    assert item["sk"] == f"MODEL#{item['model_version']}#REV#{entry['etag']}#RESULT"
     assert item["kind"] == "image"
     assert (item["subject"], item["session"]) == ("patient 007", "2026-11-26 morning")
     assert item["key"] == entry["key"] and item["etag"] == entry["etag"] and item["bucket"] == BUCKET
@@ -125,7 +129,10 @@ def test_video_gets_frame_items_and_a_summary_and_replay_adds_none(aws, handler,
     (summary,) = result_items(first)
     # 3 s at 10 fps sampled at 2 fps: t = 0, 500, ..., 2500 ms.
     assert [frame["frame_ms"] for frame in frames] == [0, 500, 1000, 1500, 2000, 2500]
-    assert all(frame["sk"] == f"REV#{entry['etag']}#FRAME#{int(frame['frame_ms']):010d}" for frame in frames)
+    assert all(
+        frame["sk"] == store.frame_sort_key(entry["etag"], summary["model_version"], int(frame["frame_ms"]))
+        for frame in frames
+    )
     assert [frame["face_count"] for frame in frames] == [1, 1, 1, 0, 0, 0]
     assert summary["kind"] == "video"
     assert summary["frames_sampled"] == 6 and summary["frames_with_face"] == 3
@@ -253,7 +260,8 @@ def test_event_without_etag_names_the_revision_from_the_object(aws, handler) -> 
     replay = invoke(handler, event)
 
     (item,) = all_items(dynamodb)
-    assert item["revision"] == entry["etag"] and item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert item["revision"] == entry["etag"]
+    assert item["sk"] == store.result_sort_key(entry["etag"], item["model_version"])
     assert replay["outcomes"][0]["status"] == "duplicate"
 
 

@@ -53,8 +53,8 @@ def test_revision_is_the_version_id_when_there_is_one_else_the_etag() -> None:
 def test_extension_is_lower_case_and_frame_keys_sort_by_time() -> None:
     obj = _ref("incoming/a/b/CLIP.MP4")
     assert obj.extension == ".mp4"
-    keys = [store.frame_sort_key(obj.revision, ms) for ms in (0, 500, 10_000, 3_600_000)]
-    assert keys == sorted(keys) and keys[1] == "REV#abc#FRAME#0000000500"
+    keys = [store.frame_sort_key(obj.revision, "m:1", ms) for ms in (0, 500, 10_000, 3_600_000)]
+    assert keys == sorted(keys) and keys[1] == "MODEL#m:1#REV#abc#FRAME#0000000500"
 
 
 def test_values_become_dynamodb_types() -> None:
@@ -137,7 +137,7 @@ def test_summary_of_a_video_without_faces_has_no_mood() -> None:
 def test_long_keys_are_hashed_to_fit_the_index_and_the_full_key_is_kept() -> None:
     key = "incoming/p/s/" + "k" * 1011  # S3's longest: 1,024 bytes
     obj = _ref(key)
-    context = store.ItemContext(obj, processed_at="2026-11-26T07:00:01.000Z")
+    context = store.ItemContext(obj, "m:1", processed_at="2026-11-26T07:00:01.000Z")
     item = store.failure_item(context, {"code": "invalid_image", "message": "X"})
     assert len(item["subject_time"].encode()) <= store.MAX_INDEX_SORT_KEY_BYTES
     assert item["subject_time"].startswith("2026-11-26T07:00:00.000Z#SHA256#") and item["key"] == key
@@ -167,7 +167,7 @@ def test_items_expire_after_the_retention_period_when_one_is_set() -> None:
     moment = datetime(2026, 11, 26, tzinfo=UTC)
     assert store.retention_expiry(moment, 0) is None
     assert store.retention_expiry(moment, 30) == int(moment.timestamp()) + 30 * 86400
-    context = store.ItemContext(_ref("incoming/a/b/c.jpg"), processed_at="t", expires_at=123)
+    context = store.ItemContext(_ref("incoming/a/b/c.jpg"), "m:1", processed_at="t", expires_at=123)
     assert store.failure_item(context, {"code": "c", "message": "m"})["expires_at"] == 123
 
 

@@ -14,7 +14,8 @@ from meaa_aws.clients import dynamodb_table
 
 from meaa import store
 from meaa.config import Settings
-from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
+from meaa.errors import InvalidCursor, InvalidInput, InvalidQuery, ObjectNotFound, TimelineUnavailable
+from meaa.pipeline import model_version_of
 
 from .. import query, schemas
 from ..dependencies import settings
@@ -41,6 +42,22 @@ def time_range(
     return query.parse_time_range(from_, to, bucket)
 
 
+def model_version(
+    version: str | None = Query(
+        None,
+        alias="model_version",
+        min_length=1,
+        max_length=200,
+        pattern=store.MODEL_VERSION_PATTERN,
+        description="Whose results to read (`model_version` of a result); default: the deployed models' version",
+    ),
+    current: Settings = Depends(settings),
+) -> str:
+    """The model version a results route reads: the one asked for, else the one the batch function scores with
+    (same layer and settings), read from the models' manifest."""
+    return version or model_version_of(current)
+
+
 def page_limit(
     limit: int | None = Query(None, description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}"),
 ) -> int:
@@ -51,28 +68,30 @@ def page_limit(
 @router.get(
     "/subjects/{subject}/moods",
     response_model=schemas.SubjectMoods,
-    responses=error_responses(InvalidQuery, InvalidCursor, TimelineUnavailable),
-    summary="A subject's moods per time bucket, from the batch results (paged)",
+    responses=error_responses(InvalidQuery, InvalidCursor, InvalidInput, TimelineUnavailable),
+    summary="A subject's moods per time bucket in one model version's batch results (paged)",
 )
 def subject_moods(
     subject: str,
     span: store.TimeRange = Depends(time_range),
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    return query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
+    return query.subject_moods(table, subject, span, version, limit, cursor, include_unreliable)
 
 
 @router.get(
     "/objects/{key:path}",
     response_model=schemas.ObjectItems,
-    responses=error_responses(InvalidQuery, InvalidCursor, ObjectNotFound, TimelineUnavailable),
-    summary="The result items of one uploaded object (every revision; a video's frames), paged",
+    responses=error_responses(InvalidQuery, InvalidCursor, InvalidInput, ObjectNotFound, TimelineUnavailable),
+    summary="The result items of one uploaded object in one model version (every revision; a video's frames), paged",
 )
 def object_results(
     key: str,
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
     current: Settings = Depends(settings),
@@ -80,4 +99,4 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    return query.object_results(table, current.store.drop_bucket, key, limit, cursor)
+    return query.object_results(table, current.store.drop_bucket, key, version, limit, cursor)
