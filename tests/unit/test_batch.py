@@ -15,11 +15,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from meaa import store
-from meaa.config import Settings
-from meaa.labels import MOODS
-from meaa.pipeline import model_version_of
-from tests.support.aws import (
+from devkit.aws import (
     BROKEN_RECORDS,
     BUCKET,
     TABLE,
@@ -30,7 +26,11 @@ from tests.support.aws import (
     no_face_jpeg,
     put_object,
 )
-from tests.support.lambda_loader import lambda_context, load_handler
+from devkit.lambda_loader import lambda_context, load_handler
+from meaa import store
+from meaa.config import Settings
+from meaa.labels import MOODS
+from meaa.pipeline import model_version_of
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
 

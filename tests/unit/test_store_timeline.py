@@ -221,7 +221,7 @@ def test_object_items_query_the_model_versions_range_then_the_legacy_items_and_c
     assert answer["items"] == [{**item, "face_count": 1, "moods": {"positive": 0.25}}, legacy]
     assert answer["next_cursor"] is None and answer["model_version"] == MODEL
     assert isinstance(answer["items"][0]["face_count"], int)
-    with pytest.raises(ObjectNotFound, match="(?i)^no results"):
+    with pytest.raises(ObjectNotFound, match=r"(?i)^no results"):
         query.object_results(RecordingTable({"Items": []}, {"Items": []}, {"Items": []}), "drop", "a", MODEL, 10, None)
     with pytest.raises(ObjectNotFound, match="other versions: re-score"):
         others = RecordingTable({"Items": []}, {"Items": []}, {"Items": [{"pk": "p"}]})

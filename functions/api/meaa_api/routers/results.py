@@ -10,12 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from meaa_aws.clients import dynamodb_table
 
 from meaa import store
 from meaa.config import Settings
 from meaa.errors import InvalidCursor, InvalidInput, InvalidQuery, ObjectNotFound, TimelineUnavailable
 from meaa.pipeline import model_version_of
+from meaa_aws.clients import dynamodb_table
 
 from .. import query, schemas
 from ..dependencies import settings
