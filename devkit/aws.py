@@ -30,7 +30,15 @@ BUCKET = "meaa-drop-123456789012-us-east-1"
 TABLE = "meaa-results-test"
 IDEMPOTENCY_TABLE = "meaa-idempotency-test"
 # Variables of a developer's shell that would send boto3 elsewhere or change the functions' settings.
-_CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MEAA_MAX_OBJECT_BYTES", "MEAA_INCOMING_PREFIX", "MEAA_AUTH_MODE")
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "MEAA_MAX_OBJECT_BYTES",
+    "MEAA_INCOMING_PREFIX",
+    "MEAA_AUTH_MODE",
+    "MEAA_MOOD_MODEL",
+    "MEAA_RESCORE_STATE_MACHINE_ARN",
+)
 
 
 def moto_environment(endpoint: str | None = None, **overrides: str) -> dict[str, str | None]:

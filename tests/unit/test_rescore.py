@@ -9,6 +9,8 @@ within the limit is tolerated and counted, not that AWS fails a run over it.
 
 from __future__ import annotations
 
+import io
+import json
 import sys
 from collections import Counter
 from collections.abc import Iterator
@@ -36,6 +38,7 @@ from devkit.lambda_loader import lambda_context, load_function_module, load_hand
 from devkit.statemachine import EXECUTE, rescore_machine
 from meaa.config import Settings
 from meaa.pipeline import model_version_of
+from meaa_batch import rescore
 
 SUBJECT = "patient 007"
 PREFIX = f"incoming/{SUBJECT}/"
@@ -199,3 +202,99 @@ def test_a_rescore_with_a_new_model_keeps_both_versions_and_the_timeline_shows_t
         assert bucket["mood_counts"] == dict(expected) and bucket["face_count"] == 2
     assert image["model_version"] == new and {item["model_version"] for item in image["items"]} == {new}
     assert image_before["model_version"] == old and {item["model_version"] for item in image_before["items"]} == {old}
+
+
+# ---------------------------------------------------------------- the operators' command
+
+
+def rescore_cli(*argv: str) -> tuple[int, dict[str, Any] | None, str]:
+    out, err = io.StringIO(), io.StringIO()
+    status = rescore.main(list(argv), out, err)
+    return status, (json.loads(out.getvalue()) if out.getvalue() else None), err.getvalue()
+
+
+def test_the_command_starts_a_run_shows_progress_and_prints_the_totals(aws, monkeypatch) -> None:
+    s3, dynamodb = aws
+    upload(s3, ["a.jpg", "b.jpg"])
+
+    with rescore_machine(monkeypatch) as machine:
+        monkeypatch.setenv(rescore.STATE_MACHINE_ENV, machine.arn)
+        status, totals, progress = rescore_cli("--prefix", PREFIX, "--wait", "--interval", "0.2")
+        started, answer, _ = rescore_cli("--prefix", PREFIX, "--since", "2026-11-01")
+
+    assert status == 0 and totals["status"] == "SUCCEEDED", progress
+    assert totals["items"]["total"] == totals["items"]["succeeded"] == 2 and totals["errors"] == {}
+    assert totals["report"].startswith(f"s3://{BUCKET}/rescore-reports/")
+    assert "2/2 items" in progress.splitlines()[-1] and "[" + "#" * rescore.BAR_WIDTH + "]" in progress
+    assert len(results(dynamodb)) == 2
+    # Without --wait: the execution's ARN, and the run goes on by itself.
+    assert started == 0 and answer["execution_arn"].startswith("arn:aws:states:")
+    assert answer["since"] == "2026-11-01T00:00:00.000Z"
+
+
+def test_the_report_files_are_read_as_step_functions_writes_them(aws) -> None:
+    s3, _ = aws
+    prefix = "rescore-reports/0d4b5c8e/"
+    outputs = [{"status": "scored"}, {"status": "duplicate"}, {"status": "scored"}, {"status": "failed"}]
+    succeeded = [{"Status": "SUCCEEDED", "Output": json.dumps(output), "Input": "{}"} for output in outputs]
+    failed = [{"Status": "FAILED", "Error": "ClientError", "Cause": "{}"}]
+    files = {"SUCCEEDED": succeeded, "FAILED": failed, "PENDING": []}
+    manifest = {"DestinationBucket": BUCKET, "MapRunArn": "arn", "ResultFiles": {}}
+    for name, entries in files.items():
+        body = json.dumps(entries).encode()
+        s3.put_object(Bucket=BUCKET, Key=f"{prefix}{name}_0.json", Body=body)
+        manifest["ResultFiles"][name] = [{"Key": f"{prefix}{name}_0.json", "Size": len(body) if entries else 0}]
+    s3.put_object(Bucket=BUCKET, Key=f"{prefix}manifest.json", Body=json.dumps(manifest).encode())
+    details = {"Bucket": BUCKET, "Key": f"{prefix}manifest.json"}
+    execution = {"status": "FAILED", "error": "States.ExceedToleratedFailureThreshold"}
+
+    output = json.dumps({"map_run": {"ResultWriterDetails": details}})
+
+    totals = rescore.report_totals(s3, {**execution, "output": output})
+
+    assert totals.outcomes == {"scored": 2, "duplicate": 1, "failed": 1}
+    assert totals.errors == {"ClientError": 1, "States.ExceedToleratedFailureThreshold": 1}
+    assert totals.report == f"s3://{BUCKET}/{prefix}manifest.json"
+
+
+def test_the_command_runs_the_same_items_here_with_local(aws) -> None:
+    s3, dynamodb = aws
+    upload(s3, ["a.jpg", "coffee.jpg"])
+    put_object(s3, "incoming/patient 008/ward a/other.jpg", face_jpeg())
+
+    first = rescore_cli("--prefix", PREFIX, "--local")
+    again = rescore_cli("--prefix", PREFIX, "--local", "--bucket", BUCKET)
+
+    assert first[0] == 0 and first[1]["outcomes"] == {"scored": 2} and first[1]["items"]["total"] == 2
+    assert again[0] == 0 and again[1]["outcomes"] == {"duplicate": 2}
+    assert {item["key"].rsplit("/", 1)[-1] for item in results(dynamodb)} == {"a.jpg", "coffee.jpg"}
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--prefix", "rescore-reports/"], "must start with 'incoming/'"),
+        (["--prefix", PREFIX, "--since", "last tuesday"], "--since is not a time"),
+        (["--prefix", PREFIX], "name the state machine"),
+        (["--prefix", PREFIX, "--stack", "meaa"], "has no RescoreStateMachineArn output"),
+    ],
+)
+def test_usage_errors_are_said_and_start_nothing(aws, argv: list[str], message: str) -> None:
+    boto3.client("cloudformation").create_stack(
+        StackName="meaa",
+        TemplateBody=json.dumps({"Resources": {"Nothing": {"Type": "AWS::SNS::Topic"}}}),
+    )
+    status, answer, said = rescore_cli(*argv)
+    assert (status, answer) == (2, None) and message in said
+
+
+def test_the_state_machine_is_read_from_the_stack_output(aws) -> None:
+    template = {
+        "Resources": {"Nothing": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {"RescoreStateMachineArn": {"Value": "arn:aws:states:us-east-1:123456789012:stateMachine:m"}},
+    }
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(StackName="meaa", TemplateBody=json.dumps(template))
+    arn = rescore.state_machine_arn(None, "meaa", cloudformation)
+    assert arn == "arn:aws:states:us-east-1:123456789012:stateMachine:m"
+    assert rescore.state_machine_arn("explicit", "meaa", cloudformation) == "explicit"
