@@ -379,3 +379,92 @@ def test_a_transient_error_raises_after_the_other_records_are_done(aws, handler,
     monkeypatch.setattr(objects, "read", read)
     retry = invoke(handler, event_for([throttled, fine]))  # Lambda's retry: the claim was released
     assert [outcome["status"] for outcome in retry["outcomes"]] == ["scored", "duplicate"]
+
+
+# --- Results per model version (issue 19): side by side; a replay with the same version writes nothing ---------
+
+
+def _legacy_result(entry: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A RESULT item as the batch function wrote it before results were kept per model version."""
+    created = "2026-11-01T08:00:00.000Z"
+    ref = store.ObjectRef.from_key(BUCKET, entry["key"], "incoming/", etag=entry["etag"], created_at=created)
+    return {
+        **ref.legacy_result_key,
+        "kind": "image",
+        "bucket": BUCKET,
+        "key": entry["key"],
+        "revision": entry["etag"],
+        "subject": ref.subject,
+        "session": ref.session,
+        "object_created_at": ref.created_at,
+        "subject_time": store.subject_time(ref.created_at, entry["key"]),
+        **attributes,
+    }
+
+
+def test_a_new_model_scores_the_same_revision_again_beside_the_first(aws, handler, monkeypatch) -> None:
+    s3, dynamodb = aws
+    event = event_for([put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())])
+    first = invoke(handler, event)
+    monkeypatch.setenv("MEAA_MOOD_MODEL", "emotion")
+    new_handler = load_handler("BatchFunction")  # the next cold start runs the new model
+
+    second = invoke(new_handler, event)
+    replay = invoke(new_handler, event)
+
+    assert [answer["outcomes"][0]["status"] for answer in (first, second, replay)] == ["scored", "scored", "duplicate"]
+    old_item, new_item = sorted(result_items(all_items(dynamodb)), key=lambda item: item["processed_at"])
+    assert old_item["model_version"] == first["outcomes"][0]["model_version"] != new_item["model_version"]
+    assert "emotion:" in new_item["model_version"] and old_item["revision"] == new_item["revision"]
+    assert new_item["subject_time"] == old_item["subject_time"]
+
+
+def test_a_legacy_result_of_the_same_model_counts_as_scored(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    dynamodb.Table(TABLE).put_item(Item=_legacy_result(entry, model_version=model_version_of(Settings.from_env())))
+    before = all_items(dynamodb)
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "duplicate" and all_items(dynamodb) == before
+
+
+def test_a_legacy_failure_which_no_model_wrote_counts_for_every_model(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    failure = _legacy_result(entry, kind="failure", error={"code": "invalid_image", "message": "x"})
+    dynamodb.Table(TABLE).put_item(Item=failure)
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "duplicate" and len(all_items(dynamodb)) == 1
+
+
+def test_a_legacy_result_of_another_model_gets_the_new_result_at_its_first_time(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    legacy = _legacy_result(entry, model_version="mtcnn:000000000000+older:000000000000")
+    dynamodb.Table(TABLE).put_item(Item=legacy)
+
+    answer = invoke(handler, event_for([{**entry, "event_time": "2026-11-30T09:00:00.000Z"}]))
+
+    assert answer["outcomes"][0]["status"] == "scored"
+    (new,) = [item for item in all_items(dynamodb) if item["sk"].startswith("MODEL#")]
+    assert new["object_created_at"] == legacy["object_created_at"] and new["subject_time"] == legacy["subject_time"]
+
+
+def test_a_listed_object_is_scored_through_the_same_entry_and_a_malformed_item_raises(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    listed = {"Key": entry["key"], "Etag": f'"{entry["etag"]}"', "Size": entry["size"], "LastModified": 1795600000}
+    item = {"source": "meaa.rescore", "bucket": BUCKET, "object": listed, "since": None}
+
+    scored = invoke(handler, item)
+    again = invoke(handler, item)
+
+    assert (scored["status"], again["status"]) == ("scored", "duplicate") and scored["key"] == entry["key"]
+    (result,) = result_items(all_items(dynamodb))
+    assert result["object_created_at"] == "2026-11-25T09:46:40.000Z"  # never scored: the listing's time
+    with pytest.raises(ValueError, match=r"object\.Key"):
+        invoke(handler, {**item, "object": {**listed, "Key": None}})

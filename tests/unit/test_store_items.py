@@ -10,7 +10,15 @@ import pytest
 
 from devkit.aws import BROKEN_RECORDS
 from meaa import store
-from meaa_batch.events import MalformedRecord, SkippedRecord, parse_record, records_of
+from meaa_batch.events import (
+    RESCORE_SOURCE,
+    ListedBeforeSince,
+    MalformedRecord,
+    SkippedRecord,
+    parse_listed_object,
+    parse_record,
+    records_of,
+)
 
 
 def _record(key: str, **object_fields) -> dict:
@@ -190,3 +198,45 @@ def test_records_of_other_events_are_skipped() -> None:
     record = _record("incoming/a/b/c.jpg")
     record["eventName"] = "ObjectRemoved:Delete"
     assert isinstance(parse_record(0, record, "incoming/"), SkippedRecord)
+
+
+def _listed(**fields) -> dict:
+    listed = {"Key": "incoming/p 1/s/a.jpg", "Etag": '"abc"', "Size": 10, "LastModified": 1795600000, **fields}
+    return {"source": RESCORE_SOURCE, "bucket": "drop", "object": listed, "since": None}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"Etag": None, "ETag": '"abc"', "LastModified": "2026-11-25T09:46:40+00:00"}],
+    ids=["step-functions", "moto"],
+)
+def test_a_listed_object_names_its_revision_by_its_etag_and_keeps_its_plain_key(fields) -> None:
+    parsed = parse_listed_object(_listed(**fields), "incoming/")
+    assert isinstance(parsed, store.ObjectRef), parsed
+    assert (parsed.key, parsed.subject, parsed.session, parsed.revision) == ("incoming/p 1/s/a.jpg", "p 1", "s", "abc")
+    assert parsed.created_at == "2026-11-25T09:46:40.000Z" and parsed.size == 10
+
+
+def test_a_listed_object_before_since_is_left_alone() -> None:
+    item = {**_listed(), "since": "2026-11-26"}
+    assert isinstance(parse_listed_object(item, "incoming/"), ListedBeforeSince)
+    assert isinstance(parse_listed_object({**item, "since": "2026-11-25T09:46:40Z"}, "incoming/"), store.ObjectRef)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        None,
+        {"source": "elsewhere", "bucket": "drop", "object": {}},
+        {**_listed(), "object": "x"},
+        _listed(Key=None),
+        _listed(Size=True),
+        _listed(Size=-1),
+        _listed(LastModified="yesterday"),
+        _listed(Key="incoming/" + "k" * 1100),
+        {**_listed(), "since": "soon"},
+        {**_listed(), "bucket": None},
+    ],
+)
+def test_malformed_listed_objects_are_reported(item) -> None:
+    assert isinstance(parse_listed_object(item, "incoming/"), MalformedRecord)
