@@ -33,7 +33,7 @@ SCORER = ObjectScorer(SETTINGS)
 @LOGGER.inject_lambda_context
 @METRICS.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    SCORER.idempotency.register_lambda_context(context)
+    SCORER.begin_invocation(context)
     if is_listed_object(event):
         return rescore_listed(event)
     outcomes, retry = [], []
