@@ -25,6 +25,7 @@ from devkit.aws import (
     face_video_bytes,
     no_face_jpeg,
     put_object,
+    throttle_reads,
 )
 from devkit.lambda_loader import lambda_context, load_handler
 from meaa import store
@@ -364,13 +365,7 @@ def test_a_transient_error_raises_after_the_other_records_are_done(aws, handler,
     fine = put_object(s3, f"{SUBJECT_DIR}/fine.jpg", face_jpeg())
     objects = sys.modules[handler.__module__].SCORER.objects
     read = objects.read
-
-    def read_or_throttle(ref):
-        if ref.key.endswith("throttled.jpg"):
-            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
-        return read(ref)
-
-    monkeypatch.setattr(objects, "read", read_or_throttle)
+    throttle_reads(monkeypatch, objects, "throttled.jpg")
     with pytest.raises(ClientError):
         invoke(handler, event_for([throttled, fine]))
 

@@ -19,7 +19,6 @@ from urllib.parse import quote
 
 import boto3
 import pytest
-from botocore.exceptions import ClientError
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
@@ -33,6 +32,7 @@ from devkit.aws import (
     moto_environment,
     no_face_jpeg,
     put_object,
+    throttle_reads,
 )
 from devkit.lambda_loader import lambda_context, load_function_module, load_handler, load_template
 from devkit.statemachine import EXECUTE, rescore_machine
@@ -121,15 +121,7 @@ def test_a_failure_within_the_tolerated_percentage_is_retried_counted_and_the_re
     upload(s3, ["a.jpg", "b.jpg", "c.jpg", "throttled.jpg"])
 
     with rescore_machine(monkeypatch, RescoreToleratedFailurePercentage=50) as machine:
-        objects = sys.modules["meaa_batch.handler"].SCORER.objects
-        read = objects.read
-
-        def read_or_throttle(ref):
-            if ref.key.endswith("throttled.jpg"):
-                raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "Get")
-            return read(ref)
-
-        monkeypatch.setattr(objects, "read", read_or_throttle)
+        throttle_reads(monkeypatch, sys.modules["meaa_batch.handler"].SCORER.objects, "throttled.jpg")
         run = machine.run(PREFIX)
 
     assert run.execution["status"] == "SUCCEEDED" and run.map_run["toleratedFailurePercentage"] == 50

@@ -262,13 +262,16 @@ def subject_timeline(
 LEGACY_START = LEGACY_PREFIX
 
 
-def _model_items(
-    table: QueryableTable, pk: str, model_version: str, limit: int, start_key: dict[str, Any] | None
+def _range_page(
+    table: QueryableTable, pk: str, prefix: str, limit: int, start_key: dict[str, Any] | None, **filters: Any
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One Query page of the object's items whose sort key starts with ``prefix`` (``filters``: a
+    FilterExpression with its names and values)."""
     query: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "ExpressionAttributeValues": {":pk": pk, ":prefix": model_sort_prefix(model_version)},
+        "ExpressionAttributeValues": {":pk": pk, ":prefix": prefix, **filters.pop("values", {})},
         "Limit": limit,
+        **filters,
     }
     if start_key:
         query["ExclusiveStartKey"] = start_key
@@ -280,17 +283,16 @@ def _legacy_items(
     table: QueryableTable, pk: str, model_version: str, limit: int, start_key: dict[str, Any] | None
 ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
     """Legacy items that read as ``model_version``'s (a filter: a page may hold fewer than ``limit``)."""
-    query: dict[str, Any] = {
-        "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-        "FilterExpression": "#model = :model OR attribute_not_exists(#model) OR attribute_type(#model, :null)",
-        "ExpressionAttributeNames": {"#model": Attr.MODEL_VERSION.value},
-        "ExpressionAttributeValues": {":pk": pk, ":prefix": LEGACY_PREFIX, ":model": model_version, ":null": "NULL"},
-        "Limit": limit,
-    }
-    if start_key:
-        query["ExclusiveStartKey"] = start_key
-    page = table.query(**query)
-    return page.get("Items", []), page.get("LastEvaluatedKey") or None
+    return _range_page(
+        table,
+        pk,
+        LEGACY_PREFIX,
+        limit,
+        start_key,
+        FilterExpression="#model = :model OR attribute_not_exists(#model) OR attribute_type(#model, :null)",
+        ExpressionAttributeNames={"#model": Attr.MODEL_VERSION.value},
+        values={":model": model_version, ":null": "NULL"},
+    )
 
 
 def object_items(
@@ -310,7 +312,7 @@ def object_items(
     found: list[dict[str, Any]] = []
     legacy_start = start_key
     if not start_key or not str(start_key.get(Attr.SK, "")).startswith(LEGACY_PREFIX):
-        found, last_key = _model_items(table, pk, model_version, limit, start_key)
+        found, last_key = _range_page(table, pk, model_sort_prefix(model_version), limit, start_key)
         if last_key is not None or len(found) >= limit:
             return ObjectPage([from_dynamodb(item) for item in found], last_key or _legacy_start(pk))
         legacy_start = None
