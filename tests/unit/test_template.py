@@ -20,6 +20,7 @@ from samtranslator.translator.transform import transform
 from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
+from meaa_batch.events import RESCORE_SOURCE
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"
@@ -471,6 +472,13 @@ def test_rescore_definition_maps_the_listing_through_the_batch_function_within_i
     assert mapped["MaxConcurrencyPath"] == "$.limits.max_concurrency"
     assert mapped["ToleratedFailurePercentagePath"] == "$.limits.tolerated_failure_percentage"
     assert mapped["ResultWriter"]["Parameters"] == {"Bucket": "DropBucket", "Prefix": "ReportPrefix"}
+    # Each item is one listed object in the shape the batch handler parses (meaa_batch.events).
+    assert mapped["ItemSelector"] == {
+        "source": RESCORE_SOURCE,
+        "bucket": "DropBucket",
+        "object.$": "$$.Map.Item.Value",
+        "since.$": "$.since",
+    }
     (task,) = mapped["ItemProcessor"]["States"].values()
     assert task["Resource"] == "arn:aws:states:::lambda:invoke"
     assert task["Parameters"]["FunctionName"] == "BatchFunctionArn"
