@@ -151,33 +151,61 @@ class VideoSettings:
 @dataclass(frozen=True)
 class QualitySettings:
     """The face quality gate (``meaa.quality``): a face failing any threshold is marked unreliable, with the
-    reasons, and the answer's top-level mood skips it. Defaults: fitted by ``model_build/quality_gate.py`` for
-    the default mood model (how: MODEL_CARD.md; a test keeps them equal to ``model_build/runs/quality_gate.json``);
-    a setting at its loosest value (0, 1 or 180) turns that check off."""
+    reasons, and the answer's top-level mood skips it. Defaults: written by ``model_build/quality_gate.py --write``
+    for the default mood model (which rules ship and why: README's "Face quality"; a test keeps them equal to
+    ``model_build/runs/quality_gate.json``); a setting at its loosest value (0, 1 or 180) turns that check off.
+    A rule that did not earn its place ships so, its measurement still in ``quality``."""
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
-        0.0177, "MEAA_QUALITY_MIN_SHARPNESS", "Blurred below this Laplacian variance over variance of the 48 px face"
+        0.0407,
+        "MEAA_QUALITY_MIN_SHARPNESS",
+        "Blurred below this Laplacian variance over variance of the 48 px face",
     )
-    min_brightness: float = setting(0.108, "MEAA_QUALITY_MIN_BRIGHTNESS", "Dark below this mean gray level (0-1)")
+    min_brightness: float = setting(
+        0.119,
+        "MEAA_QUALITY_MIN_BRIGHTNESS",
+        "Dark below this mean gray level (0-1)",
+    )
     max_clipped_fraction: float = setting(
-        0.477, "MEAA_QUALITY_MAX_CLIPPED_FRACTION", "Overexposed above this share of clipped-white face pixels"
+        0.423,
+        "MEAA_QUALITY_MAX_CLIPPED_FRACTION",
+        "Overexposed above this share of clipped-white face pixels",
     )
     min_contrast: float = setting(
-        0.176, "MEAA_QUALITY_MIN_CONTRAST", "Low contrast below this gray-level standard deviation over the mean"
+        0.165,
+        "MEAA_QUALITY_MIN_CONTRAST",
+        "Low contrast below this gray-level standard deviation over the mean",
     )
     min_face_px: float = setting(
-        0.0, "MEAA_QUALITY_MIN_FACE_PX", "Small below this short side of the face box (px; 0 = off)"
+        0.0,
+        "MEAA_QUALITY_MIN_FACE_PX",
+        "Small below this short side of the face box (px; 0 = off)",
     )
     max_outside_fraction: float = setting(
-        0.514, "MEAA_QUALITY_MAX_OUTSIDE_FRACTION", "Out of frame above this share of the face square outside the image"
+        0.513,
+        "MEAA_QUALITY_MAX_OUTSIDE_FRACTION",
+        "Out of frame above this share of the face square outside the image (1 = off)",
     )
-    # Yaw and pitch: a coarse proxy from five landmarks (MODEL_CARD.md).
-    max_yaw: float = setting(15.6, "MEAA_QUALITY_MAX_YAW", "Turned when |yaw| exceeds this (degrees)")
-    max_pitch: float = setting(180.0, "MEAA_QUALITY_MAX_PITCH", "Turned when |pitch| exceeds this (degrees; 180 = off)")
-    max_roll: float = setting(27.8, "MEAA_QUALITY_MAX_ROLL", "Tilted when |roll| (in-plane) exceeds this (degrees)")
+    max_yaw: float = setting(
+        180.0,
+        "MEAA_QUALITY_MAX_YAW",
+        "Turned when |yaw| exceeds this (degrees; 180 = off)",
+    )
+    max_pitch: float = setting(
+        180.0,
+        "MEAA_QUALITY_MAX_PITCH",
+        "Turned when |pitch| exceeds this (degrees; 180 = off)",
+    )
+    max_roll: float = setting(
+        33.4,
+        "MEAA_QUALITY_MAX_ROLL",
+        "Tilted when |roll| (in-plane) exceeds this (degrees; 180 = off)",
+    )
     min_detection_score: float = setting(
-        0.978, "MEAA_QUALITY_MIN_DETECTION_SCORE", "Uncertain detection below this detector score"
+        0.0,
+        "MEAA_QUALITY_MIN_DETECTION_SCORE",
+        "Uncertain detection below this detector score (0 = off)",
     )
 
 
