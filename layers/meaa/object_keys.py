@@ -86,7 +86,7 @@ def is_valid_subject(subject: str) -> bool:
 
 
 def is_valid_session(session: str) -> bool:
-    return bool(_SESSION.match(session))
+    return bool(_SESSION.fullmatch(session))  # fullmatch: "$" would admit a final "\n"
 
 
 def safe_file_name(name: str) -> str:

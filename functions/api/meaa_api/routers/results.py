@@ -24,6 +24,7 @@ from meaa.errors import (
     TimelineUnavailable,
     Unauthenticated,
 )
+from meaa.pipeline import model_version_of
 from meaa_aws.clients import dynamodb_table
 
 from .. import query, schemas
@@ -88,6 +89,21 @@ def time_range(
     return query.parse_time_range(from_, to, bucket)
 
 
+def model_version(
+    version: str = Query(
+        None,  # type: ignore[assignment] - absent means the deployed version; the schema stays a plain string
+        alias="model_version",
+        description="Whose results to read (`model_version` of a result); default: the deployed models' version",
+        # Documented here, checked by query.check_model_version: a 400 before any AWS client exists.
+        json_schema_extra={"pattern": store.MODEL_VERSION_PATTERN, "minLength": 1, "maxLength": 200},
+    ),
+    current: Settings = Depends(settings),
+) -> str:
+    """The model version a results route reads: the one asked for, else the one the batch function scores with
+    (same layer and settings), read from the models' manifest."""
+    return query.check_model_version(version) if version is not None else model_version_of(current)
+
+
 def page_limit(
     limit: int = Query(
         query.DEFAULT_PAGE_ITEMS,
@@ -105,19 +121,20 @@ def page_limit(
     responses=error_responses(
         Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, InvalidInput, NotConfigured, TimelineUnavailable
     ),
-    summary="A subject's moods per time bucket, from the batch results (paged)",
+    summary="A subject's moods per time bucket in one model version's batch results (paged)",
     operation_id="getSubjectMoods",
 )
 def subject_moods(
     access: Annotated[AuditRecord, Depends(subject_reader)],  # first: 401/403 before parameters and tables
     subject: Annotated[str, SubjectPath],
     span: store.TimeRange = Depends(time_range),
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Depends(page_cursor),
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    answer = query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
+    answer = query.subject_moods(table, subject, span, version, limit, cursor, include_unreliable)
     access.item_count = answer["items_read"]
     return answer
 
@@ -135,12 +152,13 @@ def subject_moods(
         NotConfigured,
         TimelineUnavailable,
     ),
-    summary="The result items of one uploaded object (every revision; a video's frames), paged",
+    summary="The result items of one uploaded object in one model version (every revision; a video's frames), paged",
     operation_id="getObjectResults",
 )
 def object_results(
     access: Annotated[AuditRecord, Depends(object_reader)],  # first: 401/403 before parameters and tables
     key: Annotated[str, KeyPath],
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Depends(page_cursor),
     current: Settings = Depends(settings),
@@ -148,6 +166,6 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    answer = query.object_results(table, current.store.drop_bucket, key, limit, cursor)
+    answer = query.object_results(table, current.store.drop_bucket, key, version, limit, cursor)
     access.item_count = len(answer["items"])
     return answer
