@@ -98,7 +98,7 @@ class Contract:
 def _cursor_scope(case: schemathesis.Case) -> str:
     """What a cursor belongs to: the operation's path and the query's range (not its page size)."""
     query = case.query or {}
-    return f"{case.formatted_path}?from={query.get('from')}&to={query.get('to')}"
+    return f"{case.formatted_path}?from={query.get('from')}&to={query.get('to')}&v={query.get('model_version')}"
 
 
 def _time(text: str) -> datetime:

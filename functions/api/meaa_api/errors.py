@@ -8,10 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import compile_path
 
-from meaa.errors import ERRORS, InvalidInput, MeaaError, MethodNotAllowed, error_for_status
+from meaa.errors import ERRORS, InvalidInput, InvalidJson, MeaaError, MethodNotAllowed, error_for_status
 
 from .schemas import ErrorResponse
 
@@ -39,16 +40,18 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
         problems = "; ".join(f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors()[:5])
-        return error_response(request, InvalidInput.http_status, InvalidInput.code, problems or "Invalid request")
+        # A body that is not JSON at all is the same error as on the upload route; a JSON of the wrong shape is 422.
+        kind = InvalidJson if any(item.get("type") == "json_invalid" for item in error.errors()) else InvalidInput
+        return error_response(request, kind.http_status, kind.code, problems or "Invalid request")
 
 
 def allowed_methods(request: Request) -> str:
     """Every method of the path: FastAPI makes one route per method and Starlette's 405 names only the first
     route whose path matched (``PUT`` alone where ``DELETE`` is allowed too)."""
     methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= getattr(route, "methods", None) or set()
+    for route in iter_route_contexts(request.app.routes):  # included routers' routes, with their full paths
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
     return ", ".join(sorted(methods))
 
 
