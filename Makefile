@@ -10,13 +10,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve serve-demo browser test lint test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
+.PHONY: serve serve-demo browser test lint contract test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
 	@echo "make serve-demo     the same with the timeline filled: moto + a day of batch results (no AWS)"
 	@echo "make test           set up both venvs, ruff (lint + format check), then every test (what CI runs)"
 	@echo "make lint           ruff check and ruff format --check over the tree"
+	@echo "make contract       the OpenAPI contract: schemathesis as patient, clinician and admin; a generated client"
 	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt; or MEAA_BROWSER_TESTS=1 make test)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
 	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
@@ -70,6 +71,13 @@ test: lint test-unit test-model-build
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The API contract alone (make test runs it too): the document's rules against the server's checks, schemathesis over
+# every operation for the three roles, and a Python client generated from the demo server (README, "The API contract").
+contract: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest tests/unit/test_openapi_rules.py tests/integration/test_api_contract.py \
+		tests/integration/test_generated_client.py
+	cat artifacts/contract-coverage.txt
 
 # The browser test drives Debian's Chromium with its matching driver. make test installs them only when asked:
 # `make browser`, or MEAA_BROWSER_TESTS=1 (what .ci/run sets; the browser test then fails instead of skipping).

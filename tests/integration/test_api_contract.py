@@ -40,7 +40,7 @@ from schemathesis.transport.serialization import Binary
 
 from devkit.aws import apply_environment, event_for, face_jpeg, moto_environment, put_object
 from devkit.images import encode, pattern_image
-from devkit.lambda_loader import lambda_context, load_function_module, load_handler
+from devkit.lambda_loader import REPO_ROOT, lambda_context, load_function_module, load_handler
 from devkit.sample_faces import one_face_frame
 from devkit.timeline_day import SUBJECT, write_day
 from meaa.config import Settings
@@ -52,6 +52,7 @@ from tests.support.gateway import JwtGatewayAsgi, sign_token, token_claims
 SEED = 20261207
 EXAMPLES_PER_OPERATION = 25  # per role and generation phase (explicit examples, coverage, fuzzing)
 MIN_CASES = 20  # per role: what the run must have sent to each operation with parameters or a body
+REPORT = REPO_ROOT / "artifacts" / "contract-coverage.txt"  # the per-operation counts of the last run (gitignored)
 SECRET, ISSUER, AUDIENCE = b"contract-test-secret", "https://issuer.example", "contract-client"
 CLINICIAN_SUB = "clinician-1"  # the document's example clinician, so its own listing is tried
 ROLES = {
@@ -276,11 +277,14 @@ def test_an_admin_gets_what_the_document_says(case: schemathesis.Case, world: Co
 def test_every_operation_was_called_and_succeeded_for_every_role(world: Contract) -> None:
     operations = {result.ok().label: result.ok() for result in ADMIN.get_all_operations()}
     assert len(operations) == 9
-    print(f"\nschemathesis {schemathesis.__version__}, seed {SEED}, {EXAMPLES_PER_OPERATION} examples per phase")
+    lines = [f"schemathesis {schemathesis.__version__}, seed {SEED}, {EXAMPLES_PER_OPERATION} examples per phase"]
     for role in ROLES:
         for label in sorted(operations):
-            print(f"{role:9} {label:52} {world.calls[role][label]:4} cases {world.successes[role][label]:4} 2xx")
-    print(f"dropped as the document's stated rules: {dict(world.excused)}")
+            lines.append(f"{role:9} {label:52} {world.calls[role][label]:4} cases {world.successes[role][label]:4} 2xx")
+    lines.append(f"dropped as the document's stated rules: {dict(world.excused)}")
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    REPORT.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
     for role in ROLES:
         calls, successes = world.calls[role], world.successes[role]
         # An operation without parameters or body has few distinct requests to make.
