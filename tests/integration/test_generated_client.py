@@ -14,7 +14,6 @@ import importlib
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from io import BytesIO
@@ -22,13 +21,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import httpx
 import pytest
 
 from devkit.aws import face_jpeg
 from devkit.timeline_day import DAY, SUBJECT, VIDEO_TIME
 from meaa_api.schemas import EXAMPLE_JPEG_BASE64
-from tests.support.servers import REPO_ROOT, free_port
+from tests.support.servers import REPO_ROOT, free_port, served
 
 STARTUP_WAIT_S = 600  # scoring the demo day and loading the models on a slow, shared machine: a readiness wait
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"
@@ -41,34 +39,8 @@ SUBJECT_OBJECTS = 25  # devkit.timeline_day: 24 hourly pictures and a video
 @pytest.fixture(scope="module")
 def demo_server() -> Iterator[str]:
     port = free_port()
-    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"serve-demo-{port}.log", "w+b")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "devkit.serve_demo", "--port", str(port)], cwd=REPO_ROOT, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while not _answers(url):
-            log.seek(0)
-            assert process.poll() is None, f"serve_demo exited: {log.read().decode(errors='replace')[-4000:]}"
-            assert time.monotonic() < deadline, "serve_demo did not answer /health"
-            time.sleep(0.5)
+    with served([sys.executable, "-m", "devkit.serve_demo", "--port", str(port)], port, wait_s=STARTUP_WAIT_S) as url:
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/health", timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False
 
 
 @pytest.fixture(scope="module")

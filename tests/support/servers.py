@@ -1,5 +1,5 @@
 """The API as ``make serve`` runs it: uvicorn in a subprocess on a free 127.0.0.1 port, for the
-integration and browser tests."""
+integration and browser tests; ``served`` runs any such server command (``make serve-demo``'s too)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,28 +37,40 @@ def local_api_server(extra_env: dict[str, str] | None = None, drop_env: tuple[st
         sys.executable, "-m", "uvicorn", "--factory", "meaa_api.app:create_app_from_env",
         "--host", "127.0.0.1", "--port", str(port), "--no-access-log",
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_WAIT_S
-        while True:
-            if process.poll() is not None:
-                pytest.fail(
-                    f"uvicorn exited with {process.returncode}: {process.stdout.read().decode(errors='replace')}"
-                )
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("uvicorn did not answer /health")
-            time.sleep(0.2)
+    with served(command, port, env) as url:
         yield url
-    finally:
-        process.terminate()
+
+
+@contextlib.contextmanager
+def served(
+    command: list[str], port: int, env: dict[str, str] | None = None, wait_s: float = STARTUP_WAIT_S
+) -> Iterator[str]:
+    """Run ``command`` (a server on ``port``) from the repository root; yields its base URL once ``/health``
+    answers, and stops it afterwards. Its output goes to a file (a pipe nobody reads would fill and stall it),
+    shown if it exits or does not answer."""
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=output, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            deadline = time.monotonic() + wait_s
+            while not _answers(url):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    output.seek(0)
+                    shown = output.read().decode(errors="replace")[-8000:]
+                    pytest.fail(f"{' '.join(command[:3])} did not answer /health (exit {process.poll()}): {shown}")
+                time.sleep(0.2)
+            yield url
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
