@@ -134,7 +134,7 @@ class UploadJson(BaseModel):
     """JSON upload: base64 of the image bytes."""
 
     image_base64: str = Field(
-        json_schema_extra={"format": "byte"},
+        json_schema_extra={"format": "byte", "minLength": 1},
         description="Base64 of the image's bytes (standard or URL-safe alphabet, padding optional, line breaks "
         "ignored; a data-URL prefix such as `data:image/jpeg;base64,` is accepted too). " + IMAGE_FORMATS_NOTE,
         examples=[EXAMPLE_JPEG_BASE64],

@@ -20,7 +20,7 @@ UPLOAD_PATH = "/upload-meaa-image"
 router = APIRouter(tags=["images"])
 
 
-_RAW_BODY_SCHEMA = {"type": "string", "format": "binary", "description": schemas.IMAGE_FORMATS_NOTE}
+_RAW_BODY_SCHEMA = {"type": "string", "format": "binary", "minLength": 1, "description": schemas.IMAGE_FORMATS_NOTE}
 _UPLOAD_REQUEST_BODY = {
     "required": True,
     "description": (
