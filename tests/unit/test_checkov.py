@@ -69,7 +69,11 @@ def _checkov(template: dict[str, Any], path: Path) -> dict[str, Any]:
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=path.parent)
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: failed checks, reported below
-    return json.loads(result.stdout)
+    report = json.loads(result.stdout)
+    counts = report["summary"]  # the line README quotes (pytest -s shows it)
+    print(f"{path.name}: Passed checks: {counts['passed']}, Failed checks: {counts['failed']}, ", end="")
+    print(f"Skipped checks: {counts['skipped']}")
+    return report
 
 
 def _failed(report: dict[str, Any]) -> set[tuple[str, str]]:

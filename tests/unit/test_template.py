@@ -251,9 +251,16 @@ def test_every_log_group_has_a_retention_and_functions_log_to_them(resources: di
 
 
 def test_outputs_name_the_api_bucket_and_table(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "UploadUrl", "DropBucketName", "ResultsTableName", "BatchFailureQueueUrl"} <= set(
-        template["Outputs"]
-    )
+    outputs = {
+        "ApiUrl",
+        "UploadUrl",
+        "DropBucketName",
+        "ResultsTableName",
+        "BatchFailureQueueUrl",
+        "AccessLogBucketName",
+    }
+    assert outputs <= set(template["Outputs"])
+    assert template["Outputs"]["DataKeyArn"]["Condition"] == "UseKmsKey"
 
 
 # ---------------------------------------------------------------- alarms
