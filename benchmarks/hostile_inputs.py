@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.support.hostile_inputs import (
+from devkit.hostile_inputs import (
     BUDGET_CPU_S,
     BUDGET_RSS_MB,
     LAMBDA_BASELINE_MB,
@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(*args: str) -> dict | list:
     done = subprocess.run(
-        [sys.executable, "-m", "tests.support.hostile_inputs", *args],
+        [sys.executable, "-m", "devkit.hostile_inputs", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -121,7 +121,7 @@ def child_plain_opencv(category: str, name: str) -> dict:
     import cv2
     import numpy as np
 
-    from tests.support.hostile_inputs import release_freed_memory, status_mb
+    from devkit.hostile_inputs import release_freed_memory, status_mb
 
     item = next(i for i in catalogue() if (i.category, i.name) == (category, name))
     data = item.make()
@@ -144,7 +144,7 @@ def _videos_to_open() -> list[tuple[str, bytes]]:
     import cv2
     import numpy as np
 
-    from tests.support.hostile_inputs import flat_jpeg, mjpeg_avi
+    from devkit.hostile_inputs import flat_jpeg, mjpeg_avi
 
     giant = flat_jpeg(16000, 16000, 3)
     videos = [
@@ -168,10 +168,10 @@ def child_video_open(path: str) -> dict:
     """Peak RSS growth of opening a video with plain OpenCV, of reading its first frame, and of VideoSampler."""
     import cv2
 
-    from meaa.config import VideoSettings
+    from devkit.hostile_inputs import release_freed_memory, status_mb
+    from meaa.config import DecodeSettings, VideoSettings
     from meaa.errors import MeaaError
     from meaa.video import VideoSampler
-    from tests.support.hostile_inputs import release_freed_memory, status_mb
 
     def growth(action) -> tuple[float, str]:
         release_freed_memory()
@@ -189,7 +189,7 @@ def child_video_open(path: str) -> dict:
     capture.clear()
 
     def sample() -> str:
-        with VideoSampler(path, 2.0, VideoSettings()) as sampler:
+        with VideoSampler(path, 2.0, VideoSettings(), DecodeSettings()) as sampler:
             return f"{sum(1 for _ in sampler.frames())} frames"
 
     sampled = growth(sample)

@@ -129,10 +129,10 @@ class MoodEstimator:
         whenever a followed face is lost, and on every frame while there is none to follow, so a new face
         shows up at the next full detection at the latest. ``timings_ms`` says which ran: ``track``,
         ``detect``, or both when tracking lost a face. ``redetect_every`` defaults to the settings'
-        ``batch.video_redetect_every`` (``MEAA_VIDEO_REDETECT_EVERY``).
+        ``video_scoring.redetect_every`` (``MEAA_VIDEO_REDETECT_EVERY``).
         """
         if redetect_every is None:
-            redetect_every = self.settings.batch.video_redetect_every
+            redetect_every = self.settings.video_scoring.redetect_every
         if redetect_every < 1:
             raise InvalidInput(f"redetect_every must be at least 1; got {redetect_every}")
         engine = self._engine

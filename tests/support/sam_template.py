@@ -15,7 +15,7 @@ from typing import Any
 
 from samtranslator.translator.transform import transform
 
-from tests.support.lambda_loader import load_template
+from devkit.lambda_loader import load_template
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 _NO_VALUE = object()

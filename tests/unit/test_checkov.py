@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.lambda_loader import REPO_ROOT, load_template
+from devkit.lambda_loader import REPO_ROOT, load_template
 from tests.support.sam_template import transformed_template
 
 CHECKOV = REPO_ROOT / ".venv-checkov" / "bin" / "checkov"

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
-from tests.support.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from tests.support.sam_template import BASIC_EXECUTION, TemplateResolver, transformed_template
 
 INCOMING = "incoming/"

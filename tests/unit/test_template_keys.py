@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.lambda_loader import REPO_ROOT
+from devkit.lambda_loader import REPO_ROOT
 from tests.support.sam_template import TemplateResolver, transformed_template
 
 OWN_KEY = "arn:aws:kms:eu-west-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"

@@ -23,15 +23,15 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, IdempotencyConfig, idempotent_function
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from botocore.exceptions import BotoCoreError, ClientError
-from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
-from meaa_aws.observability import record_analysis, record_error, record_video
-from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
 from meaa.video_scoring import score_video
+from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
+from meaa_aws.observability import record_analysis, record_error, record_video
+from meaa_aws.results_table import ResultsTable
+from meaa_aws.s3_objects import ObjectSource, Superseded
 
 from .observability import LOGGER, METRICS, SERVICE
 
@@ -129,17 +129,15 @@ class ObjectScorer:
         return dataclasses.asdict(outcome)
 
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
-        ref, limits = context.obj, self.settings.batch
+        ref = context.obj
         if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(
-                ref, min(limits.max_object_bytes, self.settings.decoding.max_image_bytes), InvalidImage
-            )
+            self.objects.check_size(ref, self.settings.max_batch_image_bytes, InvalidImage)
             data = self.objects.read(ref)
             analysis = self._guarded(lambda: self.estimator.analyze(data).to_dict())
             record_analysis(METRICS, analysis)
             return store.image_item(context, analysis)
         if ref.extension in VIDEO_EXTENSIONS:
-            self.objects.check_size(ref, limits.max_object_bytes, InvalidVideo)
+            self.objects.check_size(ref, self.settings.batch.max_object_bytes, InvalidVideo)
             return self._score_video(context)
         raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
 
@@ -160,7 +158,7 @@ class ObjectScorer:
                 frames.put_item(Item=store.frame_item(context, frame.time_ms, frame.index, analysis))
 
             scored = self._guarded(
-                lambda: score_video(self.estimator, local.name, self.settings.batch, deadline, write_frame)
+                lambda: score_video(self.estimator, local.name, self.settings.video_scoring, deadline, write_frame)
             )
         attributes = scored.attributes()
         record_video(METRICS, attributes)
