@@ -203,6 +203,59 @@ def test_roles_get_exactly_the_kms_actions_they_need(
     assert policies["KmsKeyUseByApiFunction"]["Properties"]["Roles"] == [{"Ref": "ApiFunctionRole"}]
 
 
+# What a data action on a key-encrypted store asks of KMS, through which service (each service's documentation:
+# S3 SSE-KMS reads decrypt and writes generate a data key; DynamoDB decrypts the table key for every caller;
+# SQS SSE-KMS senders need both, receivers decrypt). Every S3 object, table and queue of the stack uses the key.
+KMS_NEEDS = {
+    "s3:GetObject": {("kms:Decrypt", "s3")},
+    "s3:GetObjectVersion": {("kms:Decrypt", "s3")},
+    "s3:PutObject": {("kms:GenerateDataKey", "s3")},
+    "sqs:SendMessage": {("kms:GenerateDataKey", "sqs"), ("kms:Decrypt", "sqs")},
+    "sqs:ReceiveMessage": {("kms:Decrypt", "sqs")},
+}
+
+
+def _role_statements(resources: dict[str, dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Each IAM role's Allow statements: its inline policies and the AWS::IAM::Policy resources attached to it."""
+    roles = {name: [] for name, resource in resources.items() if resource["Type"] == "AWS::IAM::Role"}
+    for name, resource in resources.items():
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in resource["Properties"].get("Policies", []):
+                roles[name].extend(_statements(policy["PolicyDocument"]))
+        elif resource["Type"] == "AWS::IAM::Policy":
+            for role in resource["Properties"]["Roles"]:
+                roles[role["Ref"]].extend(_statements(resource["Properties"]["PolicyDocument"]))
+    return {name: [s for s in statements if s["Effect"] == "Allow"] for name, statements in roles.items()}
+
+
+def _kms_needed_and_granted(statements: list[dict[str, Any]]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    needed, granted = set(), set()
+    for statement in statements:
+        for action in _listed(statement["Action"]):
+            if action.startswith("dynamodb:"):
+                needed.add(("kms:Decrypt", "dynamodb"))
+            needed |= KMS_NEEDS.get(action, set())
+            if action.startswith("kms:"):
+                for via in _listed(statement["Condition"]["StringEquals"]["kms:ViaService"]):
+                    granted.add((action, via["Fn::Sub"].split(".")[0]))
+    return needed, granted
+
+
+@pytest.mark.parametrize("auth_mode", ["none", "jwt"])
+def test_every_role_that_touches_encrypted_data_may_use_the_key_for_it(
+    transformed: dict[str, Any], auth_mode: str
+) -> None:
+    """Derived from the roles' data actions, so a permission added later without its KMS side fails here."""
+    resources = _resources(transformed, CreateKmsKey="true", AuthMode=auth_mode)
+    key_users = _key_policy(transformed)["StackRolesThroughTheirServices"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
+    for role, statements in _role_statements(resources).items():
+        needed, granted = _kms_needed_and_granted(statements)
+        assert needed <= granted, f"{role} lacks {needed - granted}"
+        assert granted <= needed, f"{role} may use the key beyond its data actions: {granted - needed}"
+        if needed:
+            assert {"Fn::GetAtt": [role, "Arn"]} in key_users, f"the key policy does not name {role}"
+
+
 def test_with_a_key_uploads_cannot_choose_another_encryption(transformed: dict[str, Any]) -> None:
     header = "s3:x-amz-server-side-encryption"
     denials = {
