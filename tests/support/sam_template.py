@@ -78,6 +78,10 @@ class TemplateResolver:
     def _scalar(self, node: Any) -> str:
         if isinstance(node, dict) and set(node) == {"Ref"}:
             return self.parameters[node["Ref"]]
+        if isinstance(node, dict) and set(node) == {"Fn::Join"}:  # of a list parameter, to test it for emptiness
+            delimiter, parts = node["Fn::Join"]
+            items = self._scalar(parts).split(",") if isinstance(parts, dict) else [self._scalar(p) for p in parts]
+            return delimiter.join(items)
         assert not isinstance(node, dict | list), f"cannot compare {node}"
         return str(node)
 

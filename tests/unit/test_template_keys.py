@@ -119,8 +119,11 @@ def test_created_key_rotates_outlives_the_stack_and_has_an_alias(transformed: di
     assert alias["Condition"] == "CreateKey" and alias["Properties"]["TargetKeyId"] == {"Ref": "MeaaKey"}
 
 
-def _key_policy(transformed: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    policy = _resources(transformed, CreateKmsKey="true")["MeaaKey"]["Properties"]["KeyPolicy"]
+KEY_USERS = "arn:aws:iam::111122223333:role/ward-uploader,arn:aws:iam::111122223333:role/on-call"
+
+
+def _key_policy(transformed: dict[str, Any], **parameters: str) -> dict[str, dict[str, Any]]:
+    policy = _resources(transformed, CreateKmsKey="true", **parameters)["MeaaKey"]["Properties"]["KeyPolicy"]
     statements = {statement["Sid"]: statement for statement in _statements(policy)}
     assert len(statements) == len(_statements(policy)), "each statement has its own Sid"
     for statement in statements.values():
@@ -129,7 +132,7 @@ def _key_policy(transformed: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 def test_key_policy_separates_administration_from_use(transformed: dict[str, Any]) -> None:
-    statements = _key_policy(transformed)
+    statements = _key_policy(transformed, KmsKeyUserArns=KEY_USERS)
     account = {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}
     for sid, statement in statements.items():
         actions = _listed(statement["Action"])
@@ -151,7 +154,8 @@ def test_key_policy_separates_administration_from_use(transformed: dict[str, Any
 
 
 def test_key_users_are_this_stacks_roles_and_the_named_roles(transformed: dict[str, Any]) -> None:
-    statements = _key_policy(transformed)
+    assert "NamedKeyUsersThroughTheServices" not in _key_policy(transformed)  # nobody named: no statement
+    statements = _key_policy(transformed, KmsKeyUserArns=KEY_USERS)
     roles = statements["StackRolesThroughTheirServices"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
     assert roles == [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["BatchFunctionRole", "Arn"]}]
     named = statements["NamedKeyUsersThroughTheServices"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
