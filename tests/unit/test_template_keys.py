@@ -354,7 +354,7 @@ def test_reserved_concurrency_defaults_fit_a_standard_account_and_the_api_thrott
     api, batch = (parameters[name]["Default"] for name in ("ApiReservedConcurrency", "BatchReservedConcurrency"))
     # Lambda keeps 100 executions unreserved: with the standard quota of 1000, reservations may total 900.
     assert 0 < api + batch <= 1000 - 100
-    # API Gateway's burst throttles (429) before Lambda would (a Lambda throttle reaches clients as 500).
+    # API Gateway lets ThrottleBurstLimit requests in at once: a reservation below it would throttle a burst (5xx).
     assert api >= parameters["ThrottleBurstLimit"]["Default"]
     readme = (REPO_ROOT / "README.md").read_text()
     for name in ("ApiReservedConcurrency", "BatchReservedConcurrency", "CreateKmsKey", "KmsKeyArn", "KmsKeyUserArns"):
