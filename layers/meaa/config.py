@@ -151,11 +151,9 @@ class VideoSettings:
 @dataclass(frozen=True)
 class QualitySettings:
     """The face quality gate (``meaa.quality``): a face failing any threshold is marked unreliable, with the
-    reasons, and the answer's top-level mood skips it. The defaults were fitted on degraded photos by
-    ``model_build/quality_gate.py`` for the default mood model ``mini_xception_w2_kd`` (jaffe_dev through the
-    pipeline, each subject scored by its fold model, pooled with fer2013_val's even crops;
-    ``model_build/runs/quality_gate.json``, which a test keeps equal); a setting at its loosest value (0, 1 or
-    180) turns that check off."""
+    reasons, and the answer's top-level mood skips it. Defaults: fitted by ``model_build/quality_gate.py`` for
+    the default mood model (how: MODEL_CARD.md; a test keeps them equal to ``model_build/runs/quality_gate.json``);
+    a setting at its loosest value (0, 1 or 180) turns that check off."""
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
@@ -174,8 +172,7 @@ class QualitySettings:
     max_outside_fraction: float = setting(
         0.514, "MEAA_QUALITY_MAX_OUTSIDE_FRACTION", "Out of frame above this share of the face square outside the image"
     )
-    # Yaw and pitch come from the five landmarks of a flat photo warped in perspective (a proxy: see MODEL_CARD);
-    # the fit turned the yaw check on and the pitch check off.
+    # Yaw and pitch: a coarse proxy from five landmarks (MODEL_CARD.md).
     max_yaw: float = setting(15.6, "MEAA_QUALITY_MAX_YAW", "Turned when |yaw| exceeds this (degrees)")
     max_pitch: float = setting(180.0, "MEAA_QUALITY_MAX_PITCH", "Turned when |pitch| exceeds this (degrees; 180 = off)")
     max_roll: float = setting(27.8, "MEAA_QUALITY_MAX_ROLL", "Tilted when |roll| (in-plane) exceeds this (degrees)")

@@ -31,10 +31,8 @@ _ENGINES: dict[_EngineKey, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 # A face is cropped from a reduced-size decode when its side there is at least this many times the mood
-# model's input. `python -m benchmarks.reduced_decoding` (table 3): from 1.25x up, the largest mood
-# difference against a full-size crop was 0.030 (136 faces, all with the same mood), less than moving the
-# box by 2% of its side changes a full-size crop's moods; below 0.5x it reached 0.64 and 2 of 18 faces
-# changed mood. Smaller faces are cropped from a finer decode.
+# model's input, where its moods match a full-size crop's within box jitter; smaller faces are cropped from a
+# finer decode (`python -m benchmarks.reduced_decoding`, table 3; README, "Large JPEGs").
 _CROP_MIN_SIDE_PER_INPUT = 1.25
 
 

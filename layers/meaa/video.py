@@ -1,28 +1,12 @@
 """Sample frames of a video file at a fixed rate with OpenCV (FFmpeg backend, from Lambda's /tmp), within caps.
 
-Each sampled frame is a BGR uint8 array for ``MoodEstimator.analyze``. Before anything is decoded:
-
-- the container is sniffed: MP4/MOV (ISO media) or AVI; anything else is ``InvalidVideo`` (or
-  ``UnsupportedFormat`` for a recognised one, such as Matroska/WebM). FFmpeg is then told which demuxer to
-  use and may read nothing but this file (``input_format``, ``protocol_whitelist=file``), so a playlist or a
-  reference to another file or URL inside the bytes is never followed;
-- the frame size each video track declares (AVI ``avih``/``strf``, ISO ``stsd``) is checked against
-  ``VideoSettings.max_frame_pixels``, because opening the file with FFmpeg already decodes a frame for some
-  codecs (an 8000x8000 MPEG-4 frame took 46 MB before any size could be read);
-- after opening, the size FFmpeg found in the codec's own headers is checked again (a container can
-  understate it: an AVI declaring 64x48 whose MJPEG frame is 16000x16000 decoded it at 1.7 GB);
-- for Motion JPEG, where every frame is a JPEG that carries its own size, each packet is read (demuxing
-  only) and its JPEG header checked like an image's (``meaa.decoding`` with the operator's ``DecodeSettings``:
-  decode memory, scans, data present; pixels at the frame cap) before any frame is decoded.
-
-While sampling, every decoded frame must keep the first frame's size, the number of decoded frames is
-capped (``max_decoded_frames``; sampling stops there and ``truncated_by`` says so), and frame times come
-from the decoded frames' timestamps, as does ``duration_ms`` -- not from the container's frame count or
-rate (a 2 s clip declaring 2**31-1 frames is 2 s long). FFmpeg decodes with one thread (its frame threads
-would each hold reference frames).
-
-Residual: for inter-frame codecs (H.264, HEVC, MPEG-4) a frame size change in the middle of the stream
-is only seen when the larger frame is decoded, so one such frame can be decoded before the video is refused.
+Each sampled frame is a BGR uint8 array for ``MoodEstimator.analyze``. Before anything is decoded the
+container is sniffed (MP4/MOV or AVI; FFmpeg is told the demuxer and may read nothing but this file), and
+frame sizes are checked where they are declared (container, then codec headers), because opening a file
+already decodes a frame for some codecs; Motion JPEG frames' own headers are checked like images, with the
+operator's ``DecodeSettings``. While sampling, frames keep the first one's size, decoded frames are capped
+(``truncated_by`` says so), and times come from decoded timestamps, not the container's count or rate.
+What each check stops, measured: README, "Videos" (``python -m benchmarks.hostile_inputs``).
 """
 
 from __future__ import annotations
