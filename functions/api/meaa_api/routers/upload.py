@@ -8,17 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meaa import MoodEstimator
 from meaa.config import Settings
-from meaa.errors import (
-    ImageTooLarge,
-    InvalidBase64,
-    InvalidImage,
-    InvalidInput,
-    InvalidJson,
-    MalformedMultipart,
-    MissingField,
-    UnsupportedFormat,
-    UnsupportedMediaType,
-)
+from meaa.errors import ImageTooLarge, UnsupportedFormat
 
 from .. import schemas, upload_parsing
 from ..dependencies import AppState, app_state, estimator, settings
@@ -54,17 +44,7 @@ _UPLOAD_REQUEST_BODY = {
 @router.post(
     UPLOAD_PATH,
     response_model=schemas.AnalysisResponse,
-    responses=error_responses(
-        InvalidImage,
-        MalformedMultipart,
-        InvalidJson,
-        InvalidBase64,
-        ImageTooLarge,
-        UnsupportedMediaType,
-        UnsupportedFormat,
-        MissingField,
-        InvalidInput,
-    ),
+    responses=error_responses(*upload_parsing.PARSE_ERRORS, UnsupportedFormat),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
 )
