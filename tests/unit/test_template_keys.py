@@ -22,6 +22,7 @@ CRYPTO_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "kms:ReEn
 KEYED = {
     "ResultsTable": ("SSESpecification", "KMSMasterKeyId"),
     "IdempotencyTable": ("SSESpecification", "KMSMasterKeyId"),
+    "AssignmentsTable": ("SSESpecification", "KMSMasterKeyId"),
     "BatchFailureQueue": ("KmsMasterKeyId",),
     "AlarmTopic": ("KmsMasterKeyId",),
 }
@@ -84,7 +85,7 @@ def test_without_a_key_everything_uses_aws_keys_and_no_role_touches_kms(transfor
     assert not {"MeaaKey", "MeaaKeyAlias", "KmsKeyUseByBatchFunction", "KmsKeyUseByApiFunction"} & set(resources)
     for name, path in KEYED.items():
         assert _key_of(resources[name], path) is None, name
-    for name in ("ResultsTable", "IdempotencyTable"):
+    for name in ("ResultsTable", "IdempotencyTable", "AssignmentsTable"):
         assert resources[name]["Properties"]["SSESpecification"] == {"SSEEnabled": True}  # AWS-owned key
     assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
     assert _drop_bucket_key(resources) == ("AES256", None)
@@ -101,7 +102,7 @@ def test_with_a_key_every_store_of_patient_data_uses_it(
     assert ("MeaaKey" in resources) is (key == CREATED)
     for name, path in KEYED.items():
         assert _key_of(resources[name], path) == key, name
-    for name in ("ResultsTable", "IdempotencyTable"):
+    for name in ("ResultsTable", "IdempotencyTable", "AssignmentsTable"):
         assert resources[name]["Properties"]["SSESpecification"]["SSEType"] == "KMS"
     assert "SqsManagedSseEnabled" not in resources["BatchFailureQueue"]["Properties"]  # exclusive with a key
     assert _drop_bucket_key(resources) == ("aws:kms", key)
@@ -200,7 +201,8 @@ def test_roles_get_exactly_the_kms_actions_they_need(
     assert granted == {
         ("KmsKeyUseByBatchFunction", "kms:Decrypt"): {"s3", "dynamodb", "sqs"},  # read uploads, results, claims
         ("KmsKeyUseByBatchFunction", "kms:GenerateDataKey"): {"sqs"},  # send to the failure queue
-        ("KmsKeyUseByApiFunction", "kms:Decrypt"): {"dynamodb"},  # the results routes' Query
+        ("KmsKeyUseByApiFunction", "kms:Decrypt"): {"dynamodb"},  # results and assignments
+        ("KmsKeyUseByApiFunction", "kms:GenerateDataKey"): {"s3"},  # direct uploads it signs
     }
     policies = _resources(transformed, AuthMode="jwt", **parameters)
     assert policies["KmsKeyUseByBatchFunction"]["Properties"]["Roles"] == [{"Ref": "BatchFunctionRole"}]

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devkit.lambda_loader import lambda_context, load_function_module, load_handler, load_template
+from tests.support.access_world import PROTECTED_REQUESTS
 from tests.support.sam_template import TemplateResolver
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
@@ -32,7 +33,9 @@ def _as_deployed(value: Any, resolver: TemplateResolver) -> str:
         ((function, argument),) = value.items()
         if function == "Ref":
             return resolver.parameters.get(argument, f"<{argument}>")
-        return f"<{function}>"  # Sub, GetAtt: names of resources, not switches
+        if function == "Fn::Sub" and isinstance(argument, str):  # parameters substituted; resources stay names
+            return re.sub(r"\$\{([^}]+)\}", lambda m: resolver.parameters.get(m.group(1), f"<{m.group(1)}>"), argument)
+        return f"<{function}>"  # GetAtt: names of resources, not switches
     return str(value)
 
 
@@ -79,15 +82,29 @@ def test_without_auth_the_results_routes_do_not_exist(deployed_client) -> None:
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "not_found"
     paths = set(client.get("/openapi.json").json()["paths"])
-    assert not any(path.startswith(("/subjects", "/objects")) for path in paths)
+    assert paths == {"/upload-meaa-image", "/health"}
+    for method, path, body in PROTECTED_REQUESTS[:-1]:  # none of them exists; the image upload stays open
+        response = client.request(method, path, json=body)
+        assert response.status_code in (404, 405) and response.json()["error"]["code"] in (
+            "not_found",
+            "method_not_allowed",
+        )
     assert client.get("/health").status_code == 200  # the app itself is up
 
 
-def test_with_jwt_auth_the_results_routes_exist(deployed_client) -> None:
+def test_with_jwt_auth_the_protected_routes_exist_and_answer_401_without_claims(deployed_client) -> None:
+    """Behind the authorizer every route that reads, stores or signs needs its verified claims: a request
+    that reaches the function without them (another integration, a misconfigured route) gets 401 first,
+    whatever its parameters."""
     client = deployed_client(AuthMode="jwt")
-    response = client.get("/subjects/subject-1/moods?bucket=90s")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_query"
-    assert {"/subjects/{subject}/moods", "/objects/{key}"} <= set(client.get("/openapi.json").json()["paths"])
+    for method, path, body in PROTECTED_REQUESTS:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unauthenticated"
+    documented = client.get("/openapi.json").json()["paths"]
+    assert {"/subjects/{subject}/moods", "/objects/{key}", "/uploads", "/me"} <= set(documented)
+    assert {"/clinicians/{clinician}/subjects/{subject}", "/clinicians/{clinician}/subjects"} <= set(documented)
+    assert client.get("/health").status_code == 200
 
 
 def test_try_it_page_is_off_by_default_and_on_when_enabled(deployed_client) -> None:

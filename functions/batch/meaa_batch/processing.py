@@ -29,16 +29,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
+from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES
 from meaa.video_scoring import score_video
 from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
 from meaa_aws.observability import record_analysis, record_error, record_video
 from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
+from meaa_aws.s3_objects import ObjectSource, Superseded, object_byte_limit
 
 from .observability import LOGGER, METRICS, SERVICE
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
 
 
 @dataclass
@@ -143,15 +141,15 @@ class ObjectScorer:
 
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
         ref = context.obj
-        if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(ref, self.settings.max_batch_image_bytes, InvalidImage)
+        if ref.extension in IMAGE_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidImage)
             data = self.objects.read(ref)
             with _crash_as_internal_error():
                 analysis = self.estimator.analyze(data).to_dict()
             record_analysis(METRICS, analysis)
             return store.image_item(context, analysis)
-        if ref.extension in VIDEO_EXTENSIONS:
-            self.objects.check_size(ref, self.settings.batch.max_object_bytes, InvalidVideo)
+        if ref.extension in VIDEO_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidVideo)
             return self._score_video(context)
         raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
 

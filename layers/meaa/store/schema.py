@@ -23,6 +23,8 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
+from meaa.object_keys import split_layout
+
 SUBJECT_INDEX = "BySubject"
 MAX_INDEX_SORT_KEY_BYTES = 1024  # DynamoDB's limit for a sort key (table and index)
 
@@ -123,8 +125,7 @@ class ObjectRef:
         """From an S3 event's URL-encoded key ("+" is a space); subject and session from the layout."""
         key = unquote_plus(event_key)
         relative = key[len(incoming_prefix) :] if key.startswith(incoming_prefix) else key
-        parts = relative.split("/")
-        subject, session = (parts[0], parts[1]) if len(parts) >= 3 and parts[0] and parts[1] else (None, None)
+        subject, session = split_layout(relative) or (None, None)
         return cls(bucket=bucket, key=key, subject=subject, session=session, **fields)
 
     @property

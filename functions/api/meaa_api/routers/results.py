@@ -1,22 +1,25 @@
 """``GET /subjects/{subject}/moods`` and ``GET /objects/{key}``: the batch results, read from DynamoDB.
 
-Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving). Reading and bucketing
+Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving); who may read what is
+``meaa_api.access``'s, checked first. Reading and bucketing
 are ``meaa.store``'s (the batch function writes through it too); parameters, cursors and the answers' shape
 are ``meaa_api.query``'s; this module declares the routes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from meaa import store
 from meaa.config import Settings
-from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
+from meaa.errors import Forbidden, InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable, Unauthenticated
 from meaa_aws.clients import dynamodb_table
 
 from .. import query, schemas
+from ..access import object_reader, subject_reader
+from ..audit import AuditRecord
 from ..dependencies import settings
 from ..errors import error_responses
 
@@ -51,10 +54,11 @@ def page_limit(
 @router.get(
     "/subjects/{subject}/moods",
     response_model=schemas.SubjectMoods,
-    responses=error_responses(InvalidQuery, InvalidCursor, TimelineUnavailable),
+    responses=error_responses(Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, TimelineUnavailable),
     summary="A subject's moods per time bucket, from the batch results (paged)",
 )
 def subject_moods(
+    access: Annotated[AuditRecord, Depends(subject_reader)],  # first: 401/403 before parameters and tables
     subject: str,
     span: store.TimeRange = Depends(time_range),
     limit: int = Depends(page_limit),
@@ -62,16 +66,21 @@ def subject_moods(
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    return query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
+    answer = query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
+    access.item_count = answer["items_read"]
+    return answer
 
 
 @router.get(
     "/objects/{key:path}",
     response_model=schemas.ObjectItems,
-    responses=error_responses(InvalidQuery, InvalidCursor, ObjectNotFound, TimelineUnavailable),
+    responses=error_responses(
+        Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, ObjectNotFound, TimelineUnavailable
+    ),
     summary="The result items of one uploaded object (every revision; a video's frames), paged",
 )
 def object_results(
+    access: Annotated[AuditRecord, Depends(object_reader)],  # first: 401/403 before parameters and tables
     key: str,
     limit: int = Depends(page_limit),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
@@ -80,4 +89,6 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    return query.object_results(table, current.store.drop_bucket, key, limit, cursor)
+    answer = query.object_results(table, current.store.drop_bucket, key, limit, cursor)
+    access.item_count = len(answer["items"])
+    return answer

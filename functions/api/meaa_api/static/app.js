@@ -1,6 +1,6 @@
 // MEAA try-it page: a photo or webcam frames go to POST upload-meaa-image; boxes, moods and bars are
 // drawn over the picture. The timeline tab reads GET subjects/{subject}/moods page by page and draws
-// the mood shares as a stacked area. Plain browser APIs only (no library, no build step, no network
+// the mood shares as a stacked area. With a token (JWT auth), GET me says the role it carries. Plain browser APIs only (no library, no build step, no network
 // beyond this API), so the page works offline.
 "use strict";
 
@@ -25,6 +25,7 @@ const WEBCAM_UPLOAD_WIDTH = 640;
 const LIVE_WINDOW_MS = 60_000;
 const TIMELINE_PAGE_ITEMS = 1000;
 const TIMELINE_MAX_PAGES = 100;
+const TIMELINE_PAD = { left: 44, right: 12, top: 12, bottom: 28 }; // room for the axis labels
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -62,6 +63,28 @@ async function analyzeImage(blob, name) {
   form.append("file", blob, name);
   const response = await fetch("upload-meaa-image", { method: "POST", body: form, headers: authHeaders() });
   return apiJson(response);
+}
+
+// ------------------------------------------------------------------ who the token is
+
+// GET me tells the role the API reads from the token's verified claims (admins > clinicians > patient);
+// a patient's timeline is its own subject, filled in for it.
+async function onTokenChanged() {
+  const who = $("#whoami");
+  delete document.body.dataset.role;
+  if (!$("#token").value.trim()) {
+    who.textContent = "";
+    return;
+  }
+  try {
+    const me = await apiJson(await fetch("me", { headers: authHeaders() }));
+    document.body.dataset.role = me.role;
+    who.textContent = me.role === "patient" ? `Signed in as patient ${me.subject}` : `Signed in as ${me.role}`;
+    if (me.role === "patient") $("#tl-subject").value = me.subject;
+  } catch (error) {
+    const refused = error instanceof ApiError && error.status === 401;
+    who.textContent = refused ? "Token not accepted: expired, or not from this API's user pool." : `Could not check the token: ${error.message}`;
+  }
 }
 
 // ------------------------------------------------------------------ drawing faces
@@ -430,7 +453,7 @@ async function loadTimeline(subject, from, to, bucket) {
 // Stacked areas of the mood shares, in steps: each bucket holds its shares over its own span, so a
 // run of buckets reads as one area and a bucket without faces is a gap (no data is not "neutral").
 function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
-  const pad = { left: 44, right: 12, top: 12, bottom: 28 };
+  const pad = TIMELINE_PAD;
   const { context, plotWidth, plotHeight } = startPlot(canvas, pad);
   const xOf = (time) => pad.left + (plotWidth * (Math.min(Math.max(time, fromMs), toMs) - fromMs)) / (toMs - fromMs);
   const yOf = (share) => pad.top + plotHeight * (1 - share);
@@ -515,10 +538,21 @@ async function onTimelineSubmit(event) {
     timelineStatus(`${objects} objects, ${faces} faces in ${result.buckets.length} buckets${result.truncated ? " (more pages not read)" : ""}.`);
     document.body.dataset.timeline = "done";
   } catch (error) {
-    const off = error instanceof ApiError && error.status === 404 && error.code === "not_found";
-    timelineStatus(off ? "The timeline is off on this server: it needs JWT auth or local serving." : `${error.message}${error.code ? ` (${error.code})` : ""}`, true);
-    document.body.dataset.timeline = "error";
+    // Nothing of an earlier answer stays on screen under this subject's name.
+    fillTimelineTable([]);
+    startPlot($("#tl-chart"), TIMELINE_PAD);
+    timelineStatus(timelineError(error, subject), true);
+    document.body.dataset.timeline = error instanceof ApiError && [401, 403].includes(error.status) ? `http-${error.status}` : "error";
   }
+}
+
+// A refusal says what was refused and why, not only a code: 403 is this token's reach, 401 the token itself.
+function timelineError(error, subject) {
+  if (!(error instanceof ApiError)) return error.message;
+  if (error.status === 404 && error.code === "not_found") return "The timeline is off on this server: it needs JWT auth or local serving.";
+  if (error.status === 403) return `Forbidden: this token may not read the moods of subject ${subject} (${error.code}).`;
+  if (error.status === 401) return `Not signed in: paste a valid token under "API token" (${error.code}).`;
+  return `${error.message} (${error.code})`;
 }
 
 // ------------------------------------------------------------------ wiring
@@ -552,6 +586,7 @@ function init() {
   $("#tab-analyze").addEventListener("click", () => showTab("analyze"));
   $("#tab-timeline").addEventListener("click", () => showTab("timeline"));
   $("#timeline-form").addEventListener("submit", onTimelineSubmit);
+  $("#token").addEventListener("change", onTokenChanged);
   const hourEnd = new Date();
   hourEnd.setMinutes(60, 0, 0);
   $("#tl-to").value = toLocalInputValue(hourEnd);
