@@ -39,6 +39,8 @@ _CLEARED = (
     "MEAA_AUTH_MODE",
     "MEAA_LOCAL",
     "MEAA_SUBJECT_CLAIM",
+    "MEAA_MOOD_MODEL",
+    "MEAA_RESCORE_STATE_MACHINE_ARN",
 )
 
 
@@ -210,3 +212,18 @@ BROKEN_RECORDS: dict[str, Any] = {
     "key-too-long": lambda r: r["s3"]["object"].__setitem__("key", "incoming/" + "k" * 1100),
     "event-name-missing": lambda r: r.pop("eventName"),
 }
+
+
+def throttle_reads(monkeypatch: Any, objects: Any, key_suffix: str) -> None:
+    """Make the batch scorer's S3 reads (``ObjectScorer.objects``) of keys ending with ``key_suffix`` fail as S3
+    does when it throttles (503 SlowDown): an error a retry can fix."""
+    from botocore.exceptions import ClientError
+
+    read = objects.read
+
+    def read_or_throttle(ref: Any) -> bytes:
+        if ref.key.endswith(key_suffix):
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+        return read(ref)
+
+    monkeypatch.setattr(objects, "read", read_or_throttle)

@@ -25,7 +25,9 @@ from devkit.aws import apply_environment, moto_environment, moto_server
 from devkit.lambda_loader import load_function_module, load_template
 from devkit.sample_faces import one_face_frame
 from devkit.timeline_day import OTHER_SUBJECT, SUBJECT, faces_in, result_item, write_day
+from meaa.config import Settings
 from meaa.labels import MOODS
+from meaa.pipeline import model_version_of
 from tests.browser.chromium import require_chromium
 from tests.support.gateway import LocalHttpApi, sign_token, template_routes
 from tests.support.servers import STARTUP_WAIT_S, local_api_server
@@ -292,6 +294,10 @@ def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_resu
     assert sum(int(row[1]) for row in cells) == int(day_of_results["EXPECTED_OBJECTS"])
     assert sum(int(row[2]) for row in cells) == int(day_of_results["EXPECTED_FACES"])
     assert {row[3] for row in cells} <= set(MOODS) | {"–"} and set(MOODS) & {row[3] for row in cells}
+    # One model version's results, named on the page: the deployed one, which scored every object of the day.
+    shown = browser.find_element(By.ID, "tl-model-shown").text
+    assert f"model version {model_version_of(Settings())}." in shown and "other versions" not in shown, shown
+    assert all(row[8] == "0" for row in cells)
     # The stacked area covers the hours with faces from 0 to 100 %: painted pixels fill a good part.
     painted = browser.execute_script(
         "const c = document.querySelector('#tl-chart');"

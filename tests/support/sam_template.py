@@ -32,7 +32,7 @@ def transformed_template() -> dict[str, Any]:
     """The whole SAM-transformed template (code locations replaced: the transform wants uploaded artifacts)."""
     document = load_template()
     for resource in document["Resources"].values():
-        for uri_key in ("CodeUri", "ContentUri"):
+        for uri_key in ("CodeUri", "ContentUri", "DefinitionUri"):
             if uri_key in resource.get("Properties", {}):
                 resource["Properties"][uri_key] = "s3://artifacts/code.zip"
     region = os.environ.get("AWS_DEFAULT_REGION")

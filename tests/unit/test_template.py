@@ -6,6 +6,7 @@ and CloudFormation use), so what is checked is what IAM will get, including what
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -19,6 +20,7 @@ from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
 from meaa.object_keys import MEDIA_TYPES
+from meaa_batch.events import RESCORE_SOURCE
 from tests.support.sam_template import BASIC_EXECUTION, TemplateResolver, transformed_template
 
 INCOMING = "incoming/"
@@ -127,6 +129,7 @@ def test_batch_role_reads_only_incoming_and_writes_only_the_tables(transformed: 
         "s3:GetObject",
         "s3:GetObjectVersion",
         "dynamodb:GetItem",
+        "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",
@@ -470,3 +473,111 @@ def test_create_user_pool_makes_a_public_pkce_client_and_the_two_groups(template
     assert "implicit" not in client["AllowedOAuthFlows"] and client["EnableTokenRevocation"] is True
     assert not any("PASSWORD" in flow for flow in client["ExplicitAuthFlows"])  # no password sent to the API's pool
     assert template["Outputs"]["UserPoolClientId"]["Condition"] == "MakeUserPool"
+
+
+# ---------------------------------------------------------------- re-scoring the archive
+
+RESCORE_MACHINE = "${AWS::StackName}-rescore"
+DROP_BUCKET = "${DropBucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
+
+
+def _rescore_definition(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state machine's properties and its ASL with each ${...} placeholder left as its name."""
+    properties = template["Resources"]["RescoreStateMachine"]["Properties"]
+    text = (REPO_ROOT / properties["DefinitionUri"]).read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders == set(properties["DefinitionSubstitutions"]), "every placeholder has a substitution"
+    # Quoted placeholders (names, ARNs) and bare ones (numbers) both become the string of their name.
+    named = re.sub(r"\$\{(\w+)\}", r'"\1"', re.sub(r'"\$\{(\w+)\}"', r"${\1}", text))
+    return properties, json.loads(named)
+
+
+def test_rescore_state_machine_role_is_least_privilege(transformed: dict[str, Any], template: dict[str, Any]) -> None:
+    properties = template["Resources"]["RescoreStateMachine"]["Properties"]
+    assert properties["Name"] == {"Fn::Sub": RESCORE_MACHINE}  # the ARN its own policy names
+    role = transformed["RescoreStateMachineRole"]["Properties"]
+    assert not role.get("ManagedPolicyArns")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["states.amazonaws.com"]}
+    statements = {statement["Sid"]: statement for statement in _statements(transformed["RescoreStateMachineRole"])}
+    assert all(statement["Effect"] == "Allow" for statement in statements.values())
+    arn = "arn:${AWS::Partition}"
+    expected = {
+        # the Distributed Map starts, watches and stops its own child executions, of this state machine only
+        "RunOwnMapChildren": (
+            ["states:StartExecution"],
+            {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{RESCORE_MACHINE}"},
+        ),
+        "WatchOwnMapChildren": (
+            ["states:DescribeExecution", "states:StopExecution"],
+            [
+                {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{RESCORE_MACHINE}:*"},
+                {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{RESCORE_MACHINE}/*"},
+            ],
+        ),
+        # the listing: the drop bucket, under the incoming prefix only
+        "ListIncomingObjects": (["s3:ListBucket"], {"Fn::Sub": f"{arn}:s3:::{DROP_BUCKET}"}),
+        # exactly the batch function
+        "ScoreWithBatchFunction": (["lambda:InvokeFunction"], {"Fn::GetAtt": ["BatchFunction", "Arn"]}),
+        # the ResultWriter's report prefix only
+        "WriteRescoreReports": (
+            ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+            {"Fn::Sub": f"{arn}:s3:::{DROP_BUCKET}/rescore-reports/*"},
+        ),
+    }
+    for sid, (actions, resource) in expected.items():
+        assert _actions(statements[sid]) == actions and statements[sid]["Resource"] == resource, sid
+    condition = statements["ListIncomingObjects"]["Condition"]
+    assert condition == {"StringLike": {"s3:prefix": [f"{INCOMING}*"]}}
+    # CloudWatch Logs' log delivery API takes no resource: "*" there, and only there, for delivery actions only.
+    delivery = statements["DeliverLogs"]
+    assert delivery["Resource"] == "*" and all(action.startswith("logs:") for action in _actions(delivery))
+    assert not {"logs:PutLogEvents", "logs:CreateLogGroup", "logs:DeleteLogGroup"} & set(_actions(delivery))
+    assert set(statements) == {*expected, "DeliverLogs"}
+    # What the role allows is what the definition uses.
+    substitutions = properties["DefinitionSubstitutions"]
+    assert substitutions["BatchFunctionArn"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    assert substitutions["DropBucket"] == {"Fn::Sub": DROP_BUCKET}
+    assert substitutions["ReportPrefix"] == "rescore-reports/"
+
+
+def test_rescore_definition_maps_the_listing_through_the_batch_function_within_its_limits(
+    template: dict[str, Any],
+) -> None:
+    properties, definition = _rescore_definition(template)
+    plan = definition["States"]["Plan"]
+    assert plan["Parameters"]["limits"] == {
+        "max_concurrency": "MaxConcurrency",
+        "tolerated_failure_percentage": "ToleratedFailurePercentage",
+    }
+    substitutions = properties["DefinitionSubstitutions"]
+    assert substitutions["MaxConcurrency"] == {"Ref": "RescoreMaxConcurrency"}
+    assert substitutions["ToleratedFailurePercentage"] == {"Ref": "RescoreToleratedFailurePercentage"}
+    mapped = definition["States"][plan["Next"]]
+    assert mapped["Type"] == "Map" and mapped["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert mapped["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "DropBucket", "Prefix.$": "$.prefix"},
+    }
+    assert mapped["MaxConcurrencyPath"] == "$.limits.max_concurrency"
+    assert mapped["ToleratedFailurePercentagePath"] == "$.limits.tolerated_failure_percentage"
+    assert mapped["ResultWriter"]["Parameters"] == {"Bucket": "DropBucket", "Prefix": "ReportPrefix"}
+    # Each item is one listed object in the shape the batch handler parses (meaa_batch.events).
+    assert mapped["ItemSelector"] == {
+        "source": RESCORE_SOURCE,
+        "bucket": "DropBucket",
+        "object.$": "$$.Map.Item.Value",
+        "since.$": "$.since",
+    }
+    (task,) = mapped["ItemProcessor"]["States"].values()
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"]["FunctionName"] == "BatchFunctionArn"
+    assert "Lambda.TooManyRequestsException" in task["Retry"][0]["ErrorEquals"]  # throttled by uploads: wait
+    # The map's concurrency stays below the batch function's reserved concurrency: uploads keep being scored.
+    parameters = template["Parameters"]
+    assert parameters["RescoreMaxConcurrency"]["Default"] < parameters["BatchReservedConcurrency"]["Default"]
+    assert 0 <= parameters["RescoreToleratedFailurePercentage"]["Default"] <= 100
+    assert template["Outputs"]["RescoreStateMachineArn"]["Value"] == {"Ref": "RescoreStateMachine"}
+    group = template["Resources"]["RescoreLogGroup"]["Properties"]
+    assert properties["Logging"]["IncludeExecutionData"] is False  # execution data holds keys (subject ids)
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}

@@ -18,6 +18,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devkit.lambda_loader import lambda_context, load_function_module, load_handler, load_template
+from meaa import store
 from tests.support.access_world import PROTECTED_REQUESTS
 from tests.support.sam_template import TemplateResolver
 
@@ -155,3 +156,25 @@ def test_lambda_entry_point_serves_the_page_when_enabled(monkeypatch: pytest.Mon
     assert 'id="photo-input"' in body
     script = handler(_get_event("/static/app.js"), lambda_context("ApiFunction"))
     assert script["statusCode"] == 200 and "text/javascript" in script["headers"]["content-type"]
+
+
+def test_results_routes_document_and_check_the_model_version_they_read(deployed_client) -> None:
+    client = deployed_client(AuthMode="jwt")
+    document = client.get("/openapi.json").json()
+    for path in ("/subjects/{subject}/moods", "/objects/{key}"):
+        operation = document["paths"][path]["get"]
+        (parameter,) = [parameter for parameter in operation["parameters"] if parameter["name"] == "model_version"]
+        schema = parameter["schema"]
+        assert schema["type"] == "string" and schema["pattern"] == store.MODEL_VERSION_PATTERN
+        assert (schema["minLength"], schema["maxLength"], parameter["required"]) == (1, 200, False)
+        assert "`invalid_query`" in operation["responses"]["400"]["description"]
+    schemas = document["components"]["schemas"]
+    for answer in ("SubjectMoods", "ObjectItems"):
+        assert "model_version" in schemas[answer]["required"]
+        assert schemas[answer]["properties"]["model_version"]["pattern"] == store.MODEL_VERSION_PATTERN
+    assert "objects_without_result" in schemas["MoodBucket"]["required"]
+    assert schemas["MoodBucket"]["properties"]["objects_without_result"]["minimum"] == 0
+    for bad in ("v%23x", "a" * 201, "", "v%20x"):
+        response = client.get(f"/subjects/subject-1/moods?model_version={bad}")
+        assert response.status_code == 400, (bad, response.text)  # before any AWS client exists
+        assert response.json()["error"]["code"] == "invalid_query"

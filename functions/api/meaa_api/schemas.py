@@ -6,13 +6,14 @@ drift between ``meaa.results`` and this documentation fail the tests instead of 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from meaa.errors import ERRORS
 from meaa.object_keys import MAX_SUBJECT_CHARS, MEDIA_TYPES, SESSION_PATTERN
 from meaa.quality import REASONS
+from meaa.store import MODEL_VERSION_PATTERN
 
 Mood = Literal["positive", "negative", "neutral", "other"]
 UnreliableReason = Literal[REASONS]  # type: ignore[valid-type]  # blurred, dark, overexposed, ...
@@ -129,6 +130,20 @@ class MoodBucket(_Strict):
     mood_counts: dict[str, int]
     moods: dict[str, float] = Field(description="Share of the faces with each mood (sums to 1 when face_count > 0)")
     dominant_mood: Mood | None
+    objects_without_result: int = Field(
+        ge=0,
+        description="Objects created in the bucket that have results of other model versions only: not in any "
+        "count above (re-score them to include them; README, Re-scoring the archive)",
+    )
+
+
+ModelVersion = Annotated[
+    str,
+    Field(
+        pattern=MODEL_VERSION_PATTERN,
+        description="The model version whose results these are: `mtcnn:<sha12>+<mood model>:<sha12>[@t<temperature>]`",
+    ),
+]
 
 
 class SubjectMoods(_Strict):
@@ -136,8 +151,12 @@ class SubjectMoods(_Strict):
     from_: str = Field(alias="from")
     to: str
     bucket_seconds: int
+    model_version: ModelVersion
     include_unreliable: bool = Field(description="Whether faces the quality gate marked unreliable were counted")
     buckets: list[MoodBucket] = Field(description="Buckets with at least one object, in time order")
+    other_model_versions: list[str] = Field(
+        description="Model versions of the objects this page counted in `objects_without_result`"
+    )
     items_read: int
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
@@ -145,7 +164,10 @@ class SubjectMoods(_Strict):
 class ObjectItems(_Strict):
     bucket: str
     key: str
-    items: list[dict[str, Any]]
+    model_version: ModelVersion
+    items: list[dict[str, Any]] = Field(
+        description="Items of `model_version` (and legacy items without a model version, e.g. failures)"
+    )
     next_cursor: str | None
 
 

@@ -418,16 +418,23 @@ function timelineStatus(message, isError = false) {
 }
 
 // Pages are read until next_cursor is null; a bucket cut by a page boundary is added back together.
-async function loadTimeline(subject, from, to, bucket) {
+// Every page shows one model version's results (the deployed one unless modelVersion names another); objects
+// with results of other versions only are counted apart (objects_without_result), never mixed in.
+async function loadTimeline(subject, from, to, bucket, modelVersion) {
   const merged = new Map();
+  const otherVersions = new Set();
   let cursor = null;
   let bucketSeconds = null;
+  let shownVersion = null;
   for (let page = 0; page < TIMELINE_MAX_PAGES; page += 1) {
     const params = new URLSearchParams({ from, to, bucket, limit: String(TIMELINE_PAGE_ITEMS) });
+    if (modelVersion) params.set("model_version", modelVersion);
     if (cursor) params.set("cursor", cursor);
     const response = await fetch(`subjects/${encodeURIComponent(subject)}/moods?${params}`, { headers: authHeaders() });
     const answer = await apiJson(response);
     bucketSeconds = answer.bucket_seconds;
+    shownVersion = answer.model_version;
+    for (const version of answer.other_model_versions) otherVersions.add(version);
     for (const part of answer.buckets) {
       const total = merged.get(part.start);
       if (!total) {
@@ -436,6 +443,7 @@ async function loadTimeline(subject, from, to, bucket) {
       }
       total.objects += part.objects;
       total.failed += part.failed;
+      total.objects_without_result += part.objects_without_result;
       for (const mood of MOODS) total.mood_counts[mood] += part.mood_counts[mood];
     }
     cursor = answer.next_cursor;
@@ -447,7 +455,7 @@ async function loadTimeline(subject, from, to, bucket) {
     for (const mood of MOODS) entry.moods[mood] = entry.face_count ? entry.mood_counts[mood] / entry.face_count : 0;
     entry.dominant_mood = entry.face_count ? MOODS.reduce((best, mood) => (entry.mood_counts[mood] > entry.mood_counts[best] ? mood : best), MOODS[0]) : null;
   }
-  return { buckets, bucketSeconds, truncated: Boolean(cursor) };
+  return { buckets, bucketSeconds, truncated: Boolean(cursor), modelVersion: shownVersion, otherVersions: [...otherVersions].sort() };
 }
 
 // Stacked areas of the mood shares, in steps: each bucket holds its shares over its own span, so a
@@ -459,11 +467,16 @@ function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
   const yOf = (share) => pad.top + plotHeight * (1 - share);
   drawTimeTicks(context, fromMs, toMs, xOf, canvas.height - 8);
   for (const entry of buckets) {
-    if (entry.face_count === 0) continue;
     const start = Date.parse(entry.start);
     // Whole pixels, so neighbouring buckets meet without a hairline between them.
     const left = Math.round(xOf(start));
     const right = Math.round(xOf(start + bucketMs));
+    if (entry.objects_without_result > 0) {
+      // Objects this model version has not scored: a gray band under the bucket, so a gap does not read as "no faces".
+      context.fillStyle = UNRELIABLE_COLOR;
+      context.fillRect(left, Math.round(yOf(0)) + 2, Math.max(1, right - left), 4);
+    }
+    if (entry.face_count === 0) continue;
     let below = 0;
     for (const mood of MOODS) {
       const above = below + entry.moods[mood];
@@ -506,6 +519,7 @@ function fillTimelineTable(buckets) {
       entry.face_count,
       entry.dominant_mood || "–",
       ...MOODS.map((mood) => (entry.face_count ? percent(entry.moods[mood]) : "–")),
+      entry.objects_without_result,
     ];
     for (const value of cells) {
       const cell = document.createElement("td");
@@ -529,12 +543,16 @@ async function onTimelineSubmit(event) {
   timelineStatus("Loading…");
   document.body.dataset.timeline = "busy";
   try {
-    const result = await loadTimeline(subject, fromDate.toISOString(), toDate.toISOString(), bucket);
+    const result = await loadTimeline(subject, fromDate.toISOString(), toDate.toISOString(), bucket, $("#tl-model").value.trim());
     const bucketMs = result.bucketSeconds * 1000;
     drawTimeline($("#tl-chart"), result.buckets, fromDate.getTime(), toDate.getTime(), bucketMs);
     fillTimelineTable(result.buckets);
     const faces = result.buckets.reduce((sum, entry) => sum + entry.face_count, 0);
     const objects = result.buckets.reduce((sum, entry) => sum + entry.objects, 0);
+    const unscored = result.buckets.reduce((sum, entry) => sum + entry.objects_without_result, 0);
+    $("#tl-model-shown").textContent = `Results of model version ${result.modelVersion}.` + (unscored
+      ? ` ${unscored} objects have results of other versions only (${result.otherVersions.join(", ")}): not counted here (gray band); re-score them, or show that version.`
+      : "");
     timelineStatus(`${objects} objects, ${faces} faces in ${result.buckets.length} buckets${result.truncated ? " (more pages not read)" : ""}.`);
     document.body.dataset.timeline = "done";
   } catch (error) {
