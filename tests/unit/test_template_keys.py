@@ -82,7 +82,7 @@ def _kms_statements(resources: dict[str, dict[str, Any]]) -> list[tuple[str, dic
 
 def test_without_a_key_everything_uses_aws_keys_and_no_role_touches_kms(transformed: dict[str, Any]) -> None:
     resources = _resources(transformed)
-    assert not {"MeaaKey", "MeaaKeyAlias", "KmsKeyUseByBatchFunction", "KmsKeyUseByApiFunction"} & set(resources)
+    assert not {name for name in resources if name.startswith(("MeaaKey", "KmsKeyUse"))}
     for name, path in KEYED.items():
         assert _key_of(resources[name], path) is None, name
     for name in ("ResultsTable", "IdempotencyTable", "AssignmentsTable"):
@@ -107,7 +107,7 @@ def test_with_a_key_every_store_of_patient_data_uses_it(
     assert "SqsManagedSseEnabled" not in resources["BatchFailureQueue"]["Properties"]  # exclusive with a key
     assert _drop_bucket_key(resources) == ("aws:kms", key)
     groups = _log_groups(resources)
-    assert {"ApiLogGroup", "BatchLogGroup", "ApiAccessLogGroup"} <= set(groups)
+    assert {"ApiLogGroup", "BatchLogGroup", "ApiAccessLogGroup", "RescoreLogGroup"} <= set(groups)
     for name, group in groups.items():
         assert group["KmsKeyId"] == key, name
 
@@ -158,7 +158,8 @@ def test_key_users_are_this_stacks_roles_and_the_named_roles(transformed: dict[s
     assert "NamedKeyUsersThroughTheServices" not in _key_policy(transformed)  # nobody named: no statement
     statements = _key_policy(transformed, KmsKeyUserArns=KEY_USERS)
     roles = statements["StackRolesThroughTheirServices"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
-    assert roles == [{"Fn::GetAtt": ["ApiFunctionRole", "Arn"]}, {"Fn::GetAtt": ["BatchFunctionRole", "Arn"]}]
+    stack_roles = ("ApiFunctionRole", "BatchFunctionRole", "RescoreStateMachineRole")
+    assert roles == [{"Fn::GetAtt": [role, "Arn"]} for role in stack_roles]
     named = statements["NamedKeyUsersThroughTheServices"]["Condition"]["ArnEquals"]["aws:PrincipalArn"]
     assert named == {"Ref": "KmsKeyUserArns"}
     for sid in ("StackRolesThroughTheirServices", "NamedKeyUsersThroughTheServices"):
@@ -203,10 +204,13 @@ def test_roles_get_exactly_the_kms_actions_they_need(
         ("KmsKeyUseByBatchFunction", "kms:GenerateDataKey"): {"sqs"},  # send to the failure queue
         ("KmsKeyUseByApiFunction", "kms:Decrypt"): {"dynamodb"},  # results and assignments
         ("KmsKeyUseByApiFunction", "kms:GenerateDataKey"): {"s3"},  # direct uploads it signs
+        ("KmsKeyUseByRescoreStateMachine", "kms:GenerateDataKey"): {"s3"},  # its reports
+        ("KmsKeyUseByRescoreStateMachine", "kms:Decrypt"): {"s3"},  # multipart report uploads
     }
     policies = _resources(transformed, AuthMode="jwt", **parameters)
     assert policies["KmsKeyUseByBatchFunction"]["Properties"]["Roles"] == [{"Ref": "BatchFunctionRole"}]
     assert policies["KmsKeyUseByApiFunction"]["Properties"]["Roles"] == [{"Ref": "ApiFunctionRole"}]
+    assert policies["KmsKeyUseByRescoreStateMachine"]["Properties"]["Roles"] == [{"Ref": "RescoreStateMachineRole"}]
 
 
 # What a data action on a key-encrypted store asks of KMS, through which service (each service's documentation:
