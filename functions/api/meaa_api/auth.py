@@ -146,7 +146,9 @@ def document_bearer_auth(app: FastAPI) -> None:
                 "scheme": "bearer",
                 "bearerFormat": "JWT",
                 "description": "An access token of the stack's Cognito user pool (its `sub` and `cognito:groups` "
-                "decide the role); API Gateway's JWT authorizer verifies it before the function runs.",
+                "decide the role); API Gateway's JWT authorizer verifies it before the function runs, and answers a "
+                'missing, expired or foreign token itself: 401 `{"message": "Unauthorized"}`, not this API\'s error '
+                "shape. A token the authorizer let through whose claims the API cannot use is 401 `unauthenticated`.",
             }
             for path, operations in document.get("paths", {}).items():
                 for method, operation in operations.items():
