@@ -22,6 +22,7 @@ does; final landmarks are zero-based.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -123,14 +124,21 @@ def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _spread_out(boxes: np.ndarray, threshold: float) -> np.ndarray:
     """Greedy NMS in the boxes' own order (best first): indices of the kept ones, ascending."""
-    return np.sort(non_max_suppression(boxes, np.linspace(1.0, 0.5, len(boxes), dtype=np.float32), threshold))
+    return np.sort(non_max_suppression(boxes, np.arange(len(boxes), 0, -1, dtype=np.float32), threshold))
+
+
+def _others(count: int, chosen: np.ndarray) -> np.ndarray:
+    """The indices below ``count`` that are not in ``chosen``, ascending."""
+    mask = np.ones(count, bool)
+    mask[chosen] = False
+    return np.flatnonzero(mask)
 
 
 def _regress(boxes: np.ndarray, offsets: np.ndarray, plus_one: bool) -> np.ndarray:
     """Apply bounding-box regression offsets (fractions of the box size)."""
     extra = 1.0 if plus_one else 0.0
     size = np.stack([boxes[:, 2] - boxes[:, 0] + extra, boxes[:, 3] - boxes[:, 1] + extra], axis=1)
-    return boxes[:, :4] + offsets * np.tile(size, 2)
+    return boxes[:, :4] + offsets * np.concatenate([size, size], axis=1)
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -350,6 +358,19 @@ class MTCNNDetector:
         boxes = _square(_regress(proposals[best], out["reg"][best], plus_one=True))
         return _scaled(self._final_stage(sampler, boxes), scale_x, scale_y)
 
+    def warm_up(self, sizes: Iterable[tuple[int, int]]) -> None:
+        """Run every network at the shapes images of these (width, height) give it, once each.
+
+        onnxruntime's first run of an input shape plans and allocates for it: 5-15 ms per shape here (P-Net has
+        one per pyramid level), which a request would otherwise pay. Zero images run P-Net over every level and
+        find nothing; R-Net and O-Net then run at each batch size up to ``_STAGE_BATCH``.
+        """
+        for width, height in sizes:
+            self.detect_faces(np.zeros((height, width, 3), np.uint8))
+        for batch in range(1, _STAGE_BATCH + 1):
+            self.rnet(np.zeros((batch, 3, 24, 24), np.float32))
+            self.onet(np.zeros((batch, 3, 48, 48), np.float32))
+
     def _detection_copy(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
         """The image detection runs on (longer side at most ``detect_max_side``) and its scale to the original."""
         height, width = image_bgr.shape[:2]
@@ -383,7 +404,7 @@ class MTCNNDetector:
             return FaceDetections.empty()
         first = _spread_out(boxes, _ROUND_ONE_IOU)
         found = self._rnet_onet(sampler, boxes[first])
-        rest = np.setdiff1d(np.arange(len(boxes)), first)
+        rest = _others(len(boxes), first)
         if len(found) and len(rest):
             rest = rest[(_iou_matrix(boxes[rest], found.boxes) < _EXPLAINED_IOU).all(axis=1)]
         return _joined(found, self._rnet_onet(sampler, boxes[rest]))
@@ -430,7 +451,7 @@ class MTCNNDetector:
         out = _run_batched(net, sampler, boxes[leaders], size)
         passed = out["prob"][:, 1] > threshold
         kept_boxes, kept = boxes[leaders[passed]], {name: value[passed] for name, value in out.items()}
-        members = np.setdiff1d(np.arange(len(boxes)), leaders)
+        members = _others(len(boxes), leaders)
         if passed.all() or not len(members):
             return kept_boxes, kept
         # A member belongs to the first (best) leader it overlaps: the one whose NMS suppressed it.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from meaa_aws.clients import dynamodb_table
 
 from meaa import store
@@ -16,20 +16,18 @@ from meaa.config import Settings
 from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
 
 from .. import schemas
-from ..dependencies import settings
+from ..dependencies import AppState, app_state, settings
 from ..errors import error_responses
 
 router = APIRouter(tags=["results"])
 
 
-def results_table(request: Request, current: Settings = Depends(settings)) -> Any:
+def results_table(state: AppState = Depends(app_state), current: Settings = Depends(settings)) -> Any:
     """The results table's client, made on first use and kept by the app (a warm container reuses it)."""
     if not current.store.table_name:
         raise TimelineUnavailable("no results table is configured (set MEAA_TABLE_NAME)")
-    state = request.app.state
-    if getattr(state, "results_table", None) is None:
-        state.results_table = dynamodb_table(current.store.table_name)
-    return state.results_table
+    name = current.store.table_name
+    return state.client("results_table", lambda: dynamodb_table(name))
 
 
 def time_range(
