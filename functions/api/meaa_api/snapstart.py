@@ -74,7 +74,7 @@ def prime(app: FastAPI, adapter: Any) -> dict[str, float]:
             ("GET", "/openapi.json", None),
         ):
             mark = time.perf_counter()
-            status = adapter(_event(method, path, body), _CONTEXT)["statusCode"]
+            status = adapter(gateway_event(method, path, body), _CONTEXT)["statusCode"]
             timings[f"{method} {path}"] = _since(mark)
             if status >= 500:
                 LOGGER.warning("snapshot priming request failed", extra={"path": path, "status": status})
@@ -108,7 +108,7 @@ def _since(mark: float) -> float:
     return round((time.perf_counter() - mark) * 1000.0, 1)
 
 
-def _event(method: str, path: str, body: bytes | None) -> dict[str, Any]:
+def gateway_event(method: str, path: str, body: bytes | None) -> dict[str, Any]:
     """A minimal API Gateway HTTP API (payload 2.0) event, as Mangum reads it."""
     headers = {"host": "snapstart.invalid", "accept": "application/json"}
     if body is not None:
