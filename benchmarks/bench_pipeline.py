@@ -75,8 +75,8 @@ FRAMES = (
 
 def write_frames(folder: Path) -> None:
     """The benchmark frames as JPEG q90 files in ``folder``."""
-    from tests.support.images import encode
-    from tests.support.sample_faces import group_frame, one_face_frame
+    from devkit.images import encode
+    from devkit.sample_faces import group_frame, one_face_frame
 
     images = {
         "selfie_640x480": one_face_frame(640, 480),
@@ -319,7 +319,7 @@ def child_cold(folder: Path) -> dict:
 
 def child_api_init() -> dict:
     """The API function's init as Lambda runs it: import the handler module (imports, app, warm-up)."""
-    from tests.support.lambda_loader import function_spec, load_handler
+    from devkit.lambda_loader import function_spec, load_handler
 
     os.environ.update(function_spec("ApiFunction").environment)
     print(_INIT_MARKER, file=sys.stderr, flush=True)  # -X importtime: what follows is the handler's
@@ -338,7 +338,7 @@ _INIT_MARKER = "-- loading the API handler --"
 
 def child_api_init_parts() -> dict:
     """The API init's steps, in the handler's order, each timed: imports, app, model load, warm-up run."""
-    from tests.support.lambda_loader import function_spec
+    from devkit.lambda_loader import function_spec
 
     os.environ.update(function_spec("ApiFunction").environment)
     started = time.perf_counter()
@@ -377,7 +377,7 @@ def child_first_request(folder: Path, snapstart: bool) -> dict:
     them, then the same 640x480 upload twice: the first answer after init or restore, and warm."""
     import snapshot_restore_py
 
-    from tests.support.lambda_loader import function_spec, lambda_context, load_handler
+    from devkit.lambda_loader import function_spec, lambda_context, load_handler
 
     os.environ.update(function_spec("ApiFunction").environment)
     started = time.perf_counter()

@@ -10,7 +10,7 @@ changed, the largest box shift (in % of the exact face's side) and the R-Net and
 ran, which is what the fast one saves.
 
 Image sets: scikit-image's test photos (and the parity composite), generated frames of real faces
-(``tests.support.sample_faces``: one face and groups from 640x480 to 4000x3000, JPEG q90), and, when the data
+(``devkit.sample_faces``: one face and groups from 640x480 to 4000x3000, JPEG q90), and, when the data
 folder is there, jaffe_dev's 108 portraits and FER2013 faces upscaled into frames (``fer_frames``: four faces
 of 96-220 px per 640x480 frame on a real background). The fast cascade's rules were chosen on frames made
 from ``fer2013_train.npz`` and on the generated frames (``--fer ../shared/data/fer2013_train.npz``); the
@@ -192,10 +192,10 @@ GENERATED = (  # (width, height, columns, rows): 0 columns is one face filling t
 
 
 def generated_frames() -> list[Sample]:
-    """Frames of the real face from ``tests.support.sample_faces``, alone and in groups, as JPEG q90 bytes (the
+    """Frames of the real face from ``devkit.sample_faces``, alone and in groups, as JPEG q90 bytes (the
     groups know where each pasted head is)."""
-    from tests.support.images import encode
-    from tests.support.sample_faces import group_frame, one_face_frame
+    from devkit.images import encode
+    from devkit.sample_faces import group_frame, one_face_frame
 
     samples = []
     for width, height, columns, rows in GENERATED:

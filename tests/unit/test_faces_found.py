@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from benchmarks.faces_found import Tally, compare, estimators, generated_frames, iou, scikit_photos
+from devkit.sample_faces import astronaut_bgr
 from meaa.config import DetectionSettings, Settings, SettingsError
 from meaa.detector import MTCNNDetector, _AreaSampler, _iou_matrix, _spread_out
 from meaa.onnx_model import OnnxModel
-from tests.support.sample_faces import astronaut_bgr
 
 
 @pytest.fixture(scope="module")

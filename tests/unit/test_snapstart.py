@@ -2,7 +2,7 @@
 
 ``snapshot_restore_py`` (pinned in requirements.txt, shipped by the runtime) keeps the registered hooks; the
 runtime runs the before-snapshot ones in reverse order of registration after init, and the after-restore ones in
-order in each restored copy. Here the handler module is imported afresh (``tests.support.lambda_loader``), its
+order in each restored copy. Here the handler module is imported afresh (``devkit.lambda_loader``), its
 hooks are run from the library's registries, and the copy is then asked real requests. Without the module (a
 function without SnapStart never calls the hooks; ``make serve``), the handler still loads and answers.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import snapshot_restore_py
 
-from tests.support.lambda_loader import function_spec, lambda_context, load_function_module
+from devkit.lambda_loader import function_spec, lambda_context, load_function_module
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 

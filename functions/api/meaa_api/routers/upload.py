@@ -8,17 +8,7 @@ from starlette.concurrency import run_in_threadpool
 
 from meaa import MoodEstimator
 from meaa.config import Settings
-from meaa.errors import (
-    ImageTooLarge,
-    InvalidBase64,
-    InvalidImage,
-    InvalidInput,
-    InvalidJson,
-    MalformedMultipart,
-    MissingField,
-    UnsupportedFormat,
-    UnsupportedMediaType,
-)
+from meaa.errors import ImageTooLarge, UnsupportedFormat
 
 from .. import schemas, upload_parsing
 from ..dependencies import AppState, app_state, estimator, settings
@@ -27,11 +17,6 @@ from ..errors import error_responses
 UPLOAD_PATH = "/upload-meaa-image"
 
 router = APIRouter()
-
-
-def max_upload_bytes(settings: Settings) -> int:
-    """The image cap of this route: the upload limit, or the decoder's cap if that is lower."""
-    return min(settings.api.max_upload_bytes, settings.decoding.max_image_bytes)
 
 
 _RAW_BODY_SCHEMA = {"type": "string", "format": "binary"}
@@ -59,17 +44,7 @@ _UPLOAD_REQUEST_BODY = {
 @router.post(
     UPLOAD_PATH,
     response_model=schemas.AnalysisResponse,
-    responses=error_responses(
-        InvalidImage,
-        MalformedMultipart,
-        InvalidJson,
-        InvalidBase64,
-        ImageTooLarge,
-        UnsupportedMediaType,
-        UnsupportedFormat,
-        MissingField,
-        InvalidInput,
-    ),
+    responses=error_responses(*upload_parsing.PARSE_ERRORS, UnsupportedFormat),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
 )
@@ -81,7 +56,7 @@ async def upload_meaa_image(
 ) -> JSONResponse:
     content_type = request.headers.get("content-type")
     upload_parsing.upload_style(content_type)  # 415 before reading a body we would not understand
-    cap = max_upload_bytes(current)
+    cap = current.max_upload_image_bytes
     body = await _read_body(request, upload_parsing.max_body_bytes(cap))
     upload = upload_parsing.parse_upload(content_type, body, max_image_bytes=cap)
     del body
