@@ -37,14 +37,9 @@ _PNET_CELL = 12
 # R-Net/O-Net crops per batch: outputs do not depend on the split, memory and time do; 8 was as fast as
 # larger batches and the leanest (`python -m benchmarks.bench_pipeline --stage-batches 8 16 32 1000`).
 _STAGE_BATCH = 8
-# The fast cascade (issue 20). Round one refines a spread-out subset of P-Net's proposals (no two overlapping
-# by more than _ROUND_ONE_IOU, best P-Net score first); round two refines the rest that no face of round one
-# explains (IoU below _EXPLAINED_IOU with each). O-Net, the costly network, sees each cluster of R-Net's boxes
-# (IoU above _ONET_CLUSTER_IOU) through its best box first, and the other members only when that one fails.
-# Chosen on fer2013_train faces in frames and generated frames, against the exact cascade
-# (`python -m benchmarks.faces_found --fer ../shared/data/fer2013_train.npz`): every exact face found, R-Net
-# crops -18 % and -47 %, O-Net crops -56 % and -74 %; leaving proposals out before R-Net any other way
-# (stricter P-Net threshold or NMS, R-Net by clusters alone) lost 2-4 % of the exact faces there.
+# The fast cascade's overlaps (``_refine_in_rounds``, ``_leaders_first``), chosen on fer2013_train frames and the
+# generated ones: every exact face kept, R-Net crops -18/-47 %, O-Net -56/-74 %; the other prunings tried lost
+# faces there (`python -m benchmarks.faces_found --fer ../shared/data/fer2013_train.npz`; README, "Detection and crop").
 _ROUND_ONE_IOU = 0.3
 _EXPLAINED_IOU = 0.3
 _ONET_CLUSTER_IOU = 0.5
@@ -396,7 +391,9 @@ class MTCNNDetector:
         return _final_nms(self._rnet_onet(sampler, boxes))
 
     def _refine_in_rounds(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
-        """The fast cascade's R-Net and O-Net: proposals spread out first, then those no face found explains."""
+        """The fast cascade's R-Net and O-Net, in two rounds: P-Net's proposals no two of which overlap by more than
+        ``_ROUND_ONE_IOU`` (best P-Net score first), then the others that no face of round one explains (IoU
+        below ``_EXPLAINED_IOU`` with each): a face's other proposals are skipped, any other region still runs."""
         if not len(boxes):
             return FaceDetections.empty()
         first = _spread_out(boxes, _ROUND_ONE_IOU)
