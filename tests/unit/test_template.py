@@ -15,23 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
 
 from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
 from meaa.object_keys import MEDIA_TYPES
 from meaa_batch.events import RESCORE_SOURCE
+from tests.support.sam_template import BASIC_EXECUTION, TemplateResolver, transformed_template
 
-BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"
-
-
-class _ManagedPolicies:
-    """The one managed policy SAM attaches, without asking IAM for the list."""
-
-    def load(self) -> dict[str, str]:
-        return {"AWSLambdaBasicExecutionRole": BASIC_EXECUTION}
 
 
 @pytest.fixture(scope="module")
@@ -45,20 +37,8 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def transformed(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    document = load_template()
-    for resource in document["Resources"].values():  # the transform wants uploaded artifacts
-        for uri_key in ("CodeUri", "ContentUri", "DefinitionUri"):
-            if uri_key in resource.get("Properties", {}):
-                resource["Properties"][uri_key] = "s3://artifacts/code.zip"
-    return transform(document, {}, _ManagedPolicies())["Resources"]
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def transformed() -> dict[str, Any]:
+    return transformed_template()["Resources"]
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -98,19 +78,21 @@ def test_drop_bucket_is_private_encrypted_and_expires(resources: dict[str, Any])
         "RestrictPublicBuckets": True,
     }
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]  # no ACLs
-    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (encryption,) = TemplateResolver(load_template()).value(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    )
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # with a key: test_template_keys
     (rule,) = bucket["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "DropRetentionDays"}
     assert "WebsiteConfiguration" not in bucket and "AccessControl" not in bucket
 
 
-def test_drop_bucket_policy_denies_plain_http_and_grants_nobody(resources: dict[str, Any]) -> None:
-    policy = resources["DropBucketPolicy"]["Properties"]
+def test_drop_bucket_policy_denies_plain_http_and_grants_nobody(template: dict[str, Any]) -> None:
+    policy = TemplateResolver(template).resources()["DropBucketPolicy"]["Properties"]
     assert policy["Bucket"] == {"Ref": "DropBucket"}
     statements = policy["PolicyDocument"]["Statement"]
     assert all(statement["Effect"] == "Deny" for statement in statements), "the bucket policy only denies"
-    (tls,) = statements
+    (tls,) = statements  # with a customer key, two more denials: test_template_keys
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert tls["Action"] == "s3:*" and len(tls["Resource"]) == 2  # the bucket and its objects
 
@@ -250,8 +232,8 @@ def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources:
         "Type": "SQS",
         "Destination": {"Fn::GetAtt": ["BatchFailureQueue", "Arn"]},
     }
-    assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
-    assert batch["ReservedConcurrentExecutions"] == {"Ref": "BatchReservedConcurrency"}
+    queue = TemplateResolver(load_template()).resources()["BatchFailureQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True  # with a customer key: test_template_keys
     assert batch["Environment"]["Variables"]["MEAA_TABLE_NAME"] == {"Ref": "ResultsTable"}
 
 
@@ -377,9 +359,16 @@ def test_every_log_group_has_a_retention_and_functions_log_to_them(resources: di
 
 
 def test_outputs_name_the_api_bucket_and_table(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "UploadUrl", "DropBucketName", "ResultsTableName", "BatchFailureQueueUrl"} <= set(
-        template["Outputs"]
-    )
+    outputs = {
+        "ApiUrl",
+        "UploadUrl",
+        "DropBucketName",
+        "ResultsTableName",
+        "BatchFailureQueueUrl",
+        "AccessLogBucketName",
+    }
+    assert outputs <= set(template["Outputs"])
+    assert template["Outputs"]["DataKeyArn"]["Condition"] == "UseKmsKey"
 
 
 # ---------------------------------------------------------------- alarms
@@ -509,7 +498,7 @@ def test_create_user_pool_makes_a_public_pkce_client_and_the_two_groups(template
     resources, conditions = template["Resources"], template["Conditions"]
     assert template["Parameters"]["CreateUserPool"]["Default"] == "false"
     assert conditions["MakeUserPool"] == {
-        "Fn::And": [{"Fn::Condition": "UseJwtAuth"}, {"Fn::Equals": [{"Ref": "CreateUserPool"}, "true"]}]
+        "Fn::And": [{"Condition": "UseJwtAuth"}, {"Fn::Equals": [{"Ref": "CreateUserPool"}, "true"]}]
     }
     cognito = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::Cognito::")}
     assert {r["Condition"] for r in cognito.values()} <= {"MakeUserPool", "MakeUserPoolDomain"}

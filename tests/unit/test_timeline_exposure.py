@@ -3,7 +3,7 @@
 The results routes expose health data: with ``AuthMode=none`` (the template's default) the function
 must not serve them at all (404, like any unknown path), and the try-it page is off unless
 ``EnableTryItPage=true``. The environment is resolved from the template for each parameter set (its
-``!If``/``!Ref``), so a change of the template's variables is what these tests see.
+``!If``/``!Ref``, by ``tests.support.sam_template``), so a change of the template's variables is what these tests see.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from meaa import store
 from tests.support.access_world import PROTECTED_REQUESTS
 from tests.support.gateway import answer as lambda_answer
 from tests.support.gateway import http_event, token_claims
+from tests.support.sam_template import TemplateResolver
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
@@ -29,41 +30,25 @@ PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
 LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "MEAA_TABLE_NAME", "MEAA_DROP_BUCKET")
 
 
-class _Resolver:
-    """Evaluates the intrinsic functions the ApiFunction's environment uses, for given parameters."""
-
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
-        defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-        self.parameters = {**defaults, **parameters}
-        self.conditions = template.get("Conditions", {})
-
-    def value(self, node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        ((function, argument),) = node.items()
+def _as_deployed(value: Any, resolver: TemplateResolver) -> str:
+    """A variable's value: parameters by value; resources, pseudo parameters and other intrinsics as placeholders."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
         if function == "Ref":
-            return self.parameters.get(argument, f"<{argument}>")  # resources and pseudo parameters: a placeholder
-        if function == "Fn::If":
-            condition, when_true, when_false = argument
-            return self.value(when_true if self.condition(condition) else when_false)
-        if function == "Fn::Equals":
-            left, right = (self.value(part) for part in argument)
-            return str(left) == str(right)
+            return resolver.parameters.get(argument, f"<{argument}>")
         if function == "Fn::Sub" and isinstance(argument, str):  # parameters substituted; resources stay names
-            return re.sub(r"\$\{([^}]+)\}", lambda m: str(self.parameters.get(m.group(1), f"<{m.group(1)}>")), argument)
+            return re.sub(r"\$\{([^}]+)\}", lambda m: resolver.parameters.get(m.group(1), f"<{m.group(1)}>"), argument)
         return f"<{function}>"  # GetAtt: names of resources, not switches
-
-    def condition(self, name: str) -> bool:
-        return bool(self.value(self.conditions[name]))
+    return str(value)
 
 
 def deployed_environment(**parameters: str) -> dict[str, str]:
     template = load_template()
-    resolver = _Resolver(template, parameters)
+    resolver = TemplateResolver(template, **parameters)
     variables: dict[str, Any] = {}
     for source in (template["Globals"]["Function"], template["Resources"]["ApiFunction"]["Properties"]):
         variables.update((source.get("Environment") or {}).get("Variables") or {})
-    return {name: str(resolver.value(value)) for name, value in variables.items()}
+    return {name: _as_deployed(resolver.value(value), resolver) for name, value in variables.items()}
 
 
 @pytest.fixture
