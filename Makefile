@@ -125,7 +125,7 @@ test-model-build: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m pytest tests/model_build
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python -m benchmarks.bench_pipeline
+	$(VENV)/bin/python -m benchmarks.bench_pipeline --data $(DATA)
 
 load: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.load_test --requests 1000 --concurrency 8

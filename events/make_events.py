@@ -18,6 +18,8 @@ import cv2
 from skimage import data
 
 EVENTS_DIR = Path(__file__).resolve().parent
+# The same JPEG, which the API's SnapStart hook uploads to itself before the snapshot (meaa_api.snapstart).
+SNAPSTART_FACE = EVENTS_DIR.parent / "functions" / "api" / "meaa_api" / "snapstart_face.jpg"
 UPLOAD_PATH = "/upload-meaa-image"
 MULTIPART_BOUNDARY = "----MeaaSampleBoundary7MA4YWxkTrZu0gW"
 
@@ -112,6 +114,8 @@ def main() -> None:
         path = args.out_dir / name
         path.write_text(json.dumps(event, indent=2) + "\n", encoding="utf-8")
         print(f"{path} ({path.stat().st_size} bytes)")
+    SNAPSTART_FACE.write_bytes(astronaut_jpeg())
+    print(f"{SNAPSTART_FACE} ({SNAPSTART_FACE.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -241,16 +241,19 @@ def loso_evaluation(
     emotion_labels: np.ndarray,
     subjects: np.ndarray,
     margins: tuple[float, ...] = MARGINS,
+    settings_overrides: dict | None = None,
 ) -> dict:
     """Leave-one-subject-out end to end: per subject, its fold model (one that never saw it), the crop
-    margin chosen on the other subjects with that model, the subject's photos scored at that margin."""
+    margin chosen on the other subjects with that model, the subject's photos scored at that margin.
+    ``settings_overrides`` replaces other ``Settings`` fields for every analysis (e.g. ``detection``)."""
     mood_labels = emotion_labels_to_moods(emotion_labels)
     cache: dict[tuple[str, float], np.ndarray] = {}
 
     def predictions(spec: ModelSpec, margin: float) -> np.ndarray:
         key = (str(spec.path), margin)
         if key not in cache:
-            cache[key] = pipeline_predictions(spec, images, {"crop_margin": margin, "align_faces": False})
+            overrides = {**(settings_overrides or {}), "crop_margin": margin, "align_faces": False}
+            cache[key] = pipeline_predictions(spec, images, overrides)
         return cache[key]
 
     out_of_fold = np.full(len(images), MISSED, np.int64)

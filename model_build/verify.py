@@ -240,14 +240,19 @@ def match_detections(ours, boxes: np.ndarray, landmarks: np.ndarray) -> Detectio
 
 
 def load_meaa_detector(models_dir: Path):
-    try:
-        from meaa.detector import MTCNNDetector
-    except ImportError as error:  # the lead's module may not exist yet
-        print(f"meaa.detector unavailable ({error}); storing facenet-pytorch's boxes only")
-        return None
-    return MTCNNDetector(
-        models_dir=models_dir, detect_max_side=0, min_face_px=20, thresholds=(0.6, 0.7, 0.7), scale_factor=0.709
+    from meaa.config import DetectionSettings
+    from meaa.detector import MTCNNDetector
+
+    # facenet-pytorch's own settings, full size and box for box (the exact cascade), for the parity check.
+    detection = DetectionSettings(
+        detect_max_side=0,
+        min_face_px=20,
+        min_face_fraction=0.0,
+        thresholds=(0.6, 0.7, 0.7),
+        scale_factor=0.709,
+        cascade="exact",
     )
+    return MTCNNDetector(models_dir, detection, threads=1)
 
 
 # --------------------------------------------------------------------------------------- main
@@ -425,12 +430,7 @@ def main() -> int:
     check.check_emotion_on_photos()
     fer2013_val = check.check_emotion_on_fer2013(args.fer_val) if args.fer_val else None
     models_passed = all(row[3] for row in check.report.rows)  # detection below also depends on meaa's code
-    detector = load_meaa_detector(args.models_dir)
-    if detector is not None:
-        check.check_detection(detector)
-    else:
-        for name, (boxes, _, _) in check.detections.items():
-            check.report.add(f"facenet detect {name}", f"{len(boxes)} faces", "", True)
+    check.check_detection(load_meaa_detector(args.models_dir))
     passed = check.report.print()
 
     if args.update_manifest and models_passed:

@@ -126,12 +126,19 @@ class DetectionSettings:
         (0.6, 0.7, 0.9), "MEAA_THRESHOLDS", "P-Net, R-Net, O-Net score thresholds (comma separated)"
     )
     scale_factor: float = setting(0.709, "MEAA_SCALE_FACTOR", "Image pyramid scale step")
+    cascade: str = setting(
+        "fast",
+        "MEAA_DETECT_CASCADE",
+        "fast: fewer R-Net/O-Net candidates (extra NMS); exact: facenet-pytorch's cascade, box for box",
+    )
 
     def __post_init__(self) -> None:
         if len(self.thresholds) != 3 or not all(0.0 <= value <= 1.0 for value in self.thresholds):
             raise SettingsError(f"thresholds must be three numbers in [0, 1]; got {self.thresholds}")
         if not 0.0 < self.scale_factor < 1.0:
             raise SettingsError(f"scale_factor must be in (0, 1); got {self.scale_factor}")
+        if self.cascade not in ("exact", "fast"):
+            raise SettingsError(f"cascade must be exact or fast; got {self.cascade!r}")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,9 @@ textbook version because:
 * detection runs on a copy whose longer side is at most ``detect_max_side`` (boxes are mapped back);
 * the smallest face is ``max(min_face_px, min_face_fraction * short side)``, which bounds the pyramid;
 * R-Net/O-Net crops for all boxes are cut at once and both networks run batched (``_STAGE_BATCH``);
-* for video, ``track_faces`` follows known faces with R-Net and O-Net alone, skipping the pyramid.
+* for video, ``track_faces`` follows known faces with R-Net and O-Net alone, skipping the pyramid;
+* ``cascade="fast"`` (the service's default; ``MEAA_DETECT_CASCADE``) gives R-Net and O-Net fewer candidates
+  (``_refine_in_rounds``, ``_leaders_first``), with the same pyramid, P-Net proposals, networks and thresholds.
 
 Box coordinates inside the cascade follow MTCNN's original one-based convention, as facenet-pytorch
 does; final landmarks are zero-based.
@@ -20,6 +22,7 @@ does; final landmarks are zero-based.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -34,6 +37,12 @@ _PNET_CELL = 12
 # R-Net/O-Net crops per batch: outputs do not depend on the split, memory and time do; 8 was as fast as
 # larger batches and the leanest (`python -m benchmarks.bench_pipeline --stage-batches 8 16 32 1000`).
 _STAGE_BATCH = 8
+# The fast cascade's overlaps (``_refine_in_rounds``, ``_leaders_first``), chosen on fer2013_train frames and the
+# generated ones: every exact face kept, R-Net crops -18/-47 %, O-Net -56/-74 %; the other prunings tried lost
+# faces there (`python -m benchmarks.faces_found --fer ../shared/data/fer2013_train.npz`; README, "Detection and crop").
+_ROUND_ONE_IOU = 0.3
+_EXPLAINED_IOU = 0.3
+_ONET_CLUSTER_IOU = 0.5
 # Tracking proposals around each previous face, as fractions of its side (x1, y1, x2, y2 offsets): the box
 # itself, shifted by a quarter side each way, and 20 % larger and smaller. R-Net sorts them out, as it
 # sorts P-Net's (benchmarks/bench_video.py measures agreement with full detection).
@@ -95,11 +104,33 @@ def non_max_suppression(boxes: np.ndarray, scores: np.ndarray, threshold: float,
     return np.asarray(keep, dtype=np.int64)
 
 
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of ``a`` [N,4] with every box of ``b`` [M,4] (areas (x2-x1)(y2-y1), as the union NMS)."""
+    inter_w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    inter_h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    inter = np.maximum(inter_w, 0.0) * np.maximum(inter_h, 0.0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
+def _spread_out(boxes: np.ndarray, threshold: float) -> np.ndarray:
+    """Greedy NMS in the boxes' own order (best first): indices of the kept ones, ascending."""
+    return np.sort(non_max_suppression(boxes, np.arange(len(boxes), 0, -1, dtype=np.float32), threshold))
+
+
+def _others(count: int, chosen: np.ndarray) -> np.ndarray:
+    """The indices below ``count`` that are not in ``chosen``, ascending."""
+    mask = np.ones(count, bool)
+    mask[chosen] = False
+    return np.flatnonzero(mask)
+
+
 def _regress(boxes: np.ndarray, offsets: np.ndarray, plus_one: bool) -> np.ndarray:
     """Apply bounding-box regression offsets (fractions of the box size)."""
     extra = 1.0 if plus_one else 0.0
     size = np.stack([boxes[:, 2] - boxes[:, 0] + extra, boxes[:, 3] - boxes[:, 1] + extra], axis=1)
-    return boxes[:, :4] + offsets * np.tile(size, 2)
+    return boxes[:, :4] + offsets * np.concatenate([size, size], axis=1)
 
 
 def _square(boxes: np.ndarray) -> np.ndarray:
@@ -200,6 +231,30 @@ def _normalised_mean(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return mean
 
 
+def _final_nms(found: FaceDetections) -> FaceDetections:
+    """MTCNN's last step: "min"-overlap NMS over O-Net's regressed boxes (drops a box nested in a better one)."""
+    if not len(found):
+        return found
+    keep = non_max_suppression(found.boxes, found.scores, 0.7, mode="min")
+    return FaceDetections(
+        boxes=found.boxes[keep].astype(np.float32),
+        scores=found.scores[keep].astype(np.float32),
+        landmarks=found.landmarks[keep].astype(np.float32),
+    )
+
+
+def _joined(first: FaceDetections, second: FaceDetections) -> FaceDetections:
+    if not len(second):
+        return first
+    if not len(first):
+        return second
+    return FaceDetections(
+        boxes=np.concatenate([first.boxes, second.boxes]),
+        scores=np.concatenate([first.scores, second.scores]),
+        landmarks=np.concatenate([first.landmarks, second.landmarks]),
+    )
+
+
 def _scaled(detections: FaceDetections, scale_x: float, scale_y: float) -> FaceDetections:
     """Detections in a resized copy's pixels -> the original's (a no-op at scale 1)."""
     if (scale_x, scale_y) == (1.0, 1.0) or not len(detections):
@@ -232,7 +287,9 @@ class MTCNNDetector:
 
     ``detection.detect_max_side``: detection runs on a copy whose longer side is at most this (boxes are
     mapped back); ``min_face_px`` / ``min_face_fraction``: the smallest face, which bounds the pyramid;
-    ``thresholds``: P-Net, R-Net, O-Net score thresholds; ``scale_factor``: the pyramid's step.
+    ``thresholds``: P-Net, R-Net, O-Net score thresholds; ``scale_factor``: the pyramid's step; ``cascade``:
+    ``"exact"`` gives R-Net and O-Net every candidate, as facenet-pytorch does (its boxes, box for box),
+    ``"fast"`` fewer (the module's docstring).
     """
 
     def __init__(self, models_dir: str | os.PathLike[str], detection: DetectionSettings, threads: int) -> None:
@@ -245,6 +302,7 @@ class MTCNNDetector:
         self.min_face_fraction = detection.min_face_fraction
         self.thresholds = tuple(detection.thresholds)
         self.scale_factor = detection.scale_factor
+        self.fast = detection.cascade == "fast"
 
     # -- public ----------------------------------------------------------------------------------
     def detect_faces(self, image_bgr: np.ndarray) -> FaceDetections:
@@ -292,6 +350,19 @@ class MTCNNDetector:
         boxes = _square(_regress(proposals[best], out["reg"][best], plus_one=True))
         return _scaled(self._final_stage(sampler, boxes), scale_x, scale_y)
 
+    def warm_up(self, sizes: Iterable[tuple[int, int]]) -> None:
+        """Run every network at the shapes images of these (width, height) give it, once each.
+
+        onnxruntime's first run of an input shape plans and allocates for it: 5-15 ms per shape here (P-Net has
+        one per pyramid level), which a request would otherwise pay. Zero images run P-Net over every level and
+        find nothing; R-Net and O-Net then run at each batch size up to ``_STAGE_BATCH``.
+        """
+        for width, height in sizes:
+            self.detect_faces(np.zeros((height, width, 3), np.uint8))
+        for batch in range(1, _STAGE_BATCH + 1):
+            self.rnet(np.zeros((batch, 3, 24, 24), np.float32))
+            self.onet(np.zeros((batch, 3, 48, 48), np.float32))
+
     def _detection_copy(self, image_bgr: np.ndarray) -> tuple[np.ndarray, float]:
         """The image detection runs on (longer side at most ``detect_max_side``) and its scale to the original."""
         height, width = image_bgr.shape[:2]
@@ -315,17 +386,43 @@ class MTCNNDetector:
 
     def _refine_proposals(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
         """R-Net then O-Net on proposals [K,4] (one-based, square): the final faces in the sampler's pixels."""
+        if self.fast:
+            return _final_nms(self._refine_in_rounds(sampler, boxes))
+        return _final_nms(self._rnet_onet(sampler, boxes))
+
+    def _refine_in_rounds(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """The fast cascade's R-Net and O-Net, in two rounds: P-Net's proposals no two of which overlap by more than
+        ``_ROUND_ONE_IOU`` (best P-Net score first), then the others that no face of round one explains (IoU
+        below ``_EXPLAINED_IOU`` with each): a face's other proposals are skipped, any other region still runs."""
+        if not len(boxes):
+            return FaceDetections.empty()
+        first = _spread_out(boxes, _ROUND_ONE_IOU)
+        found = self._rnet_onet(sampler, boxes[first])
+        rest = _others(len(boxes), first)
+        if len(found) and len(rest):
+            rest = rest[(_iou_matrix(boxes[rest], found.boxes) < _EXPLAINED_IOU).all(axis=1)]
+        return _joined(found, self._rnet_onet(sampler, boxes[rest]))
+
+    def _rnet_onet(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """R-Net, its NMS and regression, then O-Net: O-Net's passing candidates, before the final NMS."""
         if not len(boxes):
             return FaceDetections.empty()
         boxes, out = _stage(self.rnet, sampler, boxes, 24, self.thresholds[1])
         keep = non_max_suppression(boxes, out["prob"][:, 1], 0.7)
-        return self._final_stage(sampler, _square(_regress(boxes[keep], out["reg"][keep], plus_one=True)))
+        return self._onet_candidates(sampler, _square(_regress(boxes[keep], out["reg"][keep], plus_one=True)))
 
     def _final_stage(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
-        """O-Net on R-Net's boxes: final boxes and landmarks (relative to the box O-Net saw, before its regression)."""
+        """O-Net on R-Net's boxes, then the final NMS."""
+        return _final_nms(self._onet_candidates(sampler, boxes))
+
+    def _onet_candidates(self, sampler: _AreaSampler, boxes: np.ndarray) -> FaceDetections:
+        """O-Net's passing boxes (regressed) and landmarks (relative to the box O-Net saw, before its regression)."""
         if not len(boxes):
             return FaceDetections.empty()
-        boxes, out = _stage(self.onet, sampler, boxes, 48, self.thresholds[2])
+        if self.fast:
+            boxes, out = self._leaders_first(self.onet, sampler, boxes, 48, self.thresholds[2])
+        else:
+            boxes, out = _stage(self.onet, sampler, boxes, 48, self.thresholds[2])
         scores, offsets, points = out["prob"][:, 1], out["reg"], out["landmarks"]
         size_w = boxes[:, 2] - boxes[:, 0] + 1
         size_h = boxes[:, 3] - boxes[:, 1] + 1
@@ -336,13 +433,29 @@ class MTCNNDetector:
             ],
             axis=2,
         )
-        boxes = _regress(boxes, offsets, plus_one=True)
-        keep = non_max_suppression(boxes, scores, 0.7, mode="min")
-        return FaceDetections(
-            boxes=boxes[keep].astype(np.float32),
-            scores=scores[keep].astype(np.float32),
-            landmarks=landmarks[keep].astype(np.float32),
-        )
+        return FaceDetections(boxes=_regress(boxes, offsets, plus_one=True), scores=scores, landmarks=landmarks)
+
+    @staticmethod
+    def _leaders_first(
+        net: OnnxModel, sampler: _AreaSampler, boxes: np.ndarray, size: int, threshold: float
+    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """``_stage`` on each cluster's first box (boxes best first; clusters by greedy NMS at
+        ``_ONET_CLUSTER_IOU``), then on the other members of the clusters whose first box failed."""
+        leaders = _spread_out(boxes, _ONET_CLUSTER_IOU)
+        out = _run_batched(net, sampler, boxes[leaders], size)
+        passed = out["prob"][:, 1] > threshold
+        kept_boxes, kept = boxes[leaders[passed]], {name: value[passed] for name, value in out.items()}
+        members = _others(len(boxes), leaders)
+        if passed.all() or not len(members):
+            return kept_boxes, kept
+        # A member belongs to the first (best) leader it overlaps: the one whose NMS suppressed it.
+        owner = np.argmax(_iou_matrix(boxes[members], boxes[leaders]) > _ONET_CLUSTER_IOU, axis=1)
+        retry = members[~passed[owner]]
+        if not len(retry):
+            return kept_boxes, kept
+        retry_boxes, retry = _stage(net, sampler, boxes[retry], size, threshold)
+        joined = {name: np.concatenate([kept[name], retry[name]]) for name in kept}
+        return np.concatenate([kept_boxes, retry_boxes]), joined
 
     def _proposals(self, sampler: _AreaSampler, scales: list[float]) -> np.ndarray:
         """P-Net over the pyramid: candidate boxes [K,4] after per-level and global NMS and regression."""

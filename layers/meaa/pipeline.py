@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -91,10 +91,19 @@ class MoodEstimator:
     def model_version(self) -> str:
         return self._engine.model_version
 
-    def warm_up(self) -> None:
-        """Load the models and run each once, so the first real request pays no initialisation."""
+    def warm_up(self, detection_sizes: Sequence[tuple[int, int]] = (), *, max_faces: int = 1) -> None:
+        """Load the models and run each once, so the first real request pays no initialisation.
+
+        With ``detection_sizes`` ((width, height) of images detection runs on, up to ``MEAA_DETECT_MAX_SIDE``),
+        also every network input shape those sizes give (``MTCNNDetector.warm_up``), and the mood model for 1 to
+        ``max_faces`` faces: what a snapshot taken after it should hold (the API's SnapStart hook).
+        """
         self.analyze(np.zeros((64, 64, 3), np.uint8))
         self.classify_faces(np.zeros((1, 48, 48), np.uint8))
+        if detection_sizes:
+            self._engine.detector.warm_up(detection_sizes)
+        for count in range(2, max_faces + 1):
+            self.classify_faces(np.zeros((count, 48, 48), np.uint8))
 
     def analyze(self, image: bytes | bytearray | memoryview | np.ndarray) -> Analysis:
         """Detect every face and classify its mood. Raises ``meaa.errors.MeaaError`` on bad input."""

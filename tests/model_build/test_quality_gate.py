@@ -282,7 +282,7 @@ def test_a_quick_run_end_to_end_records_every_rule_and_the_gate(tmp_path: Path, 
     assert record["data"][POSED_DOMAIN]["rows"] == 6 * len(quality_data.degradations())
     assert [fold["held_out"] for fold in record["jaffe_dev"]["folds"]] == ["AA", "BB"]
     for rule in record["rules"]:
-        assert rule["threshold"] == (rule["candidate"] if rule["ships"] else quality_fit.OFF[rule["bound"]])
+        assert rule["threshold"] == (rule["fitted"] if rule["ships"] else quality_fit.OFF[rule["bound"]])
     assert record["gate"]["ordinary"]["faces"] == record["data"][TEST_DOMAIN]["clean_faces_found"]
     assert list(tmp_path.joinpath("cache").glob("*.npz"))  # measured once...
     assert quality_gate.main(arguments) == 0  # ...and the second run reads the cache

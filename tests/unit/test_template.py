@@ -310,6 +310,45 @@ def test_functions_and_layer_agree_on_runtime_and_architecture(template: dict[st
     assert globals_["Layers"] == [{"Ref": "MeaaLayer"}]
 
 
+def test_api_function_has_snapstart_on_published_versions_behind_a_parameter(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    parameter = template["Parameters"]["ApiSnapStart"]
+    assert parameter["Default"] == "true" and parameter["AllowedValues"] == ["true", "false"]
+    assert template["Conditions"]["UseSnapStart"] == {"Fn::Equals": [{"Ref": "ApiSnapStart"}, "true"]}
+    function = transformed["ApiFunction"]["Properties"]
+    assert function["SnapStart"] == {"ApplyOn": {"Fn::If": ["UseSnapStart", "PublishedVersions", "None"]}}
+    # What SnapStart supports (README, "Cold starts", with its source): Python 3.12 and later, arm64 and x86_64;
+    # not provisioned concurrency, EFS, or more than 512 MB of /tmp.
+    assert function["Runtime"] == "python3.12" and function["Architectures"] == ["arm64"]
+    assert function.get("EphemeralStorage", {"Size": 512})["Size"] <= 512
+    assert "FileSystemConfigs" not in function
+    assert not any(
+        resource["Type"] == "AWS::Lambda::Alias" and "ProvisionedConcurrencyConfig" in resource["Properties"]
+        for resource in transformed.values()
+    )
+    assert "SnapStart" not in transformed["BatchFunction"]["Properties"]  # its 1 GB /tmp rules SnapStart out
+
+
+def test_http_api_invokes_the_alias_that_follows_each_published_version(
+    template: dict[str, Any], transformed: dict[str, Any]
+) -> None:
+    source = template["Resources"]["ApiFunction"]["Properties"]
+    assert source["AutoPublishAlias"] == "live" and source["AutoPublishAliasAllProperties"] is True
+    (alias_id,) = [
+        name
+        for name, resource in transformed.items()
+        if resource["Type"] == "AWS::Lambda::Alias" and resource["Properties"]["FunctionName"] == {"Ref": "ApiFunction"}
+    ]
+    alias = transformed[alias_id]["Properties"]
+    version_id = alias["FunctionVersion"]["Fn::GetAtt"][0]
+    assert alias["Name"] == "live" and transformed[version_id]["Type"] == "AWS::Lambda::Version"
+    # A replaced version is deleted: a Python SnapStart version is billed for its cached snapshot while it exists.
+    assert transformed[version_id]["DeletionPolicy"] == "Delete"
+    assert transformed["HttpApiIntegration"]["Properties"]["IntegrationUri"] == {"Ref": alias_id}
+    assert transformed["ApiInvokePermission"]["Properties"]["FunctionName"] == {"Ref": alias_id}
+
+
 def test_every_log_group_has_a_retention_and_functions_log_to_them(resources: dict[str, Any]) -> None:
     groups = [name for name, resource in resources.items() if resource["Type"] == "AWS::Logs::LogGroup"]
     assert {"ApiLogGroup", "BatchLogGroup", "ApiAccessLogGroup"} <= set(groups)

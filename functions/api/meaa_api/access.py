@@ -35,10 +35,8 @@ def assignment_store(request: Request, current: Settings) -> AssignmentStore:
     """The assignments table's client, made on first use and kept by the app (a warm container reuses it)."""
     if not current.store.assignments_table:
         raise NotConfigured("no assignments table is configured (set MEAA_ASSIGNMENTS_TABLE)")
-    state = request.app.state
-    if getattr(state, "assignment_store", None) is None:
-        state.assignment_store = AssignmentStore(dynamodb_table(current.store.assignments_table))
-    return state.assignment_store
+    name = current.store.assignments_table
+    return request.app.state.meaa.client("assignment_store", lambda: AssignmentStore(dynamodb_table(name)))
 
 
 def authorize_subject(request: Request, who: Principal, subject: str, current: Settings) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import Query, Request
 
@@ -16,12 +18,24 @@ from .observability import LOGGER
 
 @dataclass
 class AppState:
-    """The app's settings and estimator, and what /health reports (filled by the warm-up and by analyses)."""
+    """The app's settings and estimator, what /health reports (filled by the warm-up and by analyses), and the
+    AWS clients the routes made (kept for the container's life; ``forget_clients`` drops them)."""
 
     settings: Settings
     estimator: MoodEstimator
     models_loaded: bool = False
     model_version: str | None = None
+    clients: dict[str, Any] = field(default_factory=dict)
+
+    def client(self, name: str, make: Callable[[], Any]) -> Any:
+        """The client kept under ``name``, made by ``make`` on first use."""
+        if name not in self.clients:
+            self.clients[name] = make()
+        return self.clients[name]
+
+    def forget_clients(self) -> None:
+        """Drop every kept client: the next use makes a new one, with new connections (after a snapshot restore)."""
+        self.clients.clear()
 
     def warm_up(self) -> None:
         """Load the models now (container start) rather than in the first request's latency budget."""

@@ -2,7 +2,9 @@
 
 Settings are read once at container start, the models are warmed up here (not in the first request's
 latency), and Mangum turns API Gateway HTTP API events into ASGI requests. Powertools' logger adds the
-Lambda context and API Gateway's request id (correlation id) to every log line.
+Lambda context and API Gateway's request id (correlation id) to every log line. With SnapStart (the
+template's default) this init runs when a version is published, and ``snapstart`` adds what runs before the
+snapshot and after each restore.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from mangum import Mangum
 
 from meaa.config import Settings
 
+from . import snapstart
 from .app import create_app
 from .observability import LOGGER
 
@@ -23,6 +26,7 @@ API_GATEWAY_BASE_PATH = "/"
 app = create_app(Settings.from_env())
 app.state.meaa.warm_up()
 _asgi_adapter = Mangum(app, lifespan="off", api_gateway_base_path=API_GATEWAY_BASE_PATH)
+snapstart.register(app, _asgi_adapter)
 
 
 @LOGGER.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)

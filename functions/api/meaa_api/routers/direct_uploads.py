@@ -42,10 +42,7 @@ router = APIRouter(tags=["uploads"])
 
 def _s3(request: Request) -> Any:
     """The S3 client that signs, made on first use and kept by the app (a warm container reuses it)."""
-    state = request.app.state
-    if getattr(state, "s3_signing_client", None) is None:
-        state.s3_signing_client = s3_signing_client()
-    return state.s3_signing_client
+    return request.app.state.meaa.client("s3_signing_client", s3_signing_client)
 
 
 def target_subject(who: Principal, named: str | None) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 
 from meaa import store
 from meaa.config import Settings
@@ -30,7 +30,7 @@ from meaa_aws.clients import dynamodb_table
 from .. import query, schemas
 from ..access import object_reader, subject_reader
 from ..audit import AuditRecord
-from ..dependencies import page_cursor, settings
+from ..dependencies import AppState, app_state, page_cursor, settings
 from ..errors import error_responses
 
 router = APIRouter(tags=["results"])
@@ -48,14 +48,12 @@ KeyPath = Path(
 )
 
 
-def results_table(request: Request, current: Settings = Depends(settings)) -> Any:
+def results_table(state: AppState = Depends(app_state), current: Settings = Depends(settings)) -> Any:
     """The results table's client, made on first use and kept by the app (a warm container reuses it)."""
     if not current.store.table_name:
         raise TimelineUnavailable("no results table is configured (set MEAA_TABLE_NAME)")
-    state = request.app.state
-    if getattr(state, "results_table", None) is None:
-        state.results_table = dynamodb_table(current.store.table_name)
-    return state.results_table
+    name = current.store.table_name
+    return state.client("results_table", lambda: dynamodb_table(name))
 
 
 # The parameters' constraints are documented here and checked in ``query`` (400 ``invalid_query`` before any
