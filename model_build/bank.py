@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from model_build.augment import AugmentConfig, augment_batch, resize_for_model, to_model_range
-from model_build.export import load_checkpoint
-from model_build.train import load_npz, load_pipeline_crops, mood_report
+from model_build.scoring import load_checkpoint, load_npz, load_pipeline_crops, mood_report
 
 VIEW_SIZE = 48
 

@@ -23,7 +23,7 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -49,15 +49,8 @@ class CropGeometry:
 def detector() -> MTCNNDetector:
     settings = Settings()
     # The faces are small after padding: let P-Net's smallest window (12 px) and any fraction through.
-    return MTCNNDetector(
-        settings.models_dir,
-        threads=1,
-        detect_max_side=settings.detect_max_side,
-        min_face_px=12,
-        min_face_fraction=0.0,
-        thresholds=settings.thresholds,
-        scale_factor=settings.scale_factor,
-    )
+    detection = replace(settings.detection, min_face_px=12, min_face_fraction=0.0)
+    return MTCNNDetector(settings.models_dir, detection, threads=1)
 
 
 def measure(images: np.ndarray, face_detector: MTCNNDetector) -> CropGeometry:
