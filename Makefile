@@ -61,9 +61,9 @@ $(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
 serve: $(VENV)/.serve-installed
 	MEAA_UI=$${MEAA_UI:-1} MEAA_LOCAL=$${MEAA_LOCAL:-1} $(VENV)/bin/uvicorn --factory meaa_api.app:create_app_from_env --host $(HOST) --port $(PORT)
 
-# The page with a day of results to look at, without AWS: moto's server + the batch handler (tests/browser/serve_demo.py).
+# The page with a day of results to look at, without AWS: moto's server + the batch handler (devkit/serve_demo.py).
 serve-demo: $(VENV)/.installed
-	$(VENV)/bin/python -m tests.browser.serve_demo --host $(HOST) --port $(PORT)
+	$(VENV)/bin/python -m devkit.serve_demo --host $(HOST) --port $(PORT)
 
 test: lint test-unit test-model-build
 

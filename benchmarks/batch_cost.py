@@ -33,10 +33,10 @@ import cv2
 import numpy as np
 from moto import mock_aws
 
+from devkit.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
+from devkit.lambda_loader import lambda_context, load_handler
+from devkit.sample_faces import one_face_frame
 from meaa.config import Settings
-from tests.support.aws import BUCKET, TABLE, all_items, create_results_table, event_for, put_object
-from tests.support.lambda_loader import lambda_context, load_handler
-from tests.support.sample_faces import one_face_frame
 
 # us-east-1 list prices (check https://aws.amazon.com/lambda/pricing/ and /dynamodb/pricing/).
 ARM64_GB_SECOND_USD = 0.0000133334
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--redetect-every",
         type=int,
-        default=Settings().batch.video_redetect_every,
+        default=Settings().video_scoring.redetect_every,
         help="analyze_frames' full-detection period (default: the service's)",
     )
     args = parser.parse_args(argv)
@@ -110,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         # does; interleaved).
         from meaa.video import VideoSampler
 
-        with VideoSampler(str(video_path), args.sample_fps, estimator.settings.video) as sampler:
+        caps = estimator.settings
+        with VideoSampler(str(video_path), args.sample_fps, caps.video, caps.decoding) as sampler:
             sampled = [frame.image for frame in sampler.frames()]
         following = estimator.analyze_frames(sampled, redetect_every=args.redetect_every)
         alone_ms, tracked_ms = [], []

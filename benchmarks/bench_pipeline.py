@@ -67,8 +67,8 @@ FRAMES = (
 
 def write_frames(folder: Path) -> None:
     """The benchmark frames as JPEG q90 files in ``folder``."""
-    from tests.support.images import encode
-    from tests.support.sample_faces import group_frame, one_face_frame
+    from devkit.images import encode
+    from devkit.sample_faces import group_frame, one_face_frame
 
     images = {
         "selfie_640x480": one_face_frame(640, 480),
@@ -294,7 +294,7 @@ def child_cold(folder: Path) -> dict:
 
 def child_api_init() -> dict:
     """The API function's init as Lambda runs it: import the handler module (imports, app, warm-up)."""
-    from tests.support.lambda_loader import function_spec, load_handler
+    from devkit.lambda_loader import function_spec, load_handler
 
     os.environ.update(function_spec("ApiFunction").environment)
     print(_INIT_MARKER, file=sys.stderr, flush=True)  # -X importtime: what follows is the handler's

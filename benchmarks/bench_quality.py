@@ -20,11 +20,11 @@ from functools import partial
 import cv2
 import numpy as np
 
+from devkit.sample_faces import astronaut_bgr
 from meaa.classifier import MoodClassifier
 from meaa.config import Settings
 from meaa.cropping import crop_faces
 from meaa.quality import measure_face
-from tests.support.sample_faces import astronaut_bgr
 
 # The astronaut's face in the 512x512 photo: MTCNN's box and five points, rounded.
 BOX = np.array([179.0, 60.0, 269.0, 173.0])

@@ -118,15 +118,15 @@ def main() -> None:
     parser.add_argument(
         "--redetect-every",
         type=int,
-        default=Settings().batch.video_redetect_every,
+        default=Settings().video_scoring.redetect_every,
         help="full detection every n-th frame (default: the service's MEAA_VIDEO_REDETECT_EVERY default)",
     )
     args = parser.parse_args()
     os.environ.setdefault("MEAA_THREADS", "1")
 
     from benchmarks.bench_pipeline import Floor
+    from devkit.sample_faces import group_frame, one_face_frame
     from meaa import MoodEstimator
-    from tests.support.sample_faces import group_frame, one_face_frame
 
     estimator = MoodEstimator()
     floor = Floor()

@@ -1,4 +1,4 @@
-"""CPU time and peak RSS of every hostile input (tests/hostile_inputs.py), each in its own process; prints tables.
+"""CPU time and peak RSS of every hostile input (devkit/hostile_inputs.py), each in its own process; prints tables.
 
     .venv/bin/python -m benchmarks.hostile_inputs [--categories jpeg_scans,png_bombs] [--no-layouts]
 
@@ -23,7 +23,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from tests.support.hostile_inputs import (
+from devkit.hostile_inputs import (
     BUDGET_CPU_S,
     BUDGET_RSS_MB,
     LAMBDA_BASELINE_MB,
@@ -36,14 +36,9 @@ from tests.support.hostile_inputs import (
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _child(*args: str) -> dict | list:
-    done = subprocess.run(
-        [sys.executable, "-m", "tests.support.hostile_inputs", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+def _child(*args: str, module: str = "devkit.hostile_inputs") -> dict | list:
+    """The last line of ``python -m module *args`` in a fresh process, as JSON."""
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -121,7 +116,7 @@ def child_plain_opencv(category: str, name: str) -> dict:
     import cv2
     import numpy as np
 
-    from tests.support.hostile_inputs import release_freed_memory, status_mb
+    from devkit.hostile_inputs import release_freed_memory, status_mb
 
     item = next(i for i in catalogue() if (i.category, i.name) == (category, name))
     data = item.make()
@@ -144,7 +139,7 @@ def _videos_to_open() -> list[tuple[str, bytes]]:
     import cv2
     import numpy as np
 
-    from tests.support.hostile_inputs import flat_jpeg, mjpeg_avi
+    from devkit.hostile_inputs import flat_jpeg, mjpeg_avi
 
     giant = flat_jpeg(16000, 16000, 3)
     videos = [
@@ -168,10 +163,10 @@ def child_video_open(path: str) -> dict:
     """Peak RSS growth of opening a video with plain OpenCV, of reading its first frame, and of VideoSampler."""
     import cv2
 
-    from meaa.config import VideoSettings
+    from devkit.hostile_inputs import release_freed_memory, status_mb
+    from meaa.config import DecodeSettings, VideoSettings
     from meaa.errors import MeaaError
     from meaa.video import VideoSampler
-    from tests.support.hostile_inputs import release_freed_memory, status_mb
 
     def growth(action) -> tuple[float, str]:
         release_freed_memory()
@@ -189,7 +184,7 @@ def child_video_open(path: str) -> dict:
     capture.clear()
 
     def sample() -> str:
-        with VideoSampler(path, 2.0, VideoSettings()) as sampler:
+        with VideoSampler(path, 2.0, VideoSettings(), DecodeSettings()) as sampler:
             return f"{sum(1 for _ in sampler.frames())} frames"
 
     sampled = growth(sample)
@@ -209,10 +204,22 @@ def main(argv: list[str] | None = None) -> None:
     if args.child_plain:
         print(json.dumps(child_plain_opencv(*args.child_plain)))
         return
-    chosen = args.categories.split(",") if args.categories else categories()
-
     selfie = Path(tempfile.mkdtemp()) / "selfie.jpg"
     selfie.write_bytes(selfie_jpeg())
+    print_categories(args.categories.split(",") if args.categories else categories(), selfie)
+    print_plain_opencv(selfie)
+    print_flat_extremes()
+    print_videos()
+    if not args.no_layouts:
+        print_layouts()
+
+
+def _growth(result: dict) -> float:
+    return result["peak_rss_mb"] - result["baseline_rss_mb"]
+
+
+def print_categories(chosen: list[str], selfie: Path) -> None:
+    """Per category: the slowest input and the largest peak RSS, with ratios to a selfie's in the same run."""
     reference = run_input(REFERENCE.category, REFERENCE.name, selfie)
     print(
         f"Machine: {platform.machine()}, {platform.processor() or 'cpu'}; one process per input; "
@@ -223,13 +230,9 @@ def main(argv: list[str] | None = None) -> None:
         "growth MB | in a 230 MB function |"
     )
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-
-    def growth(result: dict) -> float:
-        return result["peak_rss_mb"] - result["baseline_rss_mb"]
-
     print(
         f"| reference: {REFERENCE.name} | 1 | {reference['outcome']} | | {reference['cpu_s']:.3f} | 1.0 | | "
-        f"{reference['peak_rss_mb']:.0f} | {growth(reference):.0f} | {LAMBDA_BASELINE_MB + growth(reference):.0f} |"
+        f"{reference['peak_rss_mb']:.0f} | {_growth(reference):.0f} | {LAMBDA_BASELINE_MB + _growth(reference):.0f} |"
     )
     worst_cpu, worst_rss, mismatches = 0.0, 0.0, []
     for category in chosen:
@@ -241,13 +244,13 @@ def main(argv: list[str] | None = None) -> None:
             if result["outcome"] not in item.expected:
                 mismatches.append(f"{category}/{item.name}: {result['outcome']} (expected {item.expected})")
         slowest = max(results, key=lambda r: r["cpu_s"])
-        largest = max(results, key=growth)
-        worst_cpu, worst_rss = max(worst_cpu, slowest["cpu_s"]), max(worst_rss, growth(largest))
+        largest = max(results, key=_growth)
+        worst_cpu, worst_rss = max(worst_cpu, slowest["cpu_s"]), max(worst_rss, _growth(largest))
         outcomes = ", ".join(f"{count} {outcome}" for outcome, count in Counter(r["outcome"] for r in results).items())
         print(
             f"| {category} | {len(items)} | {outcomes} | {slowest['name']} | {slowest['cpu_s']:.2f} | "
             f"{slowest['cpu_s'] / reference['cpu_s']:.1f} | {largest['name']} | {largest['peak_rss_mb']:.0f} | "
-            f"{growth(largest):.0f} | {LAMBDA_BASELINE_MB + growth(largest):.0f} |"
+            f"{_growth(largest):.0f} | {LAMBDA_BASELINE_MB + _growth(largest):.0f} |"
         )
     print(f"| **budget** | | | | **{BUDGET_CPU_S:.0f}** | | | | | **{BUDGET_RSS_MB}** |")
     print(
@@ -256,30 +259,29 @@ def main(argv: list[str] | None = None) -> None:
     if mismatches:
         print("Unexpected outcomes:\n" + "\n".join(mismatches))
 
+
+def print_plain_opencv(selfie: Path) -> None:
     print("\nThe same bytes through plain cv2.imdecode (no checks, decoder only), each in a fresh process\n")
     print("| input | plain cv2.imdecode: CPU s / peak RSS growth MB | meaa: outcome, CPU s / peak RSS growth MB |")
     print("| --- | --- | --- |")
     for category, name in PLAIN_OPENCV:
-        done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.hostile_inputs", "--child-plain", category, name],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        plain = json.loads(done.stdout.strip().splitlines()[-1])
+        plain = _child("--child-plain", category, name, module="benchmarks.hostile_inputs")
         ours = run_input(category, name, selfie)
         print(
             f"| {category}/{name} | {plain['cpu_s']:.2f} / {plain['peak_growth_mb']:.0f} | {ours['outcome']}, "
             f"{ours['cpu_s']:.2f} / {ours['peak_rss_mb'] - ours['rss_before_mb']:.0f} |"
         )
 
+
+def print_flat_extremes() -> None:
     print("\nReal flat images against the data checks (bytes present / the least accepted: 1 or more is accepted)\n")
     print("| image | data bytes | least accepted | ratio |")
     print("| --- | --- | --- | --- |")
     for label, present, needed in flat_extremes():
         print(f"| {label} | {present:,} | {needed:,} | {present / needed:.1f} |")
 
+
+def print_videos() -> None:
     print("\nVideos: peak RSS growth (MB) of cv2.VideoCapture(path) alone, of its first read(), and of VideoSampler\n")
     print("| video | file bytes | open | first frame | VideoSampler (outcome) |")
     print("| --- | --- | --- | --- | --- |")
@@ -287,21 +289,14 @@ def main(argv: list[str] | None = None) -> None:
         with tempfile.NamedTemporaryFile(suffix=".avi" if data[:4] == b"RIFF" else ".mp4") as handle:
             handle.write(data)
             handle.flush()
-            done = subprocess.run(
-                [sys.executable, "-m", "benchmarks.hostile_inputs", "--child-video", handle.name],
-                cwd=ROOT,
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-        cost = json.loads(done.stdout.strip().splitlines()[-1])
+            cost = _child("--child-video", handle.name, module="benchmarks.hostile_inputs")
         print(
             f"| {name} | {len(data):,} | {cost['open'][0]:.0f} | {cost['first_frame'][0]:.0f} | "
             f"{cost['sampler'][0]:.0f} ({cost['sampler'][1]}) |"
         )
 
-    if args.no_layouts:
-        return
+
+def print_layouts() -> None:
     print(
         "\nDecode memory, model (EncodedImage.decode_bytes, what MEAA_MAX_DECODE_BYTES is checked against) vs "
         "peak RSS growth of the decode, photo-like images\n"

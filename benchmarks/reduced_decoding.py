@@ -13,7 +13,7 @@
 4. With ``--jaffe``: every jaffe_dev photo (256x256) is decoded at full size (reduction 1) and
    ``analyze(png_bytes)`` gives exactly ``analyze(array)``: the end-to-end accuracy cannot change.
 
-Images are scikit-image's astronaut frames from ``tests.support.sample_faces``, upscaled (bicubic) and encoded as
+Images are scikit-image's astronaut frames from ``devkit.sample_faces``, upscaled (bicubic) and encoded as
 JPEG quality 90. Peak RSS uses Linux's per-process peak reset (``/proc/self/clear_refs``).
 """
 
@@ -46,8 +46,8 @@ SIZES = [
 def make_jpeg(width: int, height: int, kind: str) -> bytes:
     import cv2
 
-    from tests.support.images import encode
-    from tests.support.sample_faces import astronaut_bgr, group_frame, one_face_frame
+    from devkit.images import encode
+    from devkit.sample_faces import astronaut_bgr, group_frame, one_face_frame
 
     if kind == "one":
         base = one_face_frame(640, 480)
@@ -145,11 +145,11 @@ def crop_rule() -> list[tuple[float, float, float, float, int, int]]:
     """(low, high, median, p90, max of the largest mood difference, faces, faces with the same mood)."""
     import cv2
 
+    from devkit.images import encode
+    from devkit.sample_faces import astronaut_bgr, group_frame
     from meaa.cropping import crop_faces
     from meaa.decoding import EncodedImage
     from meaa.pipeline import MoodEstimator
-    from tests.support.images import encode
-    from tests.support.sample_faces import astronaut_bgr, group_frame
 
     estimator = MoodEstimator()
     engine = estimator._engine

@@ -16,9 +16,9 @@ import os
 import cv2
 from fastapi.testclient import TestClient
 
+from devkit.sample_faces import astronaut_bgr
 from meaa.config import Settings
 from meaa_api.app import create_app
-from tests.support.sample_faces import astronaut_bgr
 
 
 def main() -> None:

@@ -56,11 +56,11 @@ def run_handler(handler_path: str, event_path: str, function_name: str) -> dict[
 def check_layer(face_path: str) -> dict[str, Any]:
     """Every ONNX model opens, the cascade runs on a real face, OpenCV's FFmpeg writes and reads an mp4."""
     import cv2
-    import meaa_aws.clients
-    import meaa_aws.observability  # noqa: F401 - Powertools, as both functions import it
     import numpy
     import onnxruntime
 
+    import meaa_aws.clients
+    import meaa_aws.observability  # noqa: F401 - Powertools, as both functions import it
     from meaa import MoodEstimator
     from meaa.config import Settings
 

@@ -135,7 +135,7 @@ def _from_artifacts(origins: dict[str, str], roots: list[Path], names: tuple[str
 
 
 def _face_jpeg(directory: Path) -> Path:
-    from tests.support.aws import face_jpeg
+    from devkit.aws import face_jpeg
 
     path = directory / "face.jpg"
     path.write_bytes(face_jpeg())
@@ -154,7 +154,7 @@ def check_layer(artifacts: dict[str, BuiltArtifact], runtime: Path, scratch: Pat
 
 
 def _function_env(logical_id: str, extra: dict[str, str]) -> dict[str, str]:
-    from tests.support.lambda_loader import function_spec
+    from devkit.lambda_loader import function_spec
 
     return {**function_spec(logical_id).environment, **extra}
 
@@ -162,7 +162,7 @@ def _function_env(logical_id: str, extra: dict[str, str]) -> dict[str, str]:
 def check_batch(artifacts: dict[str, BuiltArtifact], runtime: Path, scratch: Path, report: SmokeReport) -> None:
     import boto3
 
-    from tests.support.aws import (
+    from devkit.aws import (
         all_items,
         create_drop_bucket_and_tables,
         event_for,

@@ -65,7 +65,7 @@ def _predict_one(estimator, path: str, annotate_dir: str | None) -> dict:
     if path.lower().endswith(VIDEO_EXTENSIONS):
         from meaa.video_scoring import score_video
 
-        return score_video(estimator, path, estimator.settings.batch).attributes()
+        return score_video(estimator, path, estimator.settings.video_scoring).attributes()
     with open(path, "rb") as handle:
         data = handle.read()
     analysis = estimator.analyze(data)

@@ -1,7 +1,8 @@
 """The one settings object of the service, read once from ``MEAA_*`` environment variables.
 
-``Settings`` holds the core's knobs (decoding caps, detection, crop, mood model) and one nested part per
-component that needs its own (``api``, ``batch``, ``store``). Every field names its environment variable
+``Settings`` holds the core's knobs (crop, mood model, and its parts: decoding caps, video caps, video scoring,
+detection, quality) and one nested part per deployed component that needs its own (``api``, ``batch``,
+``store``); the core reads none of the latter. Every field names its environment variable
 and says what it is for in its metadata; ``Settings.from_env()`` reads them all in one place, the README's
 configuration table is generated from the same metadata (``settings_table()``), and components are given
 their part (``MTCNNDetector(settings.detection, ...)``) instead of carrying defaults of their own.
@@ -150,11 +151,9 @@ class VideoSettings:
 @dataclass(frozen=True)
 class QualitySettings:
     """The face quality gate (``meaa.quality``): a face failing any threshold is marked unreliable, with the
-    reasons, and the answer's top-level mood skips it. The defaults were fitted on degraded photos by
-    ``model_build/quality_gate.py`` for the default mood model ``mini_xception_w2_kd`` (jaffe_dev through the
-    pipeline, each subject scored by its fold model, pooled with fer2013_val's even crops;
-    ``model_build/runs/quality_gate.json``, which a test keeps equal); a setting at its loosest value (0, 1 or
-    180) turns that check off."""
+    reasons, and the answer's top-level mood skips it. Defaults: fitted by ``model_build/quality_gate.py`` for
+    the default mood model (how: MODEL_CARD.md; a test keeps them equal to ``model_build/runs/quality_gate.json``);
+    a setting at its loosest value (0, 1 or 180) turns that check off."""
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
@@ -173,8 +172,7 @@ class QualitySettings:
     max_outside_fraction: float = setting(
         0.514, "MEAA_QUALITY_MAX_OUTSIDE_FRACTION", "Out of frame above this share of the face square outside the image"
     )
-    # Yaw and pitch come from the five landmarks of a flat photo warped in perspective (a proxy: see MODEL_CARD);
-    # the fit turned the yaw check on and the pitch check off.
+    # Yaw and pitch: a coarse proxy from five landmarks (MODEL_CARD.md).
     max_yaw: float = setting(15.6, "MEAA_QUALITY_MAX_YAW", "Turned when |yaw| exceeds this (degrees)")
     max_pitch: float = setting(180.0, "MEAA_QUALITY_MAX_PITCH", "Turned when |pitch| exceeds this (degrees; 180 = off)")
     max_roll: float = setting(27.8, "MEAA_QUALITY_MAX_ROLL", "Tilted when |roll| (in-plane) exceeds this (degrees)")
@@ -210,21 +208,28 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
-class BatchSettings:
-    """The S3 -> DynamoDB batch function (``meaa_batch``)."""
+class VideoScoringSettings:
+    """How a video is scored (``meaa.video_scoring.score_video``, ``MoodEstimator.analyze_frames``): which
+    frames, how often faces are detected afresh, and how much of the summary is kept."""
 
-    incoming_prefix: str = setting("incoming/", "MEAA_INCOMING_PREFIX", "Only keys under this prefix are scored")
-    video_sample_fps: float = setting(2.0, "MEAA_VIDEO_SAMPLE_FPS", "Frames per second of video that are scored")
-    max_object_bytes: int = setting(200_000_000, "MEAA_MAX_OBJECT_BYTES", "Larger objects get a failure item")
-    max_video_frames: int = setting(1800, "MEAA_MAX_VIDEO_FRAMES", "Most sampled frames scored per video")
+    sample_fps: float = setting(2.0, "MEAA_VIDEO_SAMPLE_FPS", "Frames per second of video that are scored")
+    max_frames: int = setting(1800, "MEAA_MAX_VIDEO_FRAMES", "Most sampled frames scored per video")
     # Between full detections a video's faces are followed from the previous sampled frame (R-Net + O-Net
     # around the last boxes, no P-Net pyramid): about a third of a full detection's cost (README, speed).
-    video_redetect_every: int = setting(
+    redetect_every: int = setting(
         5, "MEAA_VIDEO_REDETECT_EVERY", "Full face detection on every n-th sampled video frame (1 = every frame)"
     )
     max_timeline_segments: int = setting(
         2000, "MEAA_MAX_TIMELINE_SEGMENTS", "Most mood segments kept in a video's summary item"
     )
+
+
+@dataclass(frozen=True)
+class BatchSettings:
+    """The S3 -> DynamoDB batch function (``meaa_batch``)."""
+
+    incoming_prefix: str = setting("incoming/", "MEAA_INCOMING_PREFIX", "Only keys under this prefix are scored")
+    max_object_bytes: int = setting(200_000_000, "MEAA_MAX_OBJECT_BYTES", "Larger objects get a failure item")
     time_reserve_ms: int = setting(
         20_000, "MEAA_TIME_RESERVE_MS", "Stop sampling a video when less than this is left of the invocation"
     )
@@ -268,6 +273,7 @@ class Settings:
     models_dir: str = setting(MODELS_DIR, "MEAA_MODELS_DIR", "Folder with the ONNX models and manifest.json")
     decoding: DecodeSettings = field(default_factory=DecodeSettings)
     video: VideoSettings = field(default_factory=VideoSettings)
+    video_scoring: VideoScoringSettings = field(default_factory=VideoScoringSettings)
     detection: DetectionSettings = field(default_factory=DetectionSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     api: ApiSettings = field(default_factory=ApiSettings)
@@ -281,6 +287,16 @@ class Settings:
         Raises ``SettingsError`` naming the variable when one cannot be read.
         """
         return _read(cls, os.environ if environ is None else environ)
+
+    @property
+    def max_upload_image_bytes(self) -> int:
+        """The largest image an API upload may carry: the upload cap, or the decoder's if that is lower."""
+        return min(self.api.max_upload_bytes, self.decoding.max_image_bytes)
+
+    @property
+    def max_batch_image_bytes(self) -> int:
+        """The largest image object the batch function scores: its object cap, or the decoder's if lower."""
+        return min(self.batch.max_object_bytes, self.decoding.max_image_bytes)
 
 
 def iter_settings(cls: type = Settings, prefix: str = "") -> Iterator[tuple[str, Any, dict[str, Any]]]:

@@ -31,11 +31,8 @@ from meaa.onnx_model import OnnxModel
 
 _PNET_STRIDE = 2
 _PNET_CELL = 12
-# R-Net/O-Net run on the crops in batches of at most this many. Outputs do not depend on the batch split
-# (each image is computed alone), but the activations onnxruntime allocates, and the time, do. Two sweeps
-# on a shared machine (`python -m benchmarks.bench_pipeline --stage-batches 8 16 32 1000`): the 1280x720
-# crowd (179 R-Net, 58 O-Net crops) took 95-127 CPU ms at 8, 98-120 at 16, 112-146 at 32 and 128-170 in
-# one batch; peak RSS 121-124, 137-141, 148-150 and 167-169 MB. 8 is as fast as 16 and the leanest.
+# R-Net/O-Net crops per batch: outputs do not depend on the split, memory and time do; 8 was as fast as
+# larger batches and the leanest (`python -m benchmarks.bench_pipeline --stage-batches 8 16 32 1000`).
 _STAGE_BATCH = 8
 # Tracking proposals around each previous face, as fractions of its side (x1, y1, x2, y2 offsets): the box
 # itself, shifted by a quarter side each way, and 20 % larger and smaller. R-Net sorts them out, as it

@@ -13,7 +13,7 @@ def make_session_options(threads: int) -> ort.SessionOptions:
 
     Spinning threads burn the CPU that Lambda bills for while a request waits on I/O. Memory patterns
     are cached per input shape, and P-Net sees a new shape at every pyramid level of every frame size:
-    without them peak RSS drops from 232 to 180 MB over the benchmark frames at the same speed.
+    without them peak RSS is lower at the same speed (``make bench``).
     """
     options = ort.SessionOptions()
     options.intra_op_num_threads = max(1, int(threads))

@@ -31,10 +31,8 @@ _ENGINES: dict[_EngineKey, _Engine] = {}
 _ENGINES_LOCK = threading.Lock()
 
 # A face is cropped from a reduced-size decode when its side there is at least this many times the mood
-# model's input. `python -m benchmarks.reduced_decoding` (table 3): from 1.25x up, the largest mood
-# difference against a full-size crop was 0.030 (136 faces, all with the same mood), less than moving the
-# box by 2% of its side changes a full-size crop's moods; below 0.5x it reached 0.64 and 2 of 18 faces
-# changed mood. Smaller faces are cropped from a finer decode.
+# model's input, where its moods match a full-size crop's within box jitter; smaller faces are cropped from a
+# finer decode (`python -m benchmarks.reduced_decoding`, table 3; README, "Large JPEGs").
 _CROP_MIN_SIDE_PER_INPUT = 1.25
 
 
@@ -129,10 +127,10 @@ class MoodEstimator:
         whenever a followed face is lost, and on every frame while there is none to follow, so a new face
         shows up at the next full detection at the latest. ``timings_ms`` says which ran: ``track``,
         ``detect``, or both when tracking lost a face. ``redetect_every`` defaults to the settings'
-        ``batch.video_redetect_every`` (``MEAA_VIDEO_REDETECT_EVERY``).
+        ``video_scoring.redetect_every`` (``MEAA_VIDEO_REDETECT_EVERY``).
         """
         if redetect_every is None:
-            redetect_every = self.settings.batch.video_redetect_every
+            redetect_every = self.settings.video_scoring.redetect_every
         if redetect_every < 1:
             raise InvalidInput(f"redetect_every must be at least 1; got {redetect_every}")
         engine = self._engine

@@ -31,13 +31,9 @@ QUALITY_CROP_SIZE = 48
 
 
 # --- head pose from five landmarks -------------------------------------------------------------------
-# A generic adult face (rounded anthropometric averages, millimetres; x to the picture's right, y down, z
-# towards the camera): eye centres at (+-EYE_HALF_DISTANCE, 0, 0); the nose tip at (0, EYES_TO_NOSE,
-# NOSE_DEPTH); the mouth corners' midpoint at (0, EYES_TO_NOSE + NOSE_TO_MOUTH, 0).
-# Interpupillary distance is about 62 mm; the nose tip sits about 32 mm below the eye line and 25 mm
-# above the mouth corners' line, and protrudes about 22 mm in front of the eyes (its distance to the
-# cornea in profile). Faces differ from it by 10-15 % in each, and MTCNN's nose point wanders by a few
-# pixels: yaw and pitch are coarse (about +-10 degrees on frontal faces), roll is as good as the eyes.
+# A generic adult face (rounded anthropometric averages, mm; x to the picture's right, y down, z towards the
+# camera): eyes at (+-EYE_HALF_DISTANCE, 0, 0), nose tip at (0, EYES_TO_NOSE, NOSE_DEPTH), mouth corners'
+# midpoint at (0, EYES_TO_NOSE + NOSE_TO_MOUTH, 0). Real faces differ by 10-15 %, so yaw and pitch are coarse.
 EYE_HALF_DISTANCE = 31.0
 EYES_TO_NOSE = 32.0
 NOSE_TO_MOUTH = 25.0
@@ -220,11 +216,9 @@ def measure_face(
 def _gray_patch(region: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """``region`` (BGR or gray) as a gray patch of ``size`` (w, h), averaged when shrinking (no aliasing).
 
-    INTER_AREA at a fractional factor reads every source pixel through a slow generic path (measured
-    about 2 ms for a 500 px face on this project's 2-core host, against 0.4 ms for the two steps below);
-    at an exact integer factor OpenCV has a fast one. So: INTER_LINEAR to an integer multiple k <= 4 of
-    the size (a factor under 2 for faces up to 5 x 48 = 240 px, where linear does not alias; larger faces
-    skip some pixels in that step), then INTER_AREA by exactly k.
+    INTER_AREA is slow at a fractional factor and fast at an integer one (``benchmarks/bench_quality.py``), so:
+    INTER_LINEAR to an integer multiple k <= 4 of the size (a factor under 2 up to 240 px faces, where linear
+    does not alias), then INTER_AREA by exactly k.
     """
     factor = min(4, int(min(region.shape[1] / size[0], region.shape[0] / size[1])))
     if factor >= 2:

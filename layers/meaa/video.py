@@ -1,28 +1,12 @@
 """Sample frames of a video file at a fixed rate with OpenCV (FFmpeg backend, from Lambda's /tmp), within caps.
 
-Each sampled frame is a BGR uint8 array for ``MoodEstimator.analyze``. Before anything is decoded:
-
-- the container is sniffed: MP4/MOV (ISO media) or AVI; anything else is ``InvalidVideo`` (or
-  ``UnsupportedFormat`` for a recognised one, such as Matroska/WebM). FFmpeg is then told which demuxer to
-  use and may read nothing but this file (``input_format``, ``protocol_whitelist=file``), so a playlist or a
-  reference to another file or URL inside the bytes is never followed;
-- the frame size each video track declares (AVI ``avih``/``strf``, ISO ``stsd``) is checked against
-  ``VideoSettings.max_frame_pixels``, because opening the file with FFmpeg already decodes a frame for some
-  codecs (an 8000x8000 MPEG-4 frame took 46 MB before any size could be read);
-- after opening, the size FFmpeg found in the codec's own headers is checked again (a container can
-  understate it: an AVI declaring 64x48 whose MJPEG frame is 16000x16000 decoded it at 1.7 GB);
-- for Motion JPEG, where every frame is a JPEG that carries its own size, each packet is read (demuxing
-  only) and its JPEG header checked like an image's (``meaa.decoding``: pixels, scans, data present) before
-  any frame is decoded.
-
-While sampling, every decoded frame must keep the first frame's size, the number of decoded frames is
-capped (``max_decoded_frames``; sampling stops there and ``truncated_by`` says so), and frame times come
-from the decoded frames' timestamps, as does ``duration_ms`` -- not from the container's frame count or
-rate (a 2 s clip declaring 2**31-1 frames is 2 s long). FFmpeg decodes with one thread (its frame threads
-would each hold reference frames).
-
-Residual: for inter-frame codecs (H.264, HEVC, MPEG-4) a frame size change in the middle of the stream
-is only seen when the larger frame is decoded, so one such frame can be decoded before the video is refused.
+Each sampled frame is a BGR uint8 array for ``MoodEstimator.analyze``. Before anything is decoded the
+container is sniffed (MP4/MOV or AVI; FFmpeg is told the demuxer and may read nothing but this file), and
+frame sizes are checked where they are declared (container, then codec headers), because opening a file
+already decodes a frame for some codecs; Motion JPEG frames' own headers are checked like images, with the
+operator's ``DecodeSettings``. While sampling, frames keep the first one's size, decoded frames are capped
+(``truncated_by`` says so), and times come from decoded timestamps, not the container's count or rate.
+What each check stops, measured: README, "Videos" (``python -m benchmarks.hostile_inputs``).
 """
 
 from __future__ import annotations
@@ -79,15 +63,17 @@ class VideoSampler:
     Decoding is sequential (``grab`` every frame, ``retrieve`` only the sampled ones) because seeking
     is unreliable across containers and codecs. Raises ``InvalidVideo`` (not a video, or no decodable
     frame), ``UnsupportedFormat`` (a container other than MP4/MOV/AVI) and ``ImageTooLarge`` (frames over
-    ``limits.max_frame_pixels``), at construction or while sampling.
+    ``limits.max_frame_pixels``, or Motion JPEG frames over ``frame_decoding``'s caps), at construction or
+    while sampling.
     """
 
-    def __init__(self, path: str, sample_fps: float, limits: VideoSettings) -> None:
+    def __init__(self, path: str, sample_fps: float, limits: VideoSettings, frame_decoding: DecodeSettings) -> None:
         if not sample_fps > 0:
             raise ValueError("sample_fps must be positive")
         self.path = path
         self.sample_fps = sample_fps
         self.limits = limits
+        self.frame_decoding = frame_decoding
         self.frames_decoded = 0
         self.truncated_by: str | None = None  # "max_decoded_frames" when sampling stopped at that cap
         self._last_time_ms: float | None = None
@@ -111,7 +97,7 @@ class VideoSampler:
                 height=height,
             )
             if _fourcc(capture) in _MJPEG_TAGS:
-                _check_mjpeg_packets(path, container, self.limits)
+                _check_mjpeg_packets(path, container, self.limits, self.frame_decoding)
         except BaseException:
             self._capture.release()
             raise
@@ -367,11 +353,12 @@ def _fourcc(capture: cv2.VideoCapture) -> str:
     return code.to_bytes(4, "little").decode("latin-1").strip().lower()
 
 
-def _check_mjpeg_packets(path: str, container: str, limits: VideoSettings) -> None:
-    """Every Motion JPEG frame's header, read by demuxing alone, passes the image checks at the frame cap."""
+def _check_mjpeg_packets(path: str, container: str, limits: VideoSettings, decoding: DecodeSettings) -> None:
+    """Every Motion JPEG frame's header, read by demuxing alone, passes the image checks (the operator's decode
+    caps) at the frame cap; a frame's bytes are bounded by the object's size, not by the image file cap."""
     from meaa.decoding import EncodedImage  # the image decoder's checks, applied to each frame
 
-    frame_limits = replace(DecodeSettings(), max_image_bytes=1 << 62, max_image_pixels=limits.max_frame_pixels)
+    frame_limits = replace(decoding, max_image_bytes=1 << 62, max_image_pixels=limits.max_frame_pixels)
     capture = _open_capture(path, container, packets_only=True)
     try:
         for _ in range(limits.max_decoded_frames):

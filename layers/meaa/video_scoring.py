@@ -1,7 +1,7 @@
 """A video -> its sampled frames' analyses and a summary: what the batch function stores and the CLI prints.
 
 ``score_video`` decodes the file with ``meaa.video.VideoSampler``, analyses the sampled frames with the
-estimator (``MoodEstimator.analyze_frames``: a full detection every ``video_redetect_every`` frames, the faces
+estimator (``MoodEstimator.analyze_frames``: a full detection every ``redetect_every`` frames, the faces
 followed in between), hands each frame's analysis to ``on_frame`` (the batch function writes it as a FRAME
 item) and adds it to a ``meaa.store.VideoSummary``. It stops at ``max_frames`` sampled frames, at ``deadline``
 (``time.monotonic()`` seconds) or where the sampler stops at its decoded-frame cap, and says which.
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from meaa.config import BatchSettings
+from meaa.config import VideoScoringSettings
 from meaa.pipeline import MoodEstimator
 from meaa.store import VideoSummary
 from meaa.video import SampledFrame, VideoSampler
@@ -58,15 +58,16 @@ class VideoScore:
 def score_video(
     estimator: MoodEstimator,
     path: str,
-    limits: BatchSettings,
+    scoring: VideoScoringSettings,
     deadline: float | None = None,
     on_frame: FrameCallback | None = None,
 ) -> VideoScore:
     """Analyse the sampled frames of the video at ``path``; raises ``InvalidVideo`` if it cannot be decoded."""
-    summary = VideoSummary(max_segments=limits.max_timeline_segments)
+    summary = VideoSummary(max_segments=scoring.max_timeline_segments)
     truncated_by: str | None = None
     model_version: str | None = None
-    with VideoSampler(path, limits.video_sample_fps, estimator.settings.video) as sampler:
+    caps = estimator.settings
+    with VideoSampler(path, scoring.sample_fps, caps.video, caps.decoding) as sampler:
         sampled: list[SampledFrame] = []
 
         def images() -> Iterator[np.ndarray]:
@@ -74,14 +75,14 @@ def score_video(
                 sampled.append(frame)
                 yield frame.image
 
-        for result in estimator.analyze_frames(images(), redetect_every=limits.video_redetect_every):
+        for result in estimator.analyze_frames(images(), redetect_every=scoring.redetect_every):
             frame = sampled.pop()
             analysis = result.to_dict()
             model_version = analysis["model_version"]
             if on_frame is not None:
                 on_frame(frame, analysis)
             summary.add(frame.time_ms, analysis)
-            if summary.frames_sampled >= limits.max_video_frames:
+            if summary.frames_sampled >= scoring.max_frames:
                 truncated_by = "max_video_frames"
             elif deadline is not None and time.monotonic() > deadline:
                 truncated_by = "time_limit"
@@ -93,7 +94,7 @@ def score_video(
             width=sampler.info.width,
             height=sampler.info.height,
             source_fps=sampler.info.fps,
-            sample_fps=limits.video_sample_fps,
+            sample_fps=scoring.sample_fps,
             duration_ms=sampler.duration_ms,
             frames_decoded=sampler.frames_decoded,
             truncated_by=truncated_by,

@@ -20,12 +20,12 @@ import numpy as np
 import pytest
 from skimage import data
 
+from devkit.aws import apply_environment, moto_environment, moto_server
+from devkit.sample_faces import one_face_frame
+from devkit.timeline_day import SUBJECT, faces_in, result_item, write_day
 from meaa.labels import MOODS
 from tests.browser.chromium import require_chromium
-from tests.support.aws import apply_environment, moto_environment, moto_server
-from tests.support.sample_faces import one_face_frame
 from tests.support.servers import STARTUP_WAIT_S, local_api_server
-from tests.support.timeline_day import SUBJECT, faces_in, result_item, write_day
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = Path(os.environ.get("MEAA_SCREENSHOT_DIR") or REPO_ROOT / "artifacts" / "screenshots")

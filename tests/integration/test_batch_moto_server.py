@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from tests.support.aws import (
+from devkit.aws import (
     BUCKET,
     all_items,
     apply_environment,
@@ -27,7 +27,7 @@ from tests.support.aws import (
     moto_server,
     put_object,
 )
-from tests.support.lambda_loader import lambda_context, load_handler
+from devkit.lambda_loader import lambda_context, load_handler
 
 SESSION_DIR = "incoming/subject-42/session 2026-11-26"
 

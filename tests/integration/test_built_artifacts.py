@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.layer_size import BUDGET_BYTES, check_budget
+from devkit.lambda_loader import REPO_ROOT, function_spec, load_template
 from infra import lambda_build, smoke_built
-from tests.support.lambda_loader import REPO_ROOT, function_spec, load_template
 
 BUILD_TIMEOUT_S = 1200  # a hung pip is a failure, not a measurement
 

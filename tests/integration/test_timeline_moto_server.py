@@ -1,6 +1,6 @@
 """The timeline read back through the API from results the batch handler wrote, all against moto's server.
 
-A day of real frames for two subjects goes through the batch handler (``tests.support.timeline_day``); the
+A day of real frames for two subjects goes through the batch handler (``devkit.timeline_day``); the
 API (imported the way Lambda imports it, served locally with ``MEAA_LOCAL=1``) answers the timeline.
 Checked: per-bucket counts against the RESULT items themselves, shares summing to 1, no item of one
 subject in the other's timeline, paging with a small page size, cursors that are refused.
@@ -19,9 +19,9 @@ from urllib.parse import quote
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.aws import apply_environment, moto_environment, moto_server
-from tests.support.lambda_loader import lambda_context, load_function_module
-from tests.support.timeline_day import (
+from devkit.aws import apply_environment, moto_environment, moto_server
+from devkit.lambda_loader import lambda_context, load_function_module
+from devkit.timeline_day import (
     DAY,
     OTHER_SUBJECT,
     OTHER_SUBJECT_MINUTE,

@@ -1,1 +1,1 @@
-"""Helpers shared by the tests, benchmarks and infra checks: Lambda loading, local servers, moto, images."""
+"""Helpers for the tests alone (what benchmarks and infra share with them is ``devkit``)."""

@@ -10,8 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 from moto import mock_aws
 
-from tests.support.aws import apply_environment, create_drop_bucket_and_tables, moto_environment
-from tests.support.lambda_loader import load_function_module
+from devkit.aws import apply_environment, create_drop_bucket_and_tables, moto_environment
+from devkit.lambda_loader import load_function_module
 
 
 @pytest.fixture(scope="module")

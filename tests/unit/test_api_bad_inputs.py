@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from skimage import data
 
-from tests.support.lambda_loader import lambda_context
+from devkit.lambda_loader import lambda_context
 
 UPLOAD = "/upload-meaa-image"
 MAX_IMAGE_BYTES = 4 * 1024 * 1024

@@ -15,8 +15,7 @@ from typing import Any
 import pytest
 from boto3.dynamodb.conditions import Key
 
-from meaa.labels import MOODS
-from tests.support.aws import (
+from devkit.aws import (
     BROKEN_RECORDS,
     BUCKET,
     TABLE,
@@ -27,7 +26,8 @@ from tests.support.aws import (
     no_face_jpeg,
     put_object,
 )
-from tests.support.lambda_loader import lambda_context, load_handler
+from devkit.lambda_loader import lambda_context, load_handler
+from meaa.labels import MOODS
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks import layer_size
+from devkit.lambda_loader import REPO_ROOT, load_template
 from infra import lambda_build
 from meaa_api.routers import docs
-from tests.support.lambda_loader import REPO_ROOT, load_template
 
 # The packages that ship (layer and functions): none may use what the build prunes.
 SHIPPED_CODE = (REPO_ROOT / "layers/meaa", REPO_ROOT / "layers/meaa_aws", *(REPO_ROOT / "functions").glob("*/meaa_*"))

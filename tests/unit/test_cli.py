@@ -11,8 +11,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from tests.support.images import encode
-from tests.support.sample_faces import astronaut_bgr, no_face_images
+from devkit.images import encode
+from devkit.sample_faces import astronaut_bgr, no_face_images
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,7 +74,7 @@ def test_human_readable_output(tmp_path: Path) -> None:
 
 
 def test_predict_summarises_a_video(tmp_path: Path) -> None:
-    from tests.support.aws import write_face_video
+    from devkit.aws import write_face_video
 
     clip = write_face_video(tmp_path / "clip.mp4")
     result = subprocess.run(

@@ -11,10 +11,7 @@ import numpy as np
 import pytest
 from skimage import data as skimage_data
 
-from meaa.config import DecodeSettings
-from meaa.decoding import EncodedImage, decode_image, read_image_header, read_image_size
-from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
-from tests.support.images import (
+from devkit.images import (
     UNSUPPORTED_SAMPLES,
     bmp_top_down,
     bmp_with_claimed_size,
@@ -32,6 +29,9 @@ from tests.support.images import (
     with_app1,
     with_exif_orientation,
 )
+from meaa.config import DecodeSettings
+from meaa.decoding import EncodedImage, decode_image, read_image_header, read_image_size
+from meaa.errors import ImageTooLarge, InvalidImage, InvalidInput, MeaaError, UnsupportedFormat
 
 MAX_BYTES = 20 * 1024 * 1024  # the service's defaults (meaa.config.Settings)
 MAX_PIXELS = 50_000_000
@@ -515,9 +515,9 @@ def test_only_jpeg_decodes_at_reduced_size() -> None:
     [(640, 480, 1), (1280, 720, 2), (1920, 1080, 2), (4000, 3000, 4), (7000, 7000, 8), (8000, 400, 2), (2560, 160, 1)],
 )
 def test_detection_reduction_keeps_the_long_side_and_the_smallest_face(width: int, height: int, reduction: int) -> None:
+    from devkit.hostile_inputs import flat_jpeg
     from meaa.config import DetectionSettings
     from meaa.pipeline import _detection_reduction
-    from tests.support.hostile_inputs import flat_jpeg
 
     encoded = EncodedImage.parse(flat_jpeg(width, height), DecodeSettings())
     assert _detection_reduction(encoded, DetectionSettings()) == reduction
@@ -535,8 +535,8 @@ def _same_faces(reduced, full, box_px: int, mood_diff: float) -> None:
 
 
 def test_a_1080p_jpeg_gives_the_faces_of_a_full_size_decode() -> None:
+    from devkit.sample_faces import one_face_frame
     from meaa import MoodEstimator
-    from tests.support.sample_faces import one_face_frame
 
     data = encode(cv2.resize(one_face_frame(640, 480), (1920, 1080), interpolation=cv2.INTER_CUBIC), ".jpg")
     estimator = MoodEstimator()
@@ -548,9 +548,9 @@ def test_a_1080p_jpeg_gives_the_faces_of_a_full_size_decode() -> None:
 def test_small_faces_are_cropped_from_a_finer_decode() -> None:
     """A 2560x1920 photo is detected at 1/4 size (640x480); a face of about 250 px is about 60 px there, under
     1.25x the mood model's 64 px input, so its crop comes from a 1/2-size decode."""
+    from devkit.sample_faces import astronaut_bgr
     from meaa import MoodEstimator
     from meaa.pipeline import _crop_source, _detection_reduction
-    from tests.support.sample_faces import astronaut_bgr
 
     canvas = np.full((1920, 2560, 3), 90, np.uint8)
     canvas[500:1400, 800:1700] = cv2.resize(astronaut_bgr(), (900, 900), interpolation=cv2.INTER_CUBIC)

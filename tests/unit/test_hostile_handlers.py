@@ -3,8 +3,8 @@ JSON error code (never a 5xx), through ASGI and through its Lambda entry point; 
 object the right outcome (a result or a failure item with the right code) and never raises; and no input takes
 either function's process over the 512 MB budget.
 
-Each function runs in its own child process (``tests.support.hostile_handlers``), the two at once; the inputs
-are those of ``tests.support.hostile_inputs`` (every image through the API's ASGI app, every fourth also through
+Each function runs in its own child process (``devkit.hostile_handlers``), the two at once; the inputs
+are those of ``devkit.hostile_inputs`` (every image through the API's ASGI app, every fourth also through
 its Lambda entry point; every other image and every video through the batch handler on moto).
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hostile_handlers import expected_batch_outcomes, expected_status
-from tests.support.hostile_inputs import BUDGET_RSS_MB, catalogue
+from devkit.hostile_handlers import expected_batch_outcomes, expected_status
+from devkit.hostile_inputs import BUDGET_RSS_MB, catalogue
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ITEMS = {(item.category, item.name): item for item in catalogue()}
@@ -29,7 +29,7 @@ ITEMS = {(item.category, item.name): item for item in catalogue()}
 def _children() -> dict[str, subprocess.Popen]:
     return {
         name: subprocess.Popen(
-            [sys.executable, "-m", "tests.support.hostile_handlers", f"--{name}"],
+            [sys.executable, "-m", "devkit.hostile_handlers", f"--{name}"],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

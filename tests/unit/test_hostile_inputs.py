@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.hostile_inputs import (
+from devkit.hostile_inputs import (
     BUDGET_RSS_MB,
     LAMBDA_BASELINE_MB,
     HostileInput,
@@ -48,7 +48,7 @@ def _children() -> dict[str, subprocess.Popen]:
     commands["layouts"] = ["--layouts"]
     return {
         name: subprocess.Popen(
-            [sys.executable, "-m", "tests.support.hostile_inputs", *arguments],
+            [sys.executable, "-m", "devkit.hostile_inputs", *arguments],
             cwd=REPO_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -1,7 +1,7 @@
 """The Lambda entry points emit CloudWatch embedded-metric-format (EMF) documents and correlated JSON logs.
 
 Both handlers are invoked the way Lambda invokes them (template.yaml's Handler and CodeUri, through
-``tests.support.lambda_loader``): the API handler with the sample API Gateway events in ``events/``, the batch
+``devkit.lambda_loader``): the API handler with the sample API Gateway events in ``events/``, the batch
 handler on moto's in-process S3 and DynamoDB. An EMF document is a JSON line on stdout whose
 ``_aws.CloudWatchMetrics`` declares the namespace, the dimension sets and the metrics; CloudWatch Logs turns
 each declared name's value in the same document into a metric. No AWS is needed and nothing is mocked but AWS.
@@ -21,8 +21,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from meaa.labels import MOODS
-from tests.support.aws import (
+from devkit.aws import (
     EVENTS_DIR,
     all_items,
     apply_environment,
@@ -33,7 +32,8 @@ from tests.support.aws import (
     moto_environment,
     put_object,
 )
-from tests.support.lambda_loader import lambda_context, load_handler
+from devkit.lambda_loader import lambda_context, load_handler
+from meaa.labels import MOODS
 
 NAMESPACE = "MEAA"
 

@@ -6,11 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
+from devkit.images import encode, with_exif_orientation
+from devkit.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 from meaa import MOODS, InvalidInput, MoodEstimator
 from meaa.config import DetectionSettings, Settings
 from meaa.errors import MeaaError
-from tests.support.images import encode, with_exif_orientation
-from tests.support.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
 # Where the astronaut's face is in the 512x512 original (eyebrows to chin, ear to ear): a reviewer's box.
 ASTRONAUT_FACE = (180, 60, 90, 115)

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
+from devkit.sample_faces import astronaut_bgr, group_frame, one_face_frame
 from meaa import MoodEstimator
 from meaa.config import QualitySettings, Settings
 from meaa.quality import (
@@ -29,7 +30,6 @@ from meaa.quality import (
     unreliable_reasons,
 )
 from meaa.results import Analysis, Face
-from tests.support.sample_faces import astronaut_bgr, group_frame, one_face_frame
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GATE_RUN = REPO_ROOT / "model_build" / "runs" / "quality_gate.json"

@@ -35,7 +35,7 @@ def test_from_env_reads_every_part_once_and_keeps_defaults_for_unset_or_empty() 
     assert settings.detection.thresholds == (0.5, 0.6, 0.95)
     assert settings.detection.min_face_px == DetectionSettings().min_face_px
     assert settings.api.try_it_page and settings.api.results_routes
-    assert settings.batch.video_sample_fps == 5.0 and settings.store.table_name == "results"
+    assert settings.video_scoring.sample_fps == 5.0 and settings.store.table_name == "results"
     assert Settings.from_env({}) == Settings()
 
 

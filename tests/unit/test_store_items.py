@@ -8,9 +8,9 @@ from decimal import Decimal
 import numpy as np
 import pytest
 
+from devkit.aws import BROKEN_RECORDS
 from meaa import store
 from meaa_batch.events import MalformedRecord, SkippedRecord, parse_record, records_of
-from tests.support.aws import BROKEN_RECORDS
 
 
 def _record(key: str, **object_fields) -> dict:

@@ -1,4 +1,5 @@
-"""``meaa.store``'s reading side: the timeline's parameters, cursors and bucketing, and the one Query per page.
+"""``meaa.store``'s reading side (bucketing, the one Query per page) and the API's side of it in ``meaa_api.query``
+(the timeline's parameters, cursors and answers).
 
 DynamoDB is stood in for by a table object that records the Query and answers with items shaped like
 the batch function's (the integration test does the same against moto's server with real items).
@@ -15,13 +16,8 @@ from typing import Any
 import pytest
 
 from meaa import store
-
-UTC = UTC
-
-
-@pytest.fixture(scope="module")
-def timeline():
-    return store
+from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound
+from meaa_api import query
 
 
 class RecordingTable:
@@ -48,40 +44,40 @@ def image_item(created: str, moods: list[str], subject: str = "s-1") -> dict[str
 
 
 @pytest.mark.parametrize("text, minutes", [("1m", 1), ("5m", 5), ("90m", 90), ("1h", 60), ("6h", 360), ("1d", 1440)])
-def test_bucket_sizes(timeline, text: str, minutes: int) -> None:
-    assert timeline.parse_bucket(text) == timedelta(minutes=minutes)
+def test_bucket_sizes(text: str, minutes: int) -> None:
+    assert query.parse_bucket(text) == timedelta(minutes=minutes)
 
 
 @pytest.mark.parametrize("text", ["", "0m", "30s", "2d", "1w", "5", "m5", "05m", "1.5h", "25h", " 5m"])
-def test_bad_bucket_sizes(timeline, text: str) -> None:
-    with pytest.raises(timeline.InvalidQuery):
-        timeline.parse_bucket(text)
+def test_bad_bucket_sizes(text: str) -> None:
+    with pytest.raises(InvalidQuery):
+        query.parse_bucket(text)
 
 
-def test_times_are_iso_8601_and_utc(timeline) -> None:
-    assert timeline.parse_time("2026-11-25T08:00:00Z", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
-    assert timeline.parse_time("2026-11-25T09:30:00+01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
-    assert timeline.parse_time("2026-11-25", "from") == datetime(2026, 11, 25, tzinfo=UTC)
+def test_times_are_iso_8601_and_utc() -> None:
+    assert query.parse_time("2026-11-25T08:00:00Z", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert query.parse_time("2026-11-25T09:30:00+01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert query.parse_time("2026-11-25", "from") == datetime(2026, 11, 25, tzinfo=UTC)
     # "?from=2026-11-25T09:30:00+01:30" typed into a URL: the query decodes "+" as a space.
-    assert timeline.parse_time("2026-11-25T09:30:00 01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
-    assert timeline.iso_z(datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)) == "2026-11-25T08:00:00.123Z"
+    assert query.parse_time("2026-11-25T09:30:00 01:30", "from") == datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert store.iso_z(datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)) == "2026-11-25T08:00:00.123Z"
     for text in ("yesterday", "25/11/2026", "2026-13-01", "1795672800"):
-        with pytest.raises(timeline.InvalidQuery):
-            timeline.parse_time(text, "from")
+        with pytest.raises(InvalidQuery):
+            query.parse_time(text, "from")
 
 
-def test_time_range_defaults_and_limits(timeline) -> None:
+def test_time_range_defaults_and_limits() -> None:
     now = datetime(2026, 11, 26, 12, tzinfo=UTC)
-    default = timeline.TimeRange.from_params(None, None, "1h", now=now)
+    default = query.parse_time_range(None, None, "1h", now=now)
     assert (default.start, default.end) == (now - timedelta(days=1), now)
-    with pytest.raises(timeline.InvalidQuery, match="before"):
-        timeline.TimeRange.from_params("2026-11-26", "2026-11-26", "1h")
-    with pytest.raises(timeline.InvalidQuery, match="buckets"):
-        timeline.TimeRange.from_params("2026-01-01", "2026-03-01", "5m")
-    assert timeline.TimeRange.from_params("2026-01-01", "2026-01-08", "1m")  # a week of minutes fits
+    with pytest.raises(InvalidQuery, match="before"):
+        query.parse_time_range("2026-11-26", "2026-11-26", "1h")
+    with pytest.raises(InvalidQuery, match="buckets"):
+        query.parse_time_range("2026-01-01", "2026-03-01", "5m")
+    assert query.parse_time_range("2026-01-01", "2026-01-08", "1m")  # a week of minutes fits
 
 
-def test_cursor_round_trip_and_refusals(timeline) -> None:
+def test_cursor_round_trip_and_refusals() -> None:
     key = {
         "pk": "OBJECT#b/incoming/s-1/x/a.jpg",
         "sk": "REV#e#RESULT",
@@ -89,10 +85,10 @@ def test_cursor_round_trip_and_refusals(timeline) -> None:
         "subject_time": "2026-11-25T08:00:00.000Z#k",
     }
     required = ("pk", "sk", "subject", "subject_time")
-    cursor = timeline.encode_cursor(key)
+    cursor = query.encode_cursor(key)
     assert "=" not in cursor and "+" not in cursor and "/" not in cursor  # URL-safe as it is
-    assert timeline.decode_cursor(cursor, {"subject": "s-1"}, required) == key
-    assert timeline.encode_cursor(None) is None and timeline.encode_cursor({}) is None
+    assert query.decode_cursor(cursor, {"subject": "s-1"}, required) == key
+    assert query.encode_cursor(None) is None and query.encode_cursor({}) is None
 
     def b64(text: str) -> str:
         return base64.urlsafe_b64encode(text.encode()).decode()
@@ -108,16 +104,16 @@ def test_cursor_round_trip_and_refusals(timeline) -> None:
         cursor + "A" * 5000,
     ]
     for cursor_text in bad:
-        with pytest.raises(timeline.InvalidCursor):
-            timeline.decode_cursor(cursor_text, {"subject": "s-1"}, required)
-    with pytest.raises(timeline.InvalidCursor, match="another"):
-        timeline.decode_cursor(cursor, {"subject": "s-10"}, required)
+        with pytest.raises(InvalidCursor):
+            query.decode_cursor(cursor_text, {"subject": "s-1"}, required)
+    with pytest.raises(InvalidCursor, match="another"):
+        query.decode_cursor(cursor, {"subject": "s-10"}, required)
 
 
-def test_one_query_on_the_subject_index_with_time_bounds(timeline) -> None:
+def test_one_query_on_the_subject_index_with_time_bounds() -> None:
     table = RecordingTable({"Items": [], "LastEvaluatedKey": None})
-    time_range = timeline.TimeRange.from_params("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z", "1h")
-    timeline.subject_timeline(table, "s-1", time_range, 50, None)
+    time_range = query.parse_time_range("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z", "1h")
+    query.subject_moods(table, "s-1", time_range, 50, None)
     (request,) = table.requests
     assert request["IndexName"] == "BySubject" and request["Limit"] == 50
     values = request["ExpressionAttributeValues"]
@@ -125,7 +121,7 @@ def test_one_query_on_the_subject_index_with_time_bounds(timeline) -> None:
     assert "BETWEEN" in request["KeyConditionExpression"] and "ExclusiveStartKey" not in request
 
 
-def test_buckets_count_faces_by_mood_and_leave_out_empty_ones(timeline) -> None:
+def test_buckets_count_faces_by_mood_and_leave_out_empty_ones() -> None:
     items = [
         image_item("2026-11-25T08:05:00.000Z", ["positive", "positive", "negative"]),
         image_item("2026-11-25T08:50:00.000Z", []),
@@ -150,8 +146,8 @@ def test_buckets_count_faces_by_mood_and_leave_out_empty_ones(timeline) -> None:
     ]
     last_key = {"pk": "p", "sk": "s", "subject": "s-1", "subject_time": "2026-11-25T11:00:00.000Z#k"}
     table = RecordingTable({"Items": items, "LastEvaluatedKey": last_key})
-    time_range = timeline.TimeRange.from_params("2026-11-25T08:00:00Z", "2026-11-25T12:00:00Z", "1h")
-    answer = timeline.subject_timeline(table, "s-1", time_range, 500, None)
+    time_range = query.parse_time_range("2026-11-25T08:00:00Z", "2026-11-25T12:00:00Z", "1h")
+    answer = query.subject_moods(table, "s-1", time_range, 500, None)
 
     first, second = answer["buckets"]
     assert first["start"] == "2026-11-25T08:00:00.000Z" and first["end"] == "2026-11-25T09:00:00.000Z"
@@ -161,31 +157,31 @@ def test_buckets_count_faces_by_mood_and_leave_out_empty_ones(timeline) -> None:
     assert second["start"] == "2026-11-25T10:00:00.000Z" and second["face_count"] == 4
     assert second["mood_counts"] == {"positive": 3, "negative": 0, "neutral": 1, "other": 0}
     assert answer["items_read"] == 5 and answer["bucket_seconds"] == 3600
-    assert timeline.decode_cursor(answer["next_cursor"], {"subject": "s-1"}, tuple(last_key)) == last_key
+    assert query.decode_cursor(answer["next_cursor"], {"subject": "s-1"}, tuple(last_key)) == last_key
 
     # The cursor goes back to DynamoDB as ExclusiveStartKey.
     follow = RecordingTable({"Items": []})
-    timeline.subject_timeline(follow, "s-1", time_range, 500, answer["next_cursor"])
+    query.subject_moods(follow, "s-1", time_range, 500, answer["next_cursor"])
     assert follow.requests[0]["ExclusiveStartKey"] == last_key
 
 
-def test_a_cursor_outside_the_range_is_refused(timeline) -> None:
+def test_a_cursor_outside_the_range_is_refused() -> None:
     key = {"pk": "p", "sk": "s", "subject": "s-1", "subject_time": "2026-11-20T00:00:00.000Z#k"}
-    time_range = timeline.TimeRange.from_params("2026-11-25", "2026-11-26", "1h")
+    time_range = query.parse_time_range("2026-11-25", "2026-11-26", "1h")
     table = RecordingTable()
-    with pytest.raises(timeline.InvalidCursor):
-        timeline.subject_timeline(table, "s-1", time_range, 10, timeline.encode_cursor(key))
+    with pytest.raises(InvalidCursor):
+        query.subject_moods(table, "s-1", time_range, 10, query.encode_cursor(key))
     assert table.requests == []  # refused before DynamoDB is asked
 
 
-def test_ties_go_to_the_first_mood_and_no_face_means_no_dominant_mood(timeline) -> None:
-    bucket = timeline.Bucket(datetime(2026, 11, 25, tzinfo=UTC))
+def test_ties_go_to_the_first_mood_and_no_face_means_no_dominant_mood() -> None:
+    bucket = store.Bucket(datetime(2026, 11, 25, tzinfo=UTC))
     assert bucket.to_dict(timedelta(hours=1))["dominant_mood"] is None
     bucket.add(image_item("2026-11-25T00:01:00.000Z", ["neutral", "negative"]))
     assert bucket.to_dict(timedelta(hours=1))["dominant_mood"] == "negative"
 
 
-def test_object_items_query_the_partition_and_convert_decimals(timeline) -> None:
+def test_object_items_query_the_partition_and_convert_decimals() -> None:
     item = {
         "pk": "OBJECT#drop/incoming/s-1/x/a.jpg",
         "sk": "REV#e#RESULT",
@@ -193,26 +189,26 @@ def test_object_items_query_the_partition_and_convert_decimals(timeline) -> None
         "moods": {"positive": Decimal("0.25")},
     }
     table = RecordingTable({"Items": [item]})
-    answer = timeline.object_items(table, "drop", "incoming/s-1/x/a.jpg", 10, None)
+    answer = query.object_results(table, "drop", "incoming/s-1/x/a.jpg", 10, None)
     assert table.requests[0]["ExpressionAttributeValues"] == {":pk": "OBJECT#drop/incoming/s-1/x/a.jpg"}
     assert "IndexName" not in table.requests[0]
     assert answer["items"] == [{**item, "face_count": 1, "moods": {"positive": 0.25}}] and answer["next_cursor"] is None
     assert isinstance(answer["items"][0]["face_count"], int)
-    with pytest.raises(timeline.ObjectNotFound):
-        timeline.object_items(RecordingTable({"Items": []}), "drop", "incoming/none.jpg", 10, None)
-    with pytest.raises(timeline.InvalidQuery):
-        timeline.object_items(RecordingTable(), "drop", "k" * 1025, 10, None)
+    with pytest.raises(ObjectNotFound):
+        query.object_results(RecordingTable({"Items": []}), "drop", "incoming/none.jpg", 10, None)
+    with pytest.raises(InvalidQuery):
+        query.object_results(RecordingTable(), "drop", "k" * 1025, 10, None)
 
 
 # --- Hostile parameters (issue 9): every problem is a 400 with a code, never a 500 ------------------------
 
 
-def test_a_cursor_nested_past_the_recursion_limit_is_not_ours(timeline) -> None:
+def test_a_cursor_nested_past_the_recursion_limit_is_not_ours() -> None:
     nested = "[" * 1500 + "]" * 1500
     cursor = base64.urlsafe_b64encode(nested.encode()).decode().rstrip("=")
-    assert len(cursor) < timeline.MAX_CURSOR_CHARS
-    with pytest.raises(timeline.InvalidCursor):
-        timeline.decode_cursor(cursor, {"subject": "s-1"}, ("pk", "sk", "subject", "subject_time"))
+    assert len(cursor) < query.MAX_CURSOR_CHARS
+    with pytest.raises(InvalidCursor):
+        query.decode_cursor(cursor, {"subject": "s-1"}, ("pk", "sk", "subject", "subject_time"))
 
 
 @pytest.mark.parametrize(
@@ -224,6 +220,6 @@ def test_a_cursor_nested_past_the_recursion_limit_is_not_ours(timeline) -> None:
         ("9999-12-31T23:00:00Z", "9999-12-31T23:59:59.999999Z"),
     ],
 )
-def test_dates_at_the_ends_of_the_calendar_are_invalid_queries(timeline, start, end) -> None:
-    with pytest.raises(timeline.InvalidQuery):
-        timeline.TimeRange.from_params(start, end, "1d")
+def test_dates_at_the_ends_of_the_calendar_are_invalid_queries(start, end) -> None:
+    with pytest.raises(InvalidQuery):
+        query.parse_time_range(start, end, "1d")

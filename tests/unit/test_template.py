@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 from samtranslator.translator.transform import transform
 
+from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
-from tests.support.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 
 BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.aws import apply_environment, moto_environment
-from tests.support.lambda_loader import REPO_ROOT, function_spec, lambda_context, load_handler, load_template
+from devkit.aws import apply_environment, moto_environment
+from devkit.lambda_loader import REPO_ROOT, function_spec, lambda_context, load_handler, load_template
 
 TWO_FUNCTIONS = """
 Transform: AWS::Serverless-2016-10-31

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.lambda_loader import lambda_context, load_function_module, load_handler, load_template
+from devkit.lambda_loader import lambda_context, load_function_module, load_handler, load_template
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")

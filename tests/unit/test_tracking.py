@@ -10,10 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from devkit.sample_faces import no_face_images, one_face_frame
 from meaa import InvalidInput, MoodEstimator
 from meaa.config import Settings
 from meaa.detector import FaceDetections
-from tests.support.sample_faces import no_face_images, one_face_frame
 
 
 def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

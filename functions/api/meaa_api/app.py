@@ -29,7 +29,7 @@ def create_app(settings: Settings, estimator: MoodEstimator | None = None) -> Fa
         version="2.0.0",
         description=(
             "Detects faces (MTCNN) and estimates each face's mood (positive, negative, neutral, other), with a "
-            f"quality verdict per face. Images up to {upload.max_upload_bytes(settings)} bytes: JPEG, PNG, WebP or BMP."
+            f"quality verdict per face. Images up to {settings.max_upload_image_bytes} bytes: JPEG, PNG, WebP or BMP."
         ),
         docs_url=None,  # served from the package's own Swagger UI files (routers/docs.py), never a CDN
         redoc_url=None,

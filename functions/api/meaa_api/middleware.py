@@ -11,11 +11,11 @@ import uuid
 
 from aws_lambda_powertools.metrics import MetricUnit
 from fastapi.responses import JSONResponse
-from meaa_aws.observability import record_analysis, record_error
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from meaa.errors import InternalError
+from meaa_aws.observability import record_analysis, record_error
 
 from .observability import LOGGER, METRICS, SERVICE
 

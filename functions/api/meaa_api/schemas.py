@@ -107,7 +107,8 @@ class HealthResponse(_Strict):
     models_loaded: bool = Field(description="True once the models are in memory (warmed at start-up)")
     model_version: str | None = Field(description="Known once the models are loaded")
     python_version: str
-    max_image_bytes: int
+    max_upload_image_bytes: int = Field(description="Largest image an upload may carry (bytes)")
+    max_image_bytes: int = Field(description="The same as max_upload_image_bytes (its former name, kept for clients)")
 
 
 class UploadJson(BaseModel):

@@ -115,63 +115,86 @@ class _Part:
     size: int = 0
 
 
+class _PartCollector:
+    """python-multipart's callbacks: each part's headers and name, and the bytes of the upload field only
+    (within the size cap as they arrive; other fields are ignored, and not kept)."""
+
+    def __init__(self, max_image_bytes: int) -> None:
+        self.max_image_bytes = max_image_bytes
+        self.parts: list[_Part] = []
+        self._header_field: list[bytes] = []
+        self._header_value: list[bytes] = []
+
+    def callbacks(self) -> dict[str, object]:
+        return {
+            "on_part_begin": self.on_part_begin,
+            "on_header_field": self.on_header_field,
+            "on_header_value": self.on_header_value,
+            "on_header_end": self.on_header_end,
+            "on_headers_finished": self.on_headers_finished,
+            "on_part_data": self.on_part_data,
+        }
+
+    def on_part_begin(self) -> None:
+        self.parts.append(_Part())
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field.append(data[start:end])
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value.append(data[start:end])
+
+    def on_header_end(self) -> None:
+        name = b"".join(self._header_field).decode("latin-1").strip().lower()
+        self.parts[-1].headers[name] = b"".join(self._header_value).decode("latin-1").strip()
+        self._header_field.clear()
+        self._header_value.clear()
+
+    def on_headers_finished(self) -> None:
+        part = self.parts[-1]
+        disposition, options = parse_options_header(part.headers.get("content-disposition"))
+        if disposition == b"form-data" and b"name" in options:
+            part.name = options[b"name"].decode("latin-1")
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        part = self.parts[-1]
+        if part.name != UPLOAD_FIELD:
+            return
+        part.size += end - start
+        _check_size(part.size, self.max_image_bytes)
+        part.chunks.append(data[start:end])
+
+
 def _image_from_multipart(content_type: str, body: bytes, max_image_bytes: int) -> bytes:
     boundary = parse_options_header(content_type)[1].get(b"boundary")
     if not boundary:
         raise MalformedMultipart("multipart/form-data without a boundary parameter in Content-Type")
     if not body:
         raise MalformedMultipart("Empty multipart/form-data body")
-    # RFC 2046 allows a preamble (text for non-MIME readers) before the first delimiter, which must then
-    # follow a CRLF; python-multipart expects the body to start with the delimiter, so skip the preamble.
+    parts = _multipart_parts(boundary, _without_preamble(body, boundary), max_image_bytes)
+    file_parts = [part for part in parts if part.name == UPLOAD_FIELD]
+    if not file_parts:
+        raise MissingField(f"multipart/form-data body without a {UPLOAD_FIELD!r} field")
+    if len(file_parts) > 1:
+        raise InvalidInput(f"Expected one {UPLOAD_FIELD!r} field, got {len(file_parts)}")
+    return b"".join(file_parts[0].chunks)
+
+
+def _without_preamble(body: bytes, boundary: bytes) -> bytes:
+    """RFC 2046 allows a preamble (text for non-MIME readers) before the first delimiter, which must then
+    follow a CRLF; python-multipart expects the body to start with the delimiter, so skip the preamble."""
     delimiter = b"--" + boundary
     if not body.startswith(delimiter):
         first = body.find(b"\r\n" + delimiter)
         if first >= 0:
-            body = body[first + 2 :]
+            return body[first + 2 :]
+    return body
 
-    parts: list[_Part] = []
-    header_field: list[bytes] = []
-    header_value: list[bytes] = []
 
-    def on_part_begin() -> None:
-        parts.append(_Part())
-
-    def on_header_field(data: bytes, start: int, end: int) -> None:
-        header_field.append(data[start:end])
-
-    def on_header_value(data: bytes, start: int, end: int) -> None:
-        header_value.append(data[start:end])
-
-    def on_header_end() -> None:
-        name = b"".join(header_field).decode("latin-1").strip().lower()
-        parts[-1].headers[name] = b"".join(header_value).decode("latin-1").strip()
-        header_field.clear()
-        header_value.clear()
-
-    def on_headers_finished() -> None:
-        part = parts[-1]
-        disposition, options = parse_options_header(part.headers.get("content-disposition"))
-        if disposition == b"form-data" and b"name" in options:
-            part.name = options[b"name"].decode("latin-1")
-
-    def on_part_data(data: bytes, start: int, end: int) -> None:
-        part = parts[-1]
-        if part.name != UPLOAD_FIELD:
-            return  # other fields are ignored, and not kept
-        part.size += end - start
-        _check_size(part.size, max_image_bytes)
-        part.chunks.append(data[start:end])
-
-    callbacks = {
-        "on_part_begin": on_part_begin,
-        "on_header_field": on_header_field,
-        "on_header_value": on_header_value,
-        "on_header_end": on_header_end,
-        "on_headers_finished": on_headers_finished,
-        "on_part_data": on_part_data,
-    }
+def _multipart_parts(boundary: bytes, body: bytes, max_image_bytes: int) -> list[_Part]:
+    collector = _PartCollector(max_image_bytes)
     try:
-        parser = MultipartParser(boundary, callbacks)  # type: ignore[arg-type]
+        parser = MultipartParser(boundary, collector.callbacks())  # type: ignore[arg-type]
         parser.write(body)
         parser.finalize()
     except (MultipartParseError, FormParserError) as error:
@@ -183,13 +206,7 @@ def _image_from_multipart(content_type: str, body: bytes, max_image_bytes: int) 
             "Malformed multipart/form-data body: the closing boundary is missing (truncated body or a "
             "boundary that does not match the Content-Type header)"
         )
-
-    file_parts = [part for part in parts if part.name == UPLOAD_FIELD]
-    if not file_parts:
-        raise MissingField(f"multipart/form-data body without a {UPLOAD_FIELD!r} field")
-    if len(file_parts) > 1:
-        raise InvalidInput(f"Expected one {UPLOAD_FIELD!r} field, got {len(file_parts)}")
-    return b"".join(file_parts[0].chunks)
+    return collector.parts
 
 
 _DATA_URL = re.compile(r"^data:(?P<media_type>[^,;]*)(?P<params>(;[^,;]*)*),", re.IGNORECASE)

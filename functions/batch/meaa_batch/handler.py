@@ -28,7 +28,7 @@ SCORER = ObjectScorer(SETTINGS)
 @LOGGER.inject_lambda_context
 @METRICS.log_metrics
 def handler(event: Any, context: Any) -> dict[str, Any]:
-    SCORER.idempotency.register_lambda_context(context)
+    SCORER.begin_invocation(context)
     outcomes, retry = [], []
     for record in records_of(event, SETTINGS.batch.incoming_prefix):
         LOGGER.set_correlation_id(record.request_id)

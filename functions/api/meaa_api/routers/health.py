@@ -9,7 +9,6 @@ from fastapi import APIRouter, Depends
 
 from .. import schemas
 from ..dependencies import AppState, app_state
-from .upload import max_upload_bytes
 
 router = APIRouter()
 
@@ -21,5 +20,6 @@ async def health(state: AppState = Depends(app_state)) -> dict[str, Any]:
         "models_loaded": state.models_loaded,
         "model_version": state.model_version,
         "python_version": platform.python_version(),
-        "max_image_bytes": max_upload_bytes(state.settings),
+        "max_upload_image_bytes": state.settings.max_upload_image_bytes,
+        "max_image_bytes": state.settings.max_upload_image_bytes,  # the same, under its old name
     }

@@ -1,7 +1,8 @@
 """``GET /subjects/{subject}/moods`` and ``GET /objects/{key}``: the batch results, read from DynamoDB.
 
 Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving). Reading and bucketing
-are ``meaa.store``'s (the batch function writes through it too); this module is the HTTP shape.
+are ``meaa.store``'s (the batch function writes through it too); parameters, cursors and the answers' shape
+are ``meaa_api.query``'s; this module declares the routes.
 """
 
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from meaa_aws.clients import dynamodb_table
 
 from meaa import store
 from meaa.config import Settings
 from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
+from meaa_aws.clients import dynamodb_table
 
-from .. import schemas
+from .. import query, schemas
 from ..dependencies import settings
 from ..errors import error_responses
 
@@ -37,13 +38,13 @@ def time_range(
     to: str | None = Query(None, description="ISO 8601, exclusive; default: now. Without an offset: UTC"),
     bucket: str = Query("5m", description="Bucket size: <n>m, <n>h or <n>d, from 1m to 1d"),
 ) -> store.TimeRange:
-    return store.TimeRange.from_params(from_, to, bucket)
+    return query.parse_time_range(from_, to, bucket)
 
 
 def page_limit(
-    limit: int | None = Query(None, description=f"Items read per page, 1..{store.MAX_PAGE_ITEMS}"),
+    limit: int | None = Query(None, description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}"),
 ) -> int:
-    return store.check_limit(limit)
+    return query.check_limit(limit)
 
 
 # Parameters are dependencies declared before the table, so a bad query is a 400 before any AWS client exists.
@@ -61,7 +62,7 @@ def subject_moods(
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    return store.subject_timeline(table, subject, span, limit, cursor, include_unreliable)
+    return query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
 
 
 @router.get(
@@ -79,4 +80,4 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    return store.object_items(table, current.store.drop_bucket, key, limit, cursor)
+    return query.object_results(table, current.store.drop_bucket, key, limit, cursor)

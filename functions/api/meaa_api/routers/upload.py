@@ -29,11 +29,6 @@ UPLOAD_PATH = "/upload-meaa-image"
 router = APIRouter()
 
 
-def max_upload_bytes(settings: Settings) -> int:
-    """The image cap of this route: the upload limit, or the decoder's cap if that is lower."""
-    return min(settings.api.max_upload_bytes, settings.decoding.max_image_bytes)
-
-
 _RAW_BODY_SCHEMA = {"type": "string", "format": "binary"}
 _UPLOAD_REQUEST_BODY = {
     "required": True,
@@ -81,7 +76,7 @@ async def upload_meaa_image(
 ) -> JSONResponse:
     content_type = request.headers.get("content-type")
     upload_parsing.upload_style(content_type)  # 415 before reading a body we would not understand
-    cap = max_upload_bytes(current)
+    cap = current.max_upload_image_bytes
     body = await _read_body(request, upload_parsing.max_body_bytes(cap))
     upload = upload_parsing.parse_upload(content_type, body, max_image_bytes=cap)
     del body

@@ -18,9 +18,9 @@ import boto3
 import cv2
 import numpy as np
 
-from tests.support.aws import BUCKET, TABLE, create_drop_bucket_and_tables, event_for, face_video_bytes, put_object
-from tests.support.lambda_loader import lambda_context, load_handler
-from tests.support.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
+from devkit.aws import BUCKET, TABLE, create_drop_bucket_and_tables, event_for, face_video_bytes, put_object
+from devkit.lambda_loader import lambda_context, load_handler
+from devkit.sample_faces import astronaut_bgr, group_frame, no_face_images, one_face_frame
 
 DAY = datetime(2026, 11, 25, tzinfo=UTC)
 SUBJECT = "subject-1"

@@ -1,9 +1,9 @@
 """Serve the API with the try-it page and a day of results to look at, without AWS.
 
-    make serve-demo        (or: PYTHONPATH=layers .venv/bin/python -m tests.browser.serve_demo)
+    make serve-demo        (or: .venv/bin/python -m devkit.serve_demo)
 
 Starts moto's server on 127.0.0.1, scores the browser test's day of real frames for ``subject-1`` and
-``subject-10`` through the batch handler (``tests.support.timeline_day``), then serves the API (real
+``subject-10`` through the batch handler (``devkit.timeline_day``), then serves the API (real
 models, ``MEAA_UI=1``, ``MEAA_LOCAL=1``) against that table. Open the page, choose "Timeline", subject
 ``subject-1``, from 2026-11-25 00:00 to 2026-11-26 00:00 (UTC).
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import uvicorn
 
-from tests.support.aws import moto_environment, moto_server
-from tests.support.lambda_loader import load_function_module
-from tests.support.timeline_day import DAY, OTHER_SUBJECT, SUBJECT, write_day
+from devkit.aws import moto_environment, moto_server
+from devkit.lambda_loader import load_function_module
+from devkit.timeline_day import DAY, OTHER_SUBJECT, SUBJECT, write_day
 
 
 def main() -> None:

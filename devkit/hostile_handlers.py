@@ -1,14 +1,14 @@
-"""The hostile inputs (``tests.support.hostile_inputs``) through the Lambda functions, each in a child process.
+"""The hostile inputs (``devkit.hostile_inputs``) through the Lambda functions, each in a child process.
 
 ``--api``: every image input as a raw upload through the API app (ASGI, FastAPI's TestClient) and every fourth
 one also through the Lambda entry point (an API Gateway HTTP API event, base64 body, as API Gateway sends it).
 ``--batch``: every other image input and every video input as an object in moto's in-process S3, scored by the
-batch handler on an S3 event. Each child loads its function as Lambda does (``tests.support.lambda_loader``),
+batch handler on an S3 event. Each child loads its function as Lambda does (``devkit.lambda_loader``),
 warms it with a real selfie, and resets the process's peak RSS before each input, so each input's peak is its
 own. It prints one JSON document: per input, what came back and the peak RSS.
 
-    python -m tests.support.hostile_handlers --api
-    python -m tests.support.hostile_handlers --batch
+    python -m devkit.hostile_handlers --api
+    python -m devkit.hostile_handlers --batch
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ import os
 import sys
 from typing import Any
 
+from devkit.hostile_inputs import HostileInput, catalogue, release_freed_memory, selfie_jpeg, status_mb
 from meaa.errors import ERRORS
-from tests.support.hostile_inputs import HostileInput, catalogue, release_freed_memory, selfie_jpeg, status_mb
 
 UPLOAD = "/upload-meaa-image"
 
@@ -68,7 +68,7 @@ def _gateway_event(body: bytes) -> dict[str, Any]:
 def run_api() -> dict[str, Any]:
     from fastapi.testclient import TestClient
 
-    from tests.support.lambda_loader import lambda_context, load_function_module
+    from devkit.lambda_loader import lambda_context, load_function_module
 
     module = load_function_module("ApiFunction")
     client = TestClient(module.app, raise_server_exceptions=False)
@@ -104,8 +104,8 @@ def run_batch() -> dict[str, Any]:
     import boto3
     from moto import mock_aws
 
-    from tests.support.aws import create_drop_bucket_and_tables, event_for, moto_environment, put_object
-    from tests.support.lambda_loader import lambda_context, load_handler
+    from devkit.aws import create_drop_bucket_and_tables, event_for, moto_environment, put_object
+    from devkit.lambda_loader import lambda_context, load_handler
 
     for name, value in moto_environment().items():
         os.environ.pop(name, None) if value is None else os.environ.__setitem__(name, value)

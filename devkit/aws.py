@@ -1,7 +1,7 @@
 """AWS for the tests, benchmarks and infra checks, through moto: the environment, moto's server, the tables
 (from template.yaml), S3 events from ``events/``, and real media to put in the drop bucket.
 
-Media are built from scikit-image's real photos (``tests.support.sample_faces``): the astronaut has one face,
+Media are built from scikit-image's real photos (``devkit.sample_faces``): the astronaut has one face,
 coffee has none. Videos are written with OpenCV's ``mp4v`` (MPEG-4 Part 2) encoder, which
 opencv-python-headless can both write and read back here (``avc1`` cannot be written by its FFmpeg).
 """
@@ -21,10 +21,10 @@ import cv2
 import httpx
 import numpy as np
 
-from tests.support.lambda_loader import load_template
-from tests.support.sample_faces import no_face_images, one_face_frame
+from devkit.lambda_loader import load_template
+from devkit.sample_faces import no_face_images, one_face_frame
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 EVENTS_DIR = REPO_ROOT / "events"
 BUCKET = "meaa-drop-123456789012-us-east-1"
 TABLE = "meaa-results-test"

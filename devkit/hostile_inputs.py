@@ -8,9 +8,9 @@ sizes, so even a 7000x7000 image is made in milliseconds without holding its pix
 
 Run categories in a fresh process and get each input's outcome, CPU seconds and peak RSS as JSON::
 
-    .venv/bin/python -m tests.support.hostile_inputs --category jpeg_scans,png_bombs [--only NAME] [--selfie FILE]
-    .venv/bin/python -m tests.support.hostile_inputs --list
-    .venv/bin/python -m tests.support.hostile_inputs --layouts   # decode memory model vs measured, per layout
+    .venv/bin/python -m devkit.hostile_inputs --category jpeg_scans,png_bombs [--only NAME] [--selfie FILE]
+    .venv/bin/python -m devkit.hostile_inputs --list
+    .venv/bin/python -m devkit.hostile_inputs --layouts   # decode memory model vs measured, per layout
 
 The child loads and warms the models first (like a Lambda function after init), then for each input:
 makes the bytes, returns freed memory to the system (``malloc_trim``), resets the peak RSS
@@ -146,7 +146,7 @@ def progressive_jpeg(width: int, height: int, ac_scans: int, dc_refinements: int
 
 
 def encoded_jpeg(width: int = 64, height: int = 48, **params: int) -> bytes:
-    from tests.support.images import encode, pattern_image
+    from devkit.images import encode, pattern_image
 
     return encode(pattern_image(height, width), ".jpg", **params)
 
@@ -218,7 +218,7 @@ def _jpeg_categories() -> Iterator[HostileInput]:
     )
 
     lies = "jpeg_header_lies"
-    from tests.support.images import jpeg_with_claimed_size
+    from devkit.images import jpeg_with_claimed_size
 
     for width, height in ((7000, 7000), (4000, 3000), (20000, 2400), (65500, 700), (700, 65500), (1920, 1080)):
         yield HostileInput(
@@ -510,7 +510,7 @@ def _png_categories() -> Iterator[HostileInput]:
     yield HostileInput(bombs, "rgb8_10000x6000", lambda: flat_png(10000, 6000, 2), TOO_LARGE)
 
     lies = "png_header_lies"
-    from tests.support.images import png_with_claimed_size
+    from devkit.images import png_with_claimed_size
 
     for width, height in ((7000, 7000), (50000, 1000), (1000, 50000), (5000, 5000)):
         yield HostileInput(
@@ -608,7 +608,7 @@ def _webp_patched_size(webp: bytes, width: int, height: int) -> bytes:
 
 def _webp_categories() -> Iterator[HostileInput]:
     webp = "webp"
-    from tests.support.images import webp_with_vp8x
+    from devkit.images import webp_with_vp8x
 
     yield HostileInput(webp, "lossy_4000x3000", lambda: _webp(4000, 3000, 80), OK)
     yield HostileInput(webp, "lossless_4000x3000", lambda: _webp(4000, 3000, 101), OK)
@@ -692,7 +692,7 @@ def _bmp(
 
 def _bmp_categories() -> Iterator[HostileInput]:
     bmp = "bmp"
-    from tests.support.images import bmp_with_claimed_size
+    from devkit.images import bmp_with_claimed_size
 
     yield HostileInput(bmp, "claims_7000x7000_holds_4x4", lambda: bmp_with_claimed_size(7000, 7000), INVALID_IMAGE)
     yield HostileInput(
@@ -759,7 +759,7 @@ def _misc_categories() -> Iterator[HostileInput]:
     yield HostileInput(sizes, "jpeg_8000x6251_over_50mpx", lambda: flat_jpeg(8000, 6251), TOO_LARGE)
 
     formats = "formats"
-    from tests.support.images import UNSUPPORTED_SAMPLES
+    from devkit.images import UNSUPPORTED_SAMPLES
 
     for name, sample in UNSUPPORTED_SAMPLES.items():
         yield HostileInput(formats, name, lambda s=sample: s, UNSUPPORTED)
@@ -990,7 +990,7 @@ def selfie_jpeg() -> bytes:
     when given: importing scikit-image's image reader costs a second of CPU per process)."""
     if _SELFIE_FILE:
         return Path(_SELFIE_FILE[0]).read_bytes()
-    from tests.support.sample_faces import one_face_frame
+    from devkit.sample_faces import one_face_frame
 
     return cv2.imencode(".jpg", one_face_frame(640, 480), [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
@@ -1033,7 +1033,7 @@ def _run_one(item: HostileInput, estimator) -> dict:
     result: dict = {"category": item.category, "name": item.name, "bytes": len(data)}
     try:
         if item.kind == "video":
-            with VideoSampler(path, 2.0, estimator.settings.video) as sampler:
+            with VideoSampler(path, 2.0, estimator.settings.video, estimator.settings.decoding) as sampler:
                 sampled = 0
                 for frame in sampler.frames():
                     estimator.analyze(frame.image)
@@ -1083,7 +1083,7 @@ def run_categories(names: list[str], only: str | None = None) -> dict:
 
 def _textured(height: int, width: int, channels: int) -> np.ndarray:
     """Smooth gradients plus seeded noise: compresses like a photo (flat images can hide decoder buffers)."""
-    from tests.support.images import pattern_image
+    from devkit.images import pattern_image
 
     noise = np.random.default_rng(0).integers(0, 24, (height, width, channels), np.uint8)
     return cv2.add(pattern_image(height, width, channels=max(channels, 3))[..., :channels], noise)
@@ -1093,7 +1093,7 @@ def decode_layouts(height: int = 1200, width: int = 2000) -> list[tuple[str, Cal
     """(name, bytes, reduction) of one image per decoder layout the memory model distinguishes.
 
     The default 2.4 Mpx keeps the test quick; benchmarks/hostile_inputs.py measures them at 4 and 8 Mpx."""
-    from tests.support.images import encode, pattern_image, png_raw, with_exif_orientation
+    from devkit.images import encode, pattern_image, png_raw, with_exif_orientation
 
     jpeg = lambda **p: encode(_textured(height, width, 3), ".jpg", jpeg_quality=90, **p)  # noqa: E731
     ramp16 = np.full((height, width), 30000, np.uint16) + np.arange(width, dtype=np.uint16)
