@@ -152,9 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
         "images": len(images),
         "found": int(found.sum()),
         "seconds": round(time.perf_counter() - started, 1),
-        "scale_p5_p50_p95": np.percentile(geometry.scale[found], [5, 50, 95]).round(3).tolist(),
-        "center_sd": geometry.center[found].std(axis=0).round(4).tolist(),
     }
+    if found.any():  # (none found: every view is then the standard augmentation)
+        summary["scale_p5_p50_p95"] = np.percentile(geometry.scale[found], [5, 50, 95]).round(3).tolist()
+        summary["center_sd"] = geometry.center[found].std(axis=0).round(4).tolist()
     print(json.dumps(summary))
     return summary
 

