@@ -50,7 +50,7 @@ TEACHER_ARGS = ("--target", "emotions7", "--schedule", "cosine", "--epochs", "25
 TEACHERS = {
     "t_w2_s1": ("--width", "2", "--seed", "1", "--lr", "1e-3"),
     "t_w2_s2": ("--width", "2", "--seed", "2", "--lr", "1e-3"),
-    "t_ft64": ("--width", "1", "--input-size", "64", "--init-from", "{fer}", "--lr", "3e-4", "--epochs", "12"),
+    "t_ft64": ("--width", "1", "--input-size", "64", "--init-from", "{fer}", "--lr", "3e-4", "--epochs", "6"),
 }
 VIEWS = 12  # bank views per fit face (view 0: the face itself)
 JAFFE_VIEWS = 24  # crops per jaffe_dev photo (view 0: the service's own crop)
