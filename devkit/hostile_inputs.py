@@ -186,6 +186,15 @@ def _restart_jpeg(width: int, height: int) -> bytes:
     )
 
 
+def _claiming(
+    category: str, claimed: Callable[[int, int], bytes], sizes: tuple[tuple[int, int], ...], holds: str
+) -> Iterator[HostileInput]:
+    """Small files whose header claims each of ``sizes``: each is an ``invalid_image`` (truncated or lying)."""
+    for width, height in sizes:
+        make = lambda w=width, h=height: claimed(w, h)  # noqa: E731 - bound per size
+        yield HostileInput(category, f"claims_{width}x{height}_holds_{holds}", make, INVALID_IMAGE)
+
+
 def _jpeg_categories() -> Iterator[HostileInput]:
     scans = "jpeg_scans"
     for count in (1, 10, 64):
@@ -220,13 +229,8 @@ def _jpeg_categories() -> Iterator[HostileInput]:
     lies = "jpeg_header_lies"
     from devkit.images import jpeg_with_claimed_size
 
-    for width, height in ((7000, 7000), (4000, 3000), (20000, 2400), (65500, 700), (700, 65500), (1920, 1080)):
-        yield HostileInput(
-            lies,
-            f"claims_{width}x{height}_holds_16x16",
-            lambda w=width, h=height: jpeg_with_claimed_size(w, h),
-            INVALID_IMAGE,
-        )
+    sizes = ((7000, 7000), (4000, 3000), (20000, 2400), (65500, 700), (700, 65500), (1920, 1080))
+    yield from _claiming(lies, jpeg_with_claimed_size, sizes, "16x16")
     yield HostileInput(
         lies,
         "flat_7000x7000_half_its_data",
@@ -512,13 +516,8 @@ def _png_categories() -> Iterator[HostileInput]:
     lies = "png_header_lies"
     from devkit.images import png_with_claimed_size
 
-    for width, height in ((7000, 7000), (50000, 1000), (1000, 50000), (5000, 5000)):
-        yield HostileInput(
-            lies,
-            f"claims_{width}x{height}_holds_16_pixels",
-            lambda w=width, h=height: png_with_claimed_size(w, h),
-            INVALID_IMAGE,
-        )
+    sizes = ((7000, 7000), (50000, 1000), (1000, 50000), (5000, 5000))
+    yield from _claiming(lies, png_with_claimed_size, sizes, "16_pixels")
     yield HostileInput(
         lies,
         "claims_rgba16_5000x5000_tiny_idat",
@@ -607,52 +606,41 @@ def _webp_patched_size(webp: bytes, width: int, height: int) -> bytes:
 
 
 def _webp_categories() -> Iterator[HostileInput]:
-    webp = "webp"
     from devkit.images import webp_with_vp8x
 
-    yield HostileInput(webp, "lossy_4000x3000", lambda: _webp(4000, 3000, 80), OK)
-    yield HostileInput(webp, "lossless_4000x3000", lambda: _webp(4000, 3000, 101), OK)
-    yield HostileInput(webp, "lossy_alpha_4000x3000", lambda: _webp(4000, 3000, 80, alpha=True), OK)
-    yield HostileInput(webp, "lossless_alpha_4000x3000", lambda: _webp(4000, 3000, 101, alpha=True), OK)
-    yield HostileInput(
-        webp, "lossless_header_claims_7000x7000", lambda: _webp_patched_size(_webp(64, 48, 101), 7000, 7000), TOO_LARGE
-    )
-    yield HostileInput(
-        webp,
-        "lossless_header_claims_5000x5000",
-        lambda: _webp_patched_size(_webp(64, 48, 101), 5000, 5000),
-        TOO_LARGE,
-    )
-    yield HostileInput(
-        webp, "lossy_header_claims_7000x7000", lambda: _webp_patched_size(_webp(64, 48, 80), 7000, 7000), INVALID_IMAGE
-    )
-    yield HostileInput(
-        webp,
-        "lossless_header_claims_4000x4000",
-        lambda: _webp_patched_size(_webp(64, 48, 101), 4000, 4000),
-        INVALID_IMAGE,
-    )
-    yield HostileInput(
-        webp, "vp8x_canvas_7000x7000_image_64x48", lambda: webp_with_vp8x(_webp(64, 48, 80), 7000, 7000), INVALID_IMAGE
-    )
-    yield HostileInput(
-        webp, "vp8x_canvas_16383x16383", lambda: webp_with_vp8x(_webp(64, 48, 80), 16383, 16383), TOO_LARGE
-    )
-    yield HostileInput(webp, "vp8x_animated", lambda: webp_with_vp8x(_webp(64, 48, 80), flags=0x02), UNSUPPORTED)
-    yield HostileInput(
-        webp,
+    def item(name: str, make: Callable[[], bytes], expected: tuple[str, ...]) -> HostileInput:
+        return HostileInput("webp", name, make, expected)
+
+    def claiming(quality: int, side: int) -> Callable[[], bytes]:
+        """A 64x48 WebP (quality 101: lossless) whose bitstream header claims side x side."""
+        return lambda: _webp_patched_size(_webp(64, 48, quality), side, side)
+
+    def canvas(width: int | None = None, height: int | None = None, flags: int = 0) -> Callable[[], bytes]:
+        """A 64x48 lossy WebP in a VP8X container (its canvas and flags as given)."""
+        return lambda: webp_with_vp8x(_webp(64, 48, 80), width, height, flags=flags)
+
+    yield item("lossy_4000x3000", lambda: _webp(4000, 3000, 80), OK)
+    yield item("lossless_4000x3000", lambda: _webp(4000, 3000, 101), OK)
+    yield item("lossy_alpha_4000x3000", lambda: _webp(4000, 3000, 80, alpha=True), OK)
+    yield item("lossless_alpha_4000x3000", lambda: _webp(4000, 3000, 101, alpha=True), OK)
+    yield item("lossless_header_claims_7000x7000", claiming(101, 7000), TOO_LARGE)
+    yield item("lossless_header_claims_5000x5000", claiming(101, 5000), TOO_LARGE)
+    yield item("lossy_header_claims_7000x7000", claiming(80, 7000), INVALID_IMAGE)
+    yield item("lossless_header_claims_4000x4000", claiming(101, 4000), INVALID_IMAGE)
+    yield item("vp8x_canvas_7000x7000_image_64x48", canvas(7000, 7000), INVALID_IMAGE)
+    yield item("vp8x_canvas_16383x16383", canvas(16383, 16383), TOO_LARGE)
+    yield item("vp8x_animated", canvas(flags=0x02), UNSUPPORTED)
+    yield item(
         "riff_size_past_end",
         lambda: _webp(64, 48, 80)[:4] + struct.pack("<I", 1 << 30) + _webp(64, 48, 80)[8:],
         INVALID_IMAGE,
     )
-    yield HostileInput(
-        webp,
+    yield item(
         "first_partition_past_end",
         lambda: (lambda d: d[:20] + bytes([d[20] | 0xE0, 0xFF, 0xFF]) + d[23:])(_webp(64, 48, 80)),
         INVALID_IMAGE,
     )
-    yield HostileInput(
-        webp,
+    yield item(
         "vp8x_without_image",
         lambda: _riff(
             b"WEBP"

@@ -32,7 +32,7 @@ class _CloudFormationLoader(yaml.SafeLoader):
 
 
 def _construct_intrinsic(loader: yaml.SafeLoader, tag_suffix: str, node: yaml.Node) -> dict[str, Any]:
-    key = "Ref" if tag_suffix == "Ref" else f"Fn::{tag_suffix}"
+    key = tag_suffix if tag_suffix in ("Ref", "Condition") else f"Fn::{tag_suffix}"  # the two without "Fn::"
     if isinstance(node, yaml.ScalarNode):
         value: Any = loader.construct_scalar(node)
         if tag_suffix == "GetAtt":  # "!GetAtt Res.Attr" is the short form of ["Res", "Attr"]

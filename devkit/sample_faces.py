@@ -64,3 +64,28 @@ def group_frame(width: int = 640, height: int = 480, columns: int = 3, rows: int
         background[top : top + h, left : left + w] = variant
         heads.append((left, top, w, h))
     return GroupFrame(background, heads)
+
+
+def turned_head(yaw: float = 0.0, pitch: float = 0.0) -> np.ndarray:
+    """The astronaut's photo with her head turned in depth: ``yaw`` degrees towards the picture's right
+    (negative: left), ``pitch`` degrees as if seen from a phone held below the face (negative: from above).
+
+    A flat-photo warp (perspective, squeeze) cannot do this: the landmarks of a photo of a face have no depth,
+    so its nose never moves across its eyes. Here every pixel gets a depth from a head-shaped model (an
+    ellipsoid with a nose on it, in millimetres at the face's 0.6 px/mm) and is moved as a point at that depth
+    turns, seen from far away: x' = x cos(yaw) + z sin(yaw). That is a 2.5-D rendering, plausible up to about
+    30 degrees (beyond, the hair and the background smear).
+    """
+    image = astronaut_bgr()
+    height, width = image.shape[:2]
+    centre_x, centre_y, px_per_mm = 224.0, 125.0, 0.6  # between the eyes and the mouth
+    rows, cols = np.mgrid[0:height, 0:width].astype(np.float32)
+    x, y = (cols - centre_x) / px_per_mm, (rows - centre_y) / px_per_mm
+    head = 80.0 * np.sqrt(np.clip(1.0 - (x / 80.0) ** 2 - (y / 110.0) ** 2, 0.0, None))
+    depth = head + 18.0 * np.exp(-(x**2 + (y - 5.0) ** 2) / (2 * 12.0**2))  # the nose, 18 mm proud
+    turn, nod = np.radians(yaw), np.radians(pitch)
+    source_x = (x - depth * np.sin(turn)) / np.cos(turn)  # the inverse map, with the depth at the target
+    source_y = (y + depth * np.sin(nod)) / np.cos(nod)
+    map_x = (source_x * px_per_mm + centre_x).astype(np.float32)
+    map_y = (source_y * px_per_mm + centre_y).astype(np.float32)
+    return cv2.remap(image, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)

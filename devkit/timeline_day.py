@@ -120,8 +120,8 @@ def result_item(key: str) -> dict[str, Any]:
     """The RESULT item of an object, read straight from the table (the ground truth for the timeline)."""
     table = boto3.resource("dynamodb").Table(TABLE)
     page = table.query(
-        KeyConditionExpression="pk = :pk AND begins_with(sk, :rev)",
-        ExpressionAttributeValues={":pk": f"OBJECT#{BUCKET}/{key}", ":rev": "REV#"},
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :model)",
+        ExpressionAttributeValues={":pk": f"OBJECT#{BUCKET}/{key}", ":model": "MODEL#"},
     )
     (item,) = [item for item in page["Items"] if item["sk"].endswith("#RESULT")]
     return item

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from meaa.labels import MOODS
+from model_build import quality_report
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CARD = REPO_ROOT / "model_build" / "MODEL_CARD.md"
@@ -280,6 +281,19 @@ def readme_accuracy_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
+QUALITY_RUN = RUNS / "quality_gate.json"
+
+
+def _from_quality_record(render: Callable[[dict], str]) -> Callable[[dict], str]:
+    """A table rendered from the quality gate's record (``model_build/quality_gate.py``), not the manifest."""
+
+    def table(_: dict) -> str:
+        record = _load(QUALITY_RUN)
+        return render(record) if record else "(not measured yet)"
+
+    return table
+
+
 SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
     MODEL_CARD: {
         "shipped": shipped_table,
@@ -290,8 +304,18 @@ SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
         "candidates": candidates_table,
         "recipe-candidates": recipe_candidates_table,
         "history": history_table,
+        "quality-selection": _from_quality_record(quality_report.selection_table),
+        "quality-angles": _from_quality_record(quality_report.angle_table),
+        "quality-fer2013-val": _from_quality_record(
+            lambda r: quality_report.family_table(r["fer2013_val"]["families"])
+        ),
+        "quality-jaffe-dev": _from_quality_record(lambda r: quality_report.family_table(r["jaffe_dev"]["families"])),
+        "quality-pose": _from_quality_record(quality_report.pose_section),
     },
-    README: {"accuracy": readme_accuracy_table},
+    README: {
+        "accuracy": readme_accuracy_table,
+        "quality-evidence": _from_quality_record(quality_report.evidence_section),
+    },
 }
 
 

@@ -137,16 +137,38 @@ def _dense_weight_for_nchw_flatten(weight: np.ndarray, channels: int, height: in
     return weight.reshape(out_features, width, height, channels).transpose(0, 3, 2, 1).reshape(out_features, -1)
 
 
+def _mtcnn_trunk(g: GraphBuilder, state: dict[str, np.ndarray], pools: tuple[tuple[int, int] | None, ...]) -> str:
+    """MTCNN's convolutions: conv<i> + PReLU<i> for i = 1, 2, ..., each followed by a max-pool (kernel, stride)
+    where ``pools`` gives one."""
+    x = "image"
+    for index, pool in enumerate(pools, start=1):
+        x = g.conv(x, f"conv{index}", state[f"conv{index}.weight"], state[f"conv{index}.bias"])
+        x = g.prelu(x, f"prelu{index}", state[f"prelu{index}.weight"], spatial=True)
+        if pool is not None:
+            x = g.max_pool(x, f"pool{index}", *pool, ceil_mode=True)
+    return x
+
+
+def _mtcnn_dense_heads(
+    g: GraphBuilder, x: str, state: dict[str, np.ndarray], dense: int, trunk_shape: tuple[int, int, int]
+) -> str:
+    """R-Net's and O-Net's top: flatten, dense<n> + PReLU<n>, then face probability (``prob``, softmax over
+    dense<n+1>_1) and box regression (``reg``, dense<n+1>_2). Returns the features the heads read."""
+    x = g.node("Flatten", [x], "flatten", axis=1)
+    weight = _dense_weight_for_nchw_flatten(state[f"dense{dense}.weight"], *trunk_shape)
+    x = g.gemm(x, f"dense{dense}", weight, state[f"dense{dense}.bias"])
+    x = g.prelu(x, f"prelu{dense}", state[f"prelu{dense}.weight"], spatial=False)
+    head = f"dense{dense + 1}"
+    logits = g.gemm(x, f"{head}_1", state[f"{head}_1.weight"], state[f"{head}_1.bias"])
+    g.node("Softmax", [logits], "prob", axis=1)
+    g.gemm(x, "reg", state[f"{head}_2.weight"], state[f"{head}_2.bias"])
+    return x
+
+
 def build_pnet(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     """facenet-pytorch PNet: fully convolutional, dynamic batch/height/width."""
     g = GraphBuilder()
-    x = g.conv("image", "conv1", state["conv1.weight"], state["conv1.bias"])
-    x = g.prelu(x, "prelu1", state["prelu1.weight"], spatial=True)
-    x = g.max_pool(x, "pool1", 2, 2, ceil_mode=True)
-    x = g.conv(x, "conv2", state["conv2.weight"], state["conv2.bias"])
-    x = g.prelu(x, "prelu2", state["prelu2.weight"], spatial=True)
-    x = g.conv(x, "conv3", state["conv3.weight"], state["conv3.bias"])
-    x = g.prelu(x, "prelu3", state["prelu3.weight"], spatial=True)
+    x = _mtcnn_trunk(g, state, ((2, 2), None, None))
     logits = g.conv(x, "conv4_1", state["conv4_1.weight"], state["conv4_1.bias"])
     g.node("Softmax", [logits], "prob", axis=1)
     g.conv(x, "reg", state["conv4_2.weight"], state["conv4_2.bias"])
@@ -161,21 +183,8 @@ def build_pnet(state: dict[str, np.ndarray]) -> onnx.ModelProto:
 def build_rnet(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     """facenet-pytorch RNet on 24x24 crops."""
     g = GraphBuilder()
-    x = g.conv("image", "conv1", state["conv1.weight"], state["conv1.bias"])
-    x = g.prelu(x, "prelu1", state["prelu1.weight"], spatial=True)
-    x = g.max_pool(x, "pool1", 3, 2, ceil_mode=True)
-    x = g.conv(x, "conv2", state["conv2.weight"], state["conv2.bias"])
-    x = g.prelu(x, "prelu2", state["prelu2.weight"], spatial=True)
-    x = g.max_pool(x, "pool2", 3, 2, ceil_mode=True)
-    x = g.conv(x, "conv3", state["conv3.weight"], state["conv3.bias"])
-    x = g.prelu(x, "prelu3", state["prelu3.weight"], spatial=True)  # [N, 64, 3, 3]
-    x = g.node("Flatten", [x], "flatten", axis=1)
-    dense4 = _dense_weight_for_nchw_flatten(state["dense4.weight"], 64, 3, 3)
-    x = g.gemm(x, "dense4", dense4, state["dense4.bias"])
-    x = g.prelu(x, "prelu4", state["prelu4.weight"], spatial=False)
-    logits = g.gemm(x, "dense5_1", state["dense5_1.weight"], state["dense5_1.bias"])
-    g.node("Softmax", [logits], "prob", axis=1)
-    g.gemm(x, "reg", state["dense5_2.weight"], state["dense5_2.bias"])
+    x = _mtcnn_trunk(g, state, ((3, 2), (3, 2), None))  # [N, 64, 3, 3]
+    _mtcnn_dense_heads(g, x, state, 4, (64, 3, 3))
     return g.model(
         "rnet",
         [_tensor("image", ["N", 3, 24, 24])],
@@ -187,25 +196,9 @@ def build_rnet(state: dict[str, np.ndarray]) -> onnx.ModelProto:
 def build_onet(state: dict[str, np.ndarray]) -> onnx.ModelProto:
     """facenet-pytorch ONet on 48x48 crops."""
     g = GraphBuilder()
-    x = g.conv("image", "conv1", state["conv1.weight"], state["conv1.bias"])
-    x = g.prelu(x, "prelu1", state["prelu1.weight"], spatial=True)
-    x = g.max_pool(x, "pool1", 3, 2, ceil_mode=True)
-    x = g.conv(x, "conv2", state["conv2.weight"], state["conv2.bias"])
-    x = g.prelu(x, "prelu2", state["prelu2.weight"], spatial=True)
-    x = g.max_pool(x, "pool2", 3, 2, ceil_mode=True)
-    x = g.conv(x, "conv3", state["conv3.weight"], state["conv3.bias"])
-    x = g.prelu(x, "prelu3", state["prelu3.weight"], spatial=True)
-    x = g.max_pool(x, "pool3", 2, 2, ceil_mode=True)
-    x = g.conv(x, "conv4", state["conv4.weight"], state["conv4.bias"])
-    x = g.prelu(x, "prelu4", state["prelu4.weight"], spatial=True)  # [N, 128, 3, 3]
-    x = g.node("Flatten", [x], "flatten", axis=1)
-    dense5 = _dense_weight_for_nchw_flatten(state["dense5.weight"], 128, 3, 3)
-    x = g.gemm(x, "dense5", dense5, state["dense5.bias"])
-    x = g.prelu(x, "prelu5", state["prelu5.weight"], spatial=False)
-    logits = g.gemm(x, "dense6_1", state["dense6_1.weight"], state["dense6_1.bias"])
-    g.node("Softmax", [logits], "prob", axis=1)
-    g.gemm(x, "reg", state["dense6_2.weight"], state["dense6_2.bias"])
-    g.gemm(x, "landmarks", state["dense6_3.weight"], state["dense6_3.bias"])
+    x = _mtcnn_trunk(g, state, ((3, 2), (3, 2), (2, 2), None))  # [N, 128, 3, 3]
+    features = _mtcnn_dense_heads(g, x, state, 5, (128, 3, 3))
+    g.gemm(features, "landmarks", state["dense6_3.weight"], state["dense6_3.bias"])
     return g.model(
         "onet",
         [_tensor("image", ["N", 3, 48, 48])],

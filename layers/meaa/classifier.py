@@ -93,16 +93,23 @@ class MoodClassifier:
             choices = sorted(key for key, entry in models.items() if entry.get("kind") == "mood")
             raise ValueError(f"unknown mood model {name!r}; the manifest has {choices}")
         entry = models[name]
-        temperature = entry.get("calibration", {}).get("mood_temperature", 1.0)
-        # The calibration changes the reported moods, so it is part of the version.
-        calibration = f"@t{temperature:g}" if temperature != 1.0 else ""
         return cls(
             os.path.join(models_dir, entry["file"]),
             tuple(entry["classes"]),
             threads=threads,
-            mood_temperature=temperature,
-            version=f"{name}:{entry['sha256'][:12]}{calibration}",
+            mood_temperature=entry.get("calibration", {}).get("mood_temperature", 1.0),
+            version=cls.manifest_version(models_dir, name),
         )
+
+    @staticmethod
+    def manifest_version(models_dir: str, name: str) -> str:
+        """The version of the manifest's mood model ``name`` (``<name>:<sha12>[@t<temperature>]``), without
+        loading it."""
+        entry = load_manifest(models_dir)["models"][name]
+        temperature = entry.get("calibration", {}).get("mood_temperature", 1.0)
+        # The calibration changes the reported moods, so it is part of the version.
+        calibration = f"@t{temperature:g}" if temperature != 1.0 else ""
+        return f"{name}:{entry['sha256'][:12]}{calibration}"
 
     def predict(self, crops: np.ndarray) -> MoodPredictions:
         """Classify uint8 gray crops [N,H,W] of any size (resized here to the model's input)."""

@@ -13,6 +13,7 @@ import os
 import sys
 
 from meaa.errors import MeaaError
+from meaa.object_keys import VIDEO_SUFFIXES, suffix_of
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,9 +24,6 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line (the API's answer shape)")
     predict.add_argument("--annotate", metavar="OUT_DIR", help="write each image with boxes and moods drawn")
     return parser
-
-
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".avi", ".m4v")
 
 
 def _describe(result: dict) -> str:
@@ -62,7 +60,7 @@ def predict(paths: list[str], as_json: bool, annotate_dir: str | None) -> int:
 
 def _predict_one(estimator, path: str, annotate_dir: str | None) -> dict:
     """An image's ``Analysis.to_dict()``, or a video's summary (what the batch function stores for it)."""
-    if path.lower().endswith(VIDEO_EXTENSIONS):
+    if suffix_of(path) in VIDEO_SUFFIXES:
         from meaa.video_scoring import score_video
 
         return score_video(estimator, path, estimator.settings.video_scoring).attributes()

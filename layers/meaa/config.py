@@ -24,6 +24,8 @@ from typing import Any
 OPENCV_PIXEL_CEILING = 1 << 28
 
 MODELS_DIR = str(Path(__file__).resolve().parent / "models")
+MIN_UPLOAD_URL_EXPIRES_S = 60
+MAX_UPLOAD_URL_EXPIRES_S = 900
 
 
 def setting(default: Any, env: str, doc: str) -> Any:
@@ -151,33 +153,61 @@ class VideoSettings:
 @dataclass(frozen=True)
 class QualitySettings:
     """The face quality gate (``meaa.quality``): a face failing any threshold is marked unreliable, with the
-    reasons, and the answer's top-level mood skips it. Defaults: fitted by ``model_build/quality_gate.py`` for
-    the default mood model (how: MODEL_CARD.md; a test keeps them equal to ``model_build/runs/quality_gate.json``);
-    a setting at its loosest value (0, 1 or 180) turns that check off."""
+    reasons, and the answer's top-level mood skips it. Defaults: written by ``model_build/quality_gate.py --write``
+    for the default mood model (which rules ship and why: README's "Face quality"; a test keeps them equal to
+    ``model_build/runs/quality_gate.json``); a setting at its loosest value (0, 1 or 180) turns that check off.
+    A rule that did not earn its place ships so, its measurement still in ``quality``."""
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
-        0.0177, "MEAA_QUALITY_MIN_SHARPNESS", "Blurred below this Laplacian variance over variance of the 48 px face"
+        0.0407,
+        "MEAA_QUALITY_MIN_SHARPNESS",
+        "Blurred below this Laplacian variance over variance of the 48 px face",
     )
-    min_brightness: float = setting(0.108, "MEAA_QUALITY_MIN_BRIGHTNESS", "Dark below this mean gray level (0-1)")
+    min_brightness: float = setting(
+        0.119,
+        "MEAA_QUALITY_MIN_BRIGHTNESS",
+        "Dark below this mean gray level (0-1)",
+    )
     max_clipped_fraction: float = setting(
-        0.477, "MEAA_QUALITY_MAX_CLIPPED_FRACTION", "Overexposed above this share of clipped-white face pixels"
+        0.423,
+        "MEAA_QUALITY_MAX_CLIPPED_FRACTION",
+        "Overexposed above this share of clipped-white face pixels",
     )
     min_contrast: float = setting(
-        0.176, "MEAA_QUALITY_MIN_CONTRAST", "Low contrast below this gray-level standard deviation over the mean"
+        0.165,
+        "MEAA_QUALITY_MIN_CONTRAST",
+        "Low contrast below this gray-level standard deviation over the mean",
     )
     min_face_px: float = setting(
-        0.0, "MEAA_QUALITY_MIN_FACE_PX", "Small below this short side of the face box (px; 0 = off)"
+        0.0,
+        "MEAA_QUALITY_MIN_FACE_PX",
+        "Small below this short side of the face box (px; 0 = off)",
     )
     max_outside_fraction: float = setting(
-        0.514, "MEAA_QUALITY_MAX_OUTSIDE_FRACTION", "Out of frame above this share of the face square outside the image"
+        0.513,
+        "MEAA_QUALITY_MAX_OUTSIDE_FRACTION",
+        "Out of frame above this share of the face square outside the image (1 = off)",
     )
-    # Yaw and pitch: a coarse proxy from five landmarks (MODEL_CARD.md).
-    max_yaw: float = setting(15.6, "MEAA_QUALITY_MAX_YAW", "Turned when |yaw| exceeds this (degrees)")
-    max_pitch: float = setting(180.0, "MEAA_QUALITY_MAX_PITCH", "Turned when |pitch| exceeds this (degrees; 180 = off)")
-    max_roll: float = setting(27.8, "MEAA_QUALITY_MAX_ROLL", "Tilted when |roll| (in-plane) exceeds this (degrees)")
+    max_yaw: float = setting(
+        180.0,
+        "MEAA_QUALITY_MAX_YAW",
+        "Turned when |yaw| exceeds this (degrees; 180 = off)",
+    )
+    max_pitch: float = setting(
+        180.0,
+        "MEAA_QUALITY_MAX_PITCH",
+        "Turned when |pitch| exceeds this (degrees; 180 = off)",
+    )
+    max_roll: float = setting(
+        33.4,
+        "MEAA_QUALITY_MAX_ROLL",
+        "Tilted when |roll| (in-plane) exceeds this (degrees; 180 = off)",
+    )
     min_detection_score: float = setting(
-        0.978, "MEAA_QUALITY_MIN_DETECTION_SCORE", "Uncertain detection below this detector score"
+        0.0,
+        "MEAA_QUALITY_MIN_DETECTION_SCORE",
+        "Uncertain detection below this detector score (0 = off)",
     )
 
 
@@ -195,16 +225,44 @@ class ApiSettings:
     )
     try_it_page: bool = setting(False, "MEAA_UI", "Serve the try-it page at / (make serve sets it)")
     auth_mode: str = setting(
-        "none", "MEAA_AUTH_MODE", "none or jwt: the template's AuthMode (jwt exposes the results routes)"
+        "none",
+        "MEAA_AUTH_MODE",
+        "none or jwt: the template's AuthMode (jwt: the results, upload and assignment routes, each needing "
+        "the authorizer's verified claims)",
     )
     local: bool = setting(
-        False, "MEAA_LOCAL", "Serving on one's own machine (make serve): the results routes exist without auth"
+        False,
+        "MEAA_LOCAL",
+        "Serving on one's own machine (make serve): the results routes exist without auth (unless auth mode is jwt)",
     )
+    subject_claim: str = setting(
+        "sub", "MEAA_SUBJECT_CLAIM", "The JWT claim that names a patient's subject (the <subject> of its keys)"
+    )
+    # A presigned POST is a bearer credential for one key: short-lived, and never longer than 15 minutes.
+    upload_url_expires_s: int = setting(
+        600, "MEAA_UPLOAD_URL_EXPIRES_S", "Seconds a direct-upload URL of POST /uploads stays valid (60 to 900)"
+    )
+
+    def __post_init__(self) -> None:
+        if self.auth_mode.strip().lower() not in ("none", "jwt"):
+            raise SettingsError(f"auth_mode must be none or jwt; got {self.auth_mode!r}")
+        if not self.subject_claim.strip():
+            raise SettingsError("subject_claim must name a claim")
+        if not MIN_UPLOAD_URL_EXPIRES_S <= self.upload_url_expires_s <= MAX_UPLOAD_URL_EXPIRES_S:
+            raise SettingsError(
+                f"upload_url_expires_s must be {MIN_UPLOAD_URL_EXPIRES_S} to {MAX_UPLOAD_URL_EXPIRES_S}; "
+                f"got {self.upload_url_expires_s}"
+            )
+
+    @property
+    def jwt(self) -> bool:
+        """Behind API Gateway's JWT authorizer: every protected route needs its verified claims."""
+        return self.auth_mode.strip().lower() == "jwt"
 
     @property
     def results_routes(self) -> bool:
         """The results routes expose health data: only behind the JWT authorizer, or on one's own machine."""
-        return self.auth_mode.strip().lower() == "jwt" or self.local
+        return self.jwt or self.local
 
 
 @dataclass(frozen=True)
@@ -242,6 +300,9 @@ class StoreSettings:
     table_name: str | None = setting(None, "MEAA_TABLE_NAME", "DynamoDB results table")
     drop_bucket: str | None = setting(
         None, "MEAA_DROP_BUCKET", "S3 bucket the batch function reads (for /objects/{key})"
+    )
+    assignments_table: str | None = setting(
+        None, "MEAA_ASSIGNMENTS_TABLE", "DynamoDB table of clinician-subject assignments (who may read whom)"
     )
     idempotency_table: str | None = setting(
         None,

@@ -111,6 +111,25 @@ class TimelineUnavailable(MeaaError, code="timeline_unavailable", status=503):
     """No results table is configured (e.g. ``make serve`` without ``MEAA_TABLE_NAME``)."""
 
 
+# ---------------------------------------------------------------- access (meaa_api: the JWT authorizer's claims)
+
+
+class Unauthenticated(MeaaError, code="unauthenticated", status=401):
+    """No verified JWT claims reached the function, or a claim the access model needs is missing or malformed."""
+
+
+class Forbidden(MeaaError, code="forbidden", status=403):
+    """The caller's role does not reach that subject, object key or route (decided before any data is read)."""
+
+
+class AssignmentNotFound(MeaaError, code="assignment_not_found", status=404):
+    """`DELETE` of a clinician-subject assignment that does not exist."""
+
+
+class NotConfigured(MeaaError, code="not_configured", status=503):
+    """A bucket or table this route needs is not configured (``MEAA_DROP_BUCKET``, ``MEAA_ASSIGNMENTS_TABLE``)."""
+
+
 # ---------------------------------------------------------------- HTTP protocol (meaa_api)
 
 
@@ -128,7 +147,14 @@ class InternalError(MeaaError, code="internal_error", status=500):
 
 def error_for_status(status: int) -> type[MeaaError] | None:
     """The registered error a bare HTTP status (a framework's 404/405/413/415) is reported as."""
-    by_status = {404: NotFound, 405: MethodNotAllowed, 413: ImageTooLarge, 415: UnsupportedMediaType}
+    by_status = {
+        401: Unauthenticated,
+        403: Forbidden,
+        404: NotFound,
+        405: MethodNotAllowed,
+        413: ImageTooLarge,
+        415: UnsupportedMediaType,
+    }
     return by_status.get(status)
 
 

@@ -42,8 +42,15 @@ class _Engine:
     def __init__(self, settings: Settings) -> None:
         self.detector = MTCNNDetector(settings.models_dir, settings.detection, settings.threads)
         self.classifier = MoodClassifier.from_manifest(settings.models_dir, settings.mood_model, settings.threads)
-        detector_entry = load_manifest(settings.models_dir)["models"]["onet"]
-        self.model_version = f"mtcnn:{detector_entry['sha256'][:12]}+{self.classifier.version}"
+        self.model_version = model_version_of(settings)
+
+
+def model_version_of(settings: Settings) -> str:
+    """The version of the models ``settings`` name (``mtcnn:<sha12>+<mood model>:<sha12>[@t<T>]``), read from the
+    manifest without loading them: what every result records, and what the results store keys them by."""
+    detector_entry = load_manifest(settings.models_dir)["models"]["onet"]
+    mood_model = MoodClassifier.manifest_version(settings.models_dir, settings.mood_model)
+    return f"mtcnn:{detector_entry['sha256'][:12]}+{mood_model}"
 
 
 def _engine_for(settings: Settings) -> _Engine:

@@ -36,6 +36,18 @@ def s3_client() -> Any:
     return boto3.client("s3", config=BOTO_CONFIG)
 
 
+# Presigned POSTs for phones: SigV4 (boto3 would otherwise sign a POST policy with SigV2, which S3 refuses in
+# newer regions) and the bucket's regional virtual-hosted URL (https://<bucket>.s3.<region>.amazonaws.com/;
+# an endpoint override such as moto's server gets its path-style URL instead).
+SIGNING_CONFIG = BOTO_CONFIG.merge(
+    Config(signature_version="s3v4", s3={"addressing_style": "virtual", "us_east_1_regional_endpoint": "regional"})
+)
+
+
+def s3_signing_client() -> Any:
+    return boto3.client("s3", config=SIGNING_CONFIG)
+
+
 def dynamodb_table(name: str) -> Any:
     return boto3.resource("dynamodb", config=BOTO_CONFIG).Table(name)
 

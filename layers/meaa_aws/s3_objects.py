@@ -11,13 +11,21 @@ from typing import IO, Any
 
 from botocore.exceptions import ClientError
 
+from meaa.config import Settings
 from meaa.errors import ImageTooLarge, MeaaError, ObjectNotFound, ObjectUnreadable
+from meaa.object_keys import IMAGE_SUFFIXES
 from meaa.store import ObjectRef
 
 from .clients import error_code, is_transient
 
 _MISSING = frozenset({"404", "NoSuchKey", "NotFound", "NoSuchVersion"})
 _PRECONDITION_FAILED = frozenset({"412", "PreconditionFailed"})
+
+
+def object_byte_limit(suffix: str, settings: Settings) -> int:
+    """The largest object of this kind the batch function reads (images also within the decoder's byte cap);
+    the API's upload tickets allow no more."""
+    return settings.max_batch_image_bytes if suffix in IMAGE_SUFFIXES else settings.batch.max_object_bytes
 
 
 class Superseded(Exception):

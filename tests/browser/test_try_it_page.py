@@ -11,6 +11,7 @@ for the README instead (``MEAA_SCREENSHOT_DIR``). Skips, saying why, only when n
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,10 +22,14 @@ import pytest
 from skimage import data
 
 from devkit.aws import apply_environment, moto_environment, moto_server
+from devkit.lambda_loader import load_function_module, load_template
 from devkit.sample_faces import one_face_frame
-from devkit.timeline_day import SUBJECT, faces_in, result_item, write_day
+from devkit.timeline_day import OTHER_SUBJECT, SUBJECT, faces_in, result_item, write_day
+from meaa.config import Settings
 from meaa.labels import MOODS
+from meaa.pipeline import model_version_of
 from tests.browser.chromium import require_chromium
+from tests.support.gateway import LocalHttpApi, sign_token, template_routes
 from tests.support.servers import STARTUP_WAIT_S, local_api_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +65,7 @@ def chromium() -> tuple[str, str]:
 
 
 from selenium.webdriver.common.by import By  # noqa: E402 - after the skip above
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
@@ -260,23 +266,27 @@ def test_webcam_mode_sends_frames_and_charts_the_main_face(browser, server_url: 
     assert browser.execute_script("return camera.stream") is None
 
 
-def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_results: dict[str, str]) -> None:
-    _open_page(browser, server_url)
+def _load_timeline(browser, subject: str, bucket: str = "1h") -> str:
+    """Ask the timeline tab for the test day of ``subject``; the page's resulting state (done, http-403...)."""
     browser.find_element(By.ID, "tab-timeline").click()
     browser.execute_script(
         "document.querySelector('#tl-subject').value = arguments[0];"
         "document.querySelector('#tl-from').value = toLocalInputValue(new Date(arguments[1]));"
         "document.querySelector('#tl-to').value = toLocalInputValue(new Date(arguments[2]));"
-        "document.querySelector('#tl-bucket').value = '3h';",
-        SUBJECT, "2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z",
+        "document.querySelector('#tl-bucket').value = arguments[3];"
+        "document.body.dataset.timeline = '';",
+        subject, "2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z", bucket,
     )  # fmt: skip
     browser.find_element(By.ID, "tl-load").click()
     WebDriverWait(browser, RESULT_WAIT_S).until(
-        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") in ("done", "error")
+        lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") not in ("", "busy")
     )
-    assert browser.find_element(By.TAG_NAME, "body").get_attribute("data-timeline") == "done", browser.find_element(
-        By.ID, "tl-status"
-    ).text
+    return browser.find_element(By.TAG_NAME, "body").get_attribute("data-timeline")
+
+
+def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_results: dict[str, str]) -> None:
+    _open_page(browser, server_url)
+    assert _load_timeline(browser, SUBJECT, bucket="3h") == "done", browser.find_element(By.ID, "tl-status").text
 
     rows = browser.find_elements(By.CSS_SELECTOR, "#tl-table tbody tr")
     assert len(rows) == 8  # pictures every hour: every 3-hour bucket has some
@@ -284,6 +294,10 @@ def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_resu
     assert sum(int(row[1]) for row in cells) == int(day_of_results["EXPECTED_OBJECTS"])
     assert sum(int(row[2]) for row in cells) == int(day_of_results["EXPECTED_FACES"])
     assert {row[3] for row in cells} <= set(MOODS) | {"–"} and set(MOODS) & {row[3] for row in cells}
+    # One model version's results, named on the page: the deployed one, which scored every object of the day.
+    shown = browser.find_element(By.ID, "tl-model-shown").text
+    assert f"model version {model_version_of(Settings())}." in shown and "other versions" not in shown, shown
+    assert all(row[8] == "0" for row in cells)
     # The stacked area covers the hours with faces from 0 to 100 %: painted pixels fill a good part.
     painted = browser.execute_script(
         "const c = document.querySelector('#tl-chart');"
@@ -295,3 +309,72 @@ def test_timeline_tab_shows_a_subjects_day(browser, server_url: str, day_of_resu
     )
     assert painted > 0.3, painted
     browser.save_screenshot(str(SCREENSHOTS / "timeline.png"))
+
+
+# ---------------------------------------------------------------- the token box, behind the JWT authorizer
+
+ISSUER, AUDIENCE, SECRET = "https://issuer.example.org/pool", "try-it-client", b"browser-test-signing-key"
+
+
+def _token(sub: str, groups: list[str] | None = None) -> str:
+    claims: dict[str, Any] = {"sub": sub, "iss": ISSUER, "client_id": AUDIENCE, "exp": int(time.time()) + 3600}
+    if groups:
+        claims["cognito:groups"] = groups
+    return sign_token(claims, SECRET)
+
+
+@pytest.fixture(scope="module")
+def gateway_url(day_of_results: dict[str, str]) -> Iterator[str]:
+    """The API's Lambda handler behind a local stand-in for the deployed HTTP API (routes and JWT authorizer
+    from template.yaml, AuthMode=jwt, EnableTryItPage=true), reading the same day of results."""
+    parameters = {"AuthMode": "jwt", "EnableTryItPage": "true"}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MEAA_AUTH_MODE", "jwt")
+        patch.setenv("MEAA_UI", "1")
+        patch.delenv("MEAA_LOCAL", raising=False)
+        handler = load_function_module("ApiFunction").handler
+        api = LocalHttpApi(handler, template_routes(load_template(), parameters), SECRET, ISSUER, AUDIENCE)
+        url = api.start()
+        try:
+            yield url
+        finally:
+            api.stop()
+
+
+def _sign_in(browser, token: str) -> str:
+    if not browser.find_element(By.ID, "auth").get_attribute("open"):
+        browser.find_element(By.CSS_SELECTOR, "#auth summary").click()
+    box = browser.find_element(By.ID, "token")
+    box.clear()
+    browser.execute_script("document.querySelector('#whoami').textContent = ''")
+    box.send_keys(token, Keys.TAB)  # the change event asks GET me who this is
+    WebDriverWait(browser, RESULT_WAIT_S).until(lambda d: d.find_element(By.ID, "whoami").text)
+    return browser.find_element(By.ID, "whoami").text
+
+
+def test_a_patients_token_shows_its_own_timeline_and_a_403_for_another(
+    browser, gateway_url: str, day_of_results: dict[str, str]
+) -> None:
+    _open_page(browser, gateway_url)
+    assert _sign_in(browser, _token(SUBJECT)) == f"Signed in as patient {SUBJECT}"
+    assert browser.find_element(By.ID, "tl-subject").get_attribute("value") == SUBJECT  # its own, filled in
+    assert _load_timeline(browser, SUBJECT) == "done", browser.find_element(By.ID, "tl-status").text
+    rows = browser.find_elements(By.CSS_SELECTOR, "#tl-table tbody tr")
+    assert sum(int(row.find_elements(By.TAG_NAME, "td")[1].text) for row in rows) == int(
+        day_of_results["EXPECTED_OBJECTS"]
+    )
+
+    assert _load_timeline(browser, OTHER_SUBJECT) == "http-403"
+    status = browser.find_element(By.ID, "tl-status").text
+    assert status == f"Forbidden: this token may not read the moods of subject {OTHER_SUBJECT} (forbidden)."
+    assert browser.find_elements(By.CSS_SELECTOR, "#tl-table tbody tr") == []  # nothing left on screen
+    browser.save_screenshot(str(SCREENSHOTS / "timeline-forbidden.png"))
+
+
+def test_a_bad_token_is_said_to_be_refused_and_an_admin_reads_anyone(browser, gateway_url: str) -> None:
+    _open_page(browser, gateway_url)
+    assert _sign_in(browser, "not-a-token").startswith("Token not accepted")
+    assert _load_timeline(browser, SUBJECT) == "http-401"
+    assert browser.find_element(By.ID, "tl-status").text.startswith("Not signed in")
+    assert _sign_in(browser, _token("admin-1", ["admins"])) == "Signed in as admin"
+    assert _load_timeline(browser, OTHER_SUBJECT) == "done", browser.find_element(By.ID, "tl-status").text

@@ -15,18 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devkit.aws import (
-    BUCKET,
-    all_items,
-    apply_environment,
-    create_drop_bucket_and_tables,
-    event_for,
-    face_jpeg,
-    face_video_bytes,
-    moto_environment,
-    moto_server,
-    put_object,
-)
+from devkit import aws
 from devkit.lambda_loader import lambda_context, load_handler
 
 SESSION_DIR = "incoming/subject-42/session 2026-11-26"
@@ -34,8 +23,8 @@ SESSION_DIR = "incoming/subject-42/session 2026-11-26"
 
 @pytest.fixture
 def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    with moto_server() as endpoint:
-        apply_environment(monkeypatch, moto_environment(endpoint))
+    with aws.moto_server() as endpoint:
+        aws.apply_environment(monkeypatch, aws.moto_environment(endpoint))
         yield endpoint
 
 
@@ -48,19 +37,19 @@ def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
 ) -> None:
     s3 = boto3.client("s3")  # AWS_ENDPOINT_URL points every client at the moto server
     assert s3.meta.endpoint_url == moto_endpoint
-    create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
+    aws.create_drop_bucket_and_tables(s3, boto3.client("dynamodb"))
     dynamodb = boto3.resource("dynamodb")
-    image = put_object(s3, f"{SESSION_DIR}/front camera.jpg", face_jpeg())
-    clip = put_object(s3, f"{SESSION_DIR}/clip.mp4", face_video_bytes(tmp_path))
-    corrupt_image = put_object(s3, f"{SESSION_DIR}/corrupt.png", b"\x89PNG\r\n\x1a\n" + bytes(200))
-    corrupt_video = put_object(s3, f"{SESSION_DIR}/corrupt.avi", b"RIFF" + bytes(500))
-    event = event_for([image, clip, corrupt_image, corrupt_video])
+    image = aws.put_object(s3, f"{SESSION_DIR}/front camera.jpg", aws.face_jpeg())
+    clip = aws.put_object(s3, f"{SESSION_DIR}/clip.mp4", aws.face_video_bytes(tmp_path))
+    corrupt_image = aws.put_object(s3, f"{SESSION_DIR}/corrupt.png", b"\x89PNG\r\n\x1a\n" + bytes(200))
+    corrupt_video = aws.put_object(s3, f"{SESSION_DIR}/corrupt.avi", b"RIFF" + bytes(500))
+    event = aws.event_for([image, clip, corrupt_image, corrupt_video])
     handler = load_handler("BatchFunction")
 
     first = handler(event, lambda_context("BatchFunction"))
-    items_after_first = all_items(dynamodb)
+    items_after_first = aws.all_items(dynamodb)
     replay = handler(event, lambda_context("BatchFunction"))
-    items_after_replay = all_items(dynamodb)
+    items_after_replay = aws.all_items(dynamodb)
 
     assert [outcome["status"] for outcome in first["outcomes"]] == ["scored", "scored", "failed", "failed"]
     assert [outcome["status"] for outcome in replay["outcomes"]] == ["duplicate"] * 4
@@ -80,7 +69,7 @@ def test_image_and_video_scored_replay_adds_nothing_and_corrupt_objects_fail(
     frames = [item for item in items_after_replay if item["kind"] == "frame"]
     assert len(frames) == 6 and all(item["key"] == clip["key"] for item in frames)
     # The scorer only reads the drop bucket: the objects are exactly the four uploaded.
-    listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"]
+    listed = s3.list_objects_v2(Bucket=aws.BUCKET)["Contents"]
     assert sorted(entry["Key"] for entry in listed) == sorted(
         o["key"] for o in (image, clip, corrupt_image, corrupt_video)
     )

@@ -25,9 +25,13 @@ from devkit.aws import (
     face_video_bytes,
     no_face_jpeg,
     put_object,
+    throttle_reads,
 )
 from devkit.lambda_loader import lambda_context, load_handler
+from meaa import store
+from meaa.config import Settings
 from meaa.labels import MOODS
+from meaa.pipeline import model_version_of
 
 SUBJECT_DIR = "incoming/patient 007/2026-11-26 morning"
 
@@ -56,7 +60,8 @@ def test_image_gets_one_result_item_with_faces_moods_and_provenance(aws, handler
     assert len(items) == 1
     item = items[0]
     assert item["pk"] == f"OBJECT#{BUCKET}/{SUBJECT_DIR}/selfie (1).jpg"
-    assert item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert item["model_version"] == model_version_of(Settings.from_env())
+    assert item["sk"] == f"MODEL#{item['model_version']}#REV#{entry['etag']}#RESULT"
     assert item["kind"] == "image"
     assert (item["subject"], item["session"]) == ("patient 007", "2026-11-26 morning")
     assert item["key"] == entry["key"] and item["etag"] == entry["etag"] and item["bucket"] == BUCKET
@@ -125,7 +130,10 @@ def test_video_gets_frame_items_and_a_summary_and_replay_adds_none(aws, handler,
     (summary,) = result_items(first)
     # 3 s at 10 fps sampled at 2 fps: t = 0, 500, ..., 2500 ms.
     assert [frame["frame_ms"] for frame in frames] == [0, 500, 1000, 1500, 2000, 2500]
-    assert all(frame["sk"] == f"REV#{entry['etag']}#FRAME#{int(frame['frame_ms']):010d}" for frame in frames)
+    assert all(
+        frame["sk"] == store.frame_sort_key(entry["etag"], summary["model_version"], int(frame["frame_ms"]))
+        for frame in frames
+    )
     assert [frame["face_count"] for frame in frames] == [1, 1, 1, 0, 0, 0]
     assert summary["kind"] == "video"
     assert summary["frames_sampled"] == 6 and summary["frames_with_face"] == 3
@@ -253,7 +261,8 @@ def test_event_without_etag_names_the_revision_from_the_object(aws, handler) -> 
     replay = invoke(handler, event)
 
     (item,) = all_items(dynamodb)
-    assert item["revision"] == entry["etag"] and item["sk"] == f"REV#{entry['etag']}#RESULT"
+    assert item["revision"] == entry["etag"]
+    assert item["sk"] == store.result_sort_key(entry["etag"], item["model_version"])
     assert replay["outcomes"][0]["status"] == "duplicate"
 
 
@@ -356,13 +365,7 @@ def test_a_transient_error_raises_after_the_other_records_are_done(aws, handler,
     fine = put_object(s3, f"{SUBJECT_DIR}/fine.jpg", face_jpeg())
     objects = sys.modules[handler.__module__].SCORER.objects
     read = objects.read
-
-    def read_or_throttle(ref):
-        if ref.key.endswith("throttled.jpg"):
-            raise ClientError({"Error": {"Code": "SlowDown"}, "ResponseMetadata": {"HTTPStatusCode": 503}}, "GetObject")
-        return read(ref)
-
-    monkeypatch.setattr(objects, "read", read_or_throttle)
+    throttle_reads(monkeypatch, objects, "throttled.jpg")
     with pytest.raises(ClientError):
         invoke(handler, event_for([throttled, fine]))
 
@@ -371,3 +374,92 @@ def test_a_transient_error_raises_after_the_other_records_are_done(aws, handler,
     monkeypatch.setattr(objects, "read", read)
     retry = invoke(handler, event_for([throttled, fine]))  # Lambda's retry: the claim was released
     assert [outcome["status"] for outcome in retry["outcomes"]] == ["scored", "duplicate"]
+
+
+# --- Results per model version (issue 19): side by side; a replay with the same version writes nothing ---------
+
+
+def _legacy_result(entry: dict[str, Any], **attributes: Any) -> dict[str, Any]:
+    """A RESULT item as the batch function wrote it before results were kept per model version."""
+    created = "2026-11-01T08:00:00.000Z"
+    ref = store.ObjectRef.from_key(BUCKET, entry["key"], "incoming/", etag=entry["etag"], created_at=created)
+    return {
+        **ref.legacy_result_key,
+        "kind": "image",
+        "bucket": BUCKET,
+        "key": entry["key"],
+        "revision": entry["etag"],
+        "subject": ref.subject,
+        "session": ref.session,
+        "object_created_at": ref.created_at,
+        "subject_time": store.subject_time(ref.created_at, entry["key"]),
+        **attributes,
+    }
+
+
+def test_a_new_model_scores_the_same_revision_again_beside_the_first(aws, handler, monkeypatch) -> None:
+    s3, dynamodb = aws
+    event = event_for([put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())])
+    first = invoke(handler, event)
+    monkeypatch.setenv("MEAA_MOOD_MODEL", "emotion")
+    new_handler = load_handler("BatchFunction")  # the next cold start runs the new model
+
+    second = invoke(new_handler, event)
+    replay = invoke(new_handler, event)
+
+    assert [answer["outcomes"][0]["status"] for answer in (first, second, replay)] == ["scored", "scored", "duplicate"]
+    old_item, new_item = sorted(result_items(all_items(dynamodb)), key=lambda item: item["processed_at"])
+    assert old_item["model_version"] == first["outcomes"][0]["model_version"] != new_item["model_version"]
+    assert "emotion:" in new_item["model_version"] and old_item["revision"] == new_item["revision"]
+    assert new_item["subject_time"] == old_item["subject_time"]
+
+
+def test_a_legacy_result_of_the_same_model_counts_as_scored(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    dynamodb.Table(TABLE).put_item(Item=_legacy_result(entry, model_version=model_version_of(Settings.from_env())))
+    before = all_items(dynamodb)
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "duplicate" and all_items(dynamodb) == before
+
+
+def test_a_legacy_failure_which_no_model_wrote_counts_for_every_model(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    failure = _legacy_result(entry, kind="failure", error={"code": "invalid_image", "message": "x"})
+    dynamodb.Table(TABLE).put_item(Item=failure)
+
+    answer = invoke(handler, event_for([entry]))
+
+    assert answer["outcomes"][0]["status"] == "duplicate" and len(all_items(dynamodb)) == 1
+
+
+def test_a_legacy_result_of_another_model_gets_the_new_result_at_its_first_time(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    legacy = _legacy_result(entry, model_version="mtcnn:000000000000+older:000000000000")
+    dynamodb.Table(TABLE).put_item(Item=legacy)
+
+    answer = invoke(handler, event_for([{**entry, "event_time": "2026-11-30T09:00:00.000Z"}]))
+
+    assert answer["outcomes"][0]["status"] == "scored"
+    (new,) = [item for item in all_items(dynamodb) if item["sk"].startswith("MODEL#")]
+    assert new["object_created_at"] == legacy["object_created_at"] and new["subject_time"] == legacy["subject_time"]
+
+
+def test_a_listed_object_is_scored_through_the_same_entry_and_a_malformed_item_raises(aws, handler) -> None:
+    s3, dynamodb = aws
+    entry = put_object(s3, f"{SUBJECT_DIR}/a.jpg", face_jpeg())
+    listed = {"Key": entry["key"], "Etag": f'"{entry["etag"]}"', "Size": entry["size"], "LastModified": 1795600000}
+    item = {"source": "meaa.rescore", "bucket": BUCKET, "object": listed, "since": None}
+
+    scored = invoke(handler, item)
+    again = invoke(handler, item)
+
+    assert (scored["status"], again["status"]) == ("scored", "duplicate") and scored["key"] == entry["key"]
+    (result,) = result_items(all_items(dynamodb))
+    assert result["object_created_at"] == "2026-11-25T09:46:40.000Z"  # never scored: the listing's time
+    with pytest.raises(ValueError, match=r"object\.Key"):
+        invoke(handler, {**item, "object": {**listed, "Key": None}})

@@ -10,7 +10,15 @@ import pytest
 
 from devkit.aws import BROKEN_RECORDS
 from meaa import store
-from meaa_batch.events import MalformedRecord, SkippedRecord, parse_record, records_of
+from meaa_batch.events import (
+    RESCORE_SOURCE,
+    ListedBeforeSince,
+    MalformedRecord,
+    SkippedRecord,
+    parse_listed_object,
+    parse_record,
+    records_of,
+)
 
 
 def _record(key: str, **object_fields) -> dict:
@@ -53,8 +61,8 @@ def test_revision_is_the_version_id_when_there_is_one_else_the_etag() -> None:
 def test_extension_is_lower_case_and_frame_keys_sort_by_time() -> None:
     obj = _ref("incoming/a/b/CLIP.MP4")
     assert obj.extension == ".mp4"
-    keys = [store.frame_sort_key(obj.revision, ms) for ms in (0, 500, 10_000, 3_600_000)]
-    assert keys == sorted(keys) and keys[1] == "REV#abc#FRAME#0000000500"
+    keys = [store.frame_sort_key(obj.revision, "m:1", ms) for ms in (0, 500, 10_000, 3_600_000)]
+    assert keys == sorted(keys) and keys[1] == "MODEL#m:1#REV#abc#FRAME#0000000500"
 
 
 def test_values_become_dynamodb_types() -> None:
@@ -137,7 +145,7 @@ def test_summary_of_a_video_without_faces_has_no_mood() -> None:
 def test_long_keys_are_hashed_to_fit_the_index_and_the_full_key_is_kept() -> None:
     key = "incoming/p/s/" + "k" * 1011  # S3's longest: 1,024 bytes
     obj = _ref(key)
-    context = store.ItemContext(obj, processed_at="2026-11-26T07:00:01.000Z")
+    context = store.ItemContext(obj, "m:1", processed_at="2026-11-26T07:00:01.000Z")
     item = store.failure_item(context, {"code": "invalid_image", "message": "X"})
     assert len(item["subject_time"].encode()) <= store.MAX_INDEX_SORT_KEY_BYTES
     assert item["subject_time"].startswith("2026-11-26T07:00:00.000Z#SHA256#") and item["key"] == key
@@ -167,7 +175,7 @@ def test_items_expire_after_the_retention_period_when_one_is_set() -> None:
     moment = datetime(2026, 11, 26, tzinfo=UTC)
     assert store.retention_expiry(moment, 0) is None
     assert store.retention_expiry(moment, 30) == int(moment.timestamp()) + 30 * 86400
-    context = store.ItemContext(_ref("incoming/a/b/c.jpg"), processed_at="t", expires_at=123)
+    context = store.ItemContext(_ref("incoming/a/b/c.jpg"), "m:1", processed_at="t", expires_at=123)
     assert store.failure_item(context, {"code": "c", "message": "m"})["expires_at"] == 123
 
 
@@ -190,3 +198,45 @@ def test_records_of_other_events_are_skipped() -> None:
     record = _record("incoming/a/b/c.jpg")
     record["eventName"] = "ObjectRemoved:Delete"
     assert isinstance(parse_record(0, record, "incoming/"), SkippedRecord)
+
+
+def _listed(**fields) -> dict:
+    listed = {"Key": "incoming/p 1/s/a.jpg", "Etag": '"abc"', "Size": 10, "LastModified": 1795600000, **fields}
+    return {"source": RESCORE_SOURCE, "bucket": "drop", "object": listed, "since": None}
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [{}, {"Etag": None, "ETag": '"abc"', "LastModified": "2026-11-25T09:46:40+00:00"}],
+    ids=["step-functions", "moto"],
+)
+def test_a_listed_object_names_its_revision_by_its_etag_and_keeps_its_plain_key(fields) -> None:
+    parsed = parse_listed_object(_listed(**fields), "incoming/")
+    assert isinstance(parsed, store.ObjectRef), parsed
+    assert (parsed.key, parsed.subject, parsed.session, parsed.revision) == ("incoming/p 1/s/a.jpg", "p 1", "s", "abc")
+    assert parsed.created_at == "2026-11-25T09:46:40.000Z" and parsed.size == 10
+
+
+def test_a_listed_object_before_since_is_left_alone() -> None:
+    item = {**_listed(), "since": "2026-11-26"}
+    assert isinstance(parse_listed_object(item, "incoming/"), ListedBeforeSince)
+    assert isinstance(parse_listed_object({**item, "since": "2026-11-25T09:46:40Z"}, "incoming/"), store.ObjectRef)
+
+
+@pytest.mark.parametrize(
+    "item",
+    [
+        None,
+        {"source": "elsewhere", "bucket": "drop", "object": {}},
+        {**_listed(), "object": "x"},
+        _listed(Key=None),
+        _listed(Size=True),
+        _listed(Size=-1),
+        _listed(LastModified="yesterday"),
+        _listed(Key="incoming/" + "k" * 1100),
+        {**_listed(), "since": "soon"},
+        {**_listed(), "bucket": None},
+    ],
+)
+def test_malformed_listed_objects_are_reported(item) -> None:
+    assert isinstance(parse_listed_object(item, "incoming/"), MalformedRecord)

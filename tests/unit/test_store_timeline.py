@@ -32,15 +32,38 @@ class RecordingTable:
         return self.pages.pop(0)
 
 
-def image_item(created: str, moods: list[str], subject: str = "s-1") -> dict[str, Any]:
-    key = f"incoming/{subject}/x/{created}.jpg"
-    return {
-        "subject_time": f"{created}#{key}",
+MODEL = "mtcnn:aaaaaaaaaaaa+mood:bbbbbbbbbbbb"
+NEW_MODEL = "mtcnn:aaaaaaaaaaaa+mood:cccccccccccc"
+
+
+def result_row(key: str, created: str, model_version: str | None = MODEL, **attributes: Any) -> dict[str, Any]:
+    """A RESULT row of the BySubject index as the batch function writes it (``model_version=None``: a legacy
+    item written before results were kept per model version, with no model version of its own)."""
+    sort_key = store.legacy_result_sort_key("e") if model_version is None else store.result_sort_key("e", model_version)
+    row = {
+        "pk": store.object_partition_key("drop", key),
+        "sk": sort_key,
+        "subject": "s-1",
+        "subject_time": store.subject_time(created, key),
+        "revision": "e",
         "object_created_at": created,
-        "kind": "image",
-        "face_count": Decimal(len(moods)),
-        "faces": [{"mood": mood} for mood in moods],
+        **attributes,
     }
+    if model_version is not None:
+        row["model_version"] = model_version
+    return row
+
+
+def image_item(created: str, moods: list[str], subject: str = "s-1", model_version: str = MODEL) -> dict[str, Any]:
+    key = f"incoming/{subject}/x/{created}.jpg"
+    return result_row(
+        key,
+        created,
+        model_version,
+        kind="image",
+        face_count=Decimal(len(moods)),
+        mood_counts=store.mood_counts(moods),
+    )
 
 
 @pytest.mark.parametrize("text, minutes", [("1m", 1), ("5m", 5), ("90m", 90), ("1h", 60), ("6h", 360), ("1d", 1440)])
@@ -113,7 +136,7 @@ def test_cursor_round_trip_and_refusals() -> None:
 def test_one_query_on_the_subject_index_with_time_bounds() -> None:
     table = RecordingTable({"Items": [], "LastEvaluatedKey": None})
     time_range = query.parse_time_range("2026-11-25T00:00:00Z", "2026-11-26T00:00:00Z", "1h")
-    query.subject_moods(table, "s-1", time_range, 50, None)
+    query.subject_moods(table, "s-1", time_range, MODEL, 50, None)
     (request,) = table.requests
     assert request["IndexName"] == "BySubject" and request["Limit"] == 50
     values = request["ExpressionAttributeValues"]
@@ -125,29 +148,28 @@ def test_buckets_count_faces_by_mood_and_leave_out_empty_ones() -> None:
     items = [
         image_item("2026-11-25T08:05:00.000Z", ["positive", "positive", "negative"]),
         image_item("2026-11-25T08:50:00.000Z", []),
-        {
-            "subject_time": "2026-11-25T08:55:00.000Z#k",
-            "object_created_at": "2026-11-25T08:55:00.000Z",
-            "kind": "failure",
-        },
-        {  # a video: 4 frames with a face, 3 positive and 1 neutral
-            "subject_time": "2026-11-25T10:15:00.000Z#v",
-            "object_created_at": "2026-11-25T10:15:00.000Z",
-            "kind": "video",
-            "frames_with_face": Decimal(4),
-            "mood_shares": {
+        result_row("incoming/s-1/x/k.jpg", "2026-11-25T08:55:00.000Z", None, kind="failure"),  # legacy: every model's
+        # a legacy video (no mood_counts yet): 4 frames with a face, 3 positive and 1 neutral
+        result_row(
+            "incoming/s-1/x/v.mp4",
+            "2026-11-25T10:15:00.000Z",
+            MODEL,
+            kind="video",
+            frames_with_face=Decimal(4),
+            mood_shares={
                 "positive": Decimal("0.75"),
                 "negative": Decimal(0),
                 "neutral": Decimal("0.25"),
                 "other": Decimal(0),
             },
-        },
+        ),
         image_item("2026-11-25T12:00:00.000Z", ["other"]),  # == to: outside [from, to)
     ]
-    last_key = {"pk": "p", "sk": "s", "subject": "s-1", "subject_time": "2026-11-25T11:00:00.000Z#k"}
-    table = RecordingTable({"Items": items, "LastEvaluatedKey": last_key})
+    last_key = {key: items[-2][key] for key in ("pk", "sk", "subject", "subject_time")}
+    # The page ends inside a revision's rows: the rest of them are read before the page is answered.
+    table = RecordingTable({"Items": items, "LastEvaluatedKey": last_key}, {"Items": []})
     time_range = query.parse_time_range("2026-11-25T08:00:00Z", "2026-11-25T12:00:00Z", "1h")
-    answer = query.subject_moods(table, "s-1", time_range, 500, None)
+    answer = query.subject_moods(table, "s-1", time_range, MODEL, 500, None)
 
     first, second = answer["buckets"]
     assert first["start"] == "2026-11-25T08:00:00.000Z" and first["end"] == "2026-11-25T09:00:00.000Z"
@@ -161,7 +183,7 @@ def test_buckets_count_faces_by_mood_and_leave_out_empty_ones() -> None:
 
     # The cursor goes back to DynamoDB as ExclusiveStartKey.
     follow = RecordingTable({"Items": []})
-    query.subject_moods(follow, "s-1", time_range, 500, answer["next_cursor"])
+    query.subject_moods(follow, "s-1", time_range, MODEL, 500, answer["next_cursor"])
     assert follow.requests[0]["ExclusiveStartKey"] == last_key
 
 
@@ -170,7 +192,7 @@ def test_a_cursor_outside_the_range_is_refused() -> None:
     time_range = query.parse_time_range("2026-11-25", "2026-11-26", "1h")
     table = RecordingTable()
     with pytest.raises(InvalidCursor):
-        query.subject_moods(table, "s-1", time_range, 10, query.encode_cursor(key))
+        query.subject_moods(table, "s-1", time_range, MODEL, 10, query.encode_cursor(key))
     assert table.requests == []  # refused before DynamoDB is asked
 
 
@@ -181,23 +203,87 @@ def test_ties_go_to_the_first_mood_and_no_face_means_no_dominant_mood() -> None:
     assert bucket.to_dict(timedelta(hours=1))["dominant_mood"] == "negative"
 
 
-def test_object_items_query_the_partition_and_convert_decimals() -> None:
+def test_object_items_query_the_model_versions_range_then_the_legacy_items_and_convert_decimals() -> None:
     item = {
         "pk": "OBJECT#drop/incoming/s-1/x/a.jpg",
-        "sk": "REV#e#RESULT",
+        "sk": store.result_sort_key("e", MODEL),
+        "model_version": MODEL,
         "face_count": Decimal(1),
         "moods": {"positive": Decimal("0.25")},
     }
-    table = RecordingTable({"Items": [item]})
-    answer = query.object_results(table, "drop", "incoming/s-1/x/a.jpg", 10, None)
-    assert table.requests[0]["ExpressionAttributeValues"] == {":pk": "OBJECT#drop/incoming/s-1/x/a.jpg"}
-    assert "IndexName" not in table.requests[0]
-    assert answer["items"] == [{**item, "face_count": 1, "moods": {"positive": 0.25}}] and answer["next_cursor"] is None
+    legacy = {"pk": item["pk"], "sk": "REV#d#RESULT", "kind": "failure"}
+    table = RecordingTable({"Items": [item]}, {"Items": [legacy]})
+    answer = query.object_results(table, "drop", "incoming/s-1/x/a.jpg", MODEL, 10, None)
+    model_range, legacy_range = table.requests
+    assert model_range["ExpressionAttributeValues"] == {":pk": item["pk"], ":prefix": f"MODEL#{MODEL}#"}
+    assert legacy_range["ExpressionAttributeValues"][":prefix"] == "REV#" and legacy_range["Limit"] == 9
+    assert "IndexName" not in model_range and "FilterExpression" in legacy_range
+    assert answer["items"] == [{**item, "face_count": 1, "moods": {"positive": 0.25}}, legacy]
+    assert answer["next_cursor"] is None and answer["model_version"] == MODEL
     assert isinstance(answer["items"][0]["face_count"], int)
-    with pytest.raises(ObjectNotFound):
-        query.object_results(RecordingTable({"Items": []}), "drop", "incoming/none.jpg", 10, None)
+    with pytest.raises(ObjectNotFound, match=r"(?i)^no results"):
+        query.object_results(RecordingTable({"Items": []}, {"Items": []}, {"Items": []}), "drop", "a", MODEL, 10, None)
+    with pytest.raises(ObjectNotFound, match="other versions: re-score"):
+        others = RecordingTable({"Items": []}, {"Items": []}, {"Items": [{"pk": "p"}]})
+        query.object_results(others, "drop", "a", NEW_MODEL, 10, None)
     with pytest.raises(InvalidQuery):
-        query.object_results(RecordingTable(), "drop", "k" * 1025, 10, None)
+        query.object_results(RecordingTable(), "drop", "k" * 1025, MODEL, 10, None)
+    with pytest.raises(InvalidQuery):
+        query.object_results(RecordingTable(), "drop", "a", "bad#version", 10, None)
+
+
+def test_an_object_page_filled_by_the_model_version_continues_with_the_legacy_items() -> None:
+    pk = store.object_partition_key("drop", "a")
+    rows = [{"pk": pk, "sk": store.frame_sort_key("e", MODEL, ms), "model_version": MODEL} for ms in (0, 500)]
+    answer = query.object_results(RecordingTable({"Items": rows}), "drop", "a", MODEL, 2, None)
+    follow = RecordingTable({"Items": [{"pk": pk, "sk": "REV#d#RESULT", "model_version": MODEL}]})
+    second = query.object_results(follow, "drop", "a", MODEL, 2, answer["next_cursor"])
+    (request,) = follow.requests  # straight to the legacy items, from their start
+    assert request["ExpressionAttributeValues"][":prefix"] == "REV#" and "ExclusiveStartKey" not in request
+    assert [item["sk"] for item in second["items"]] == ["REV#d#RESULT"] and second["next_cursor"] is None
+    # A cursor of another model version's items is refused before DynamoDB is asked.
+    with pytest.raises(InvalidCursor):
+        other = query.encode_cursor({"pk": pk, "sk": store.frame_sort_key("e", NEW_MODEL, 0)})
+        query.object_results(RecordingTable(), "drop", "a", MODEL, 2, other)
+
+
+def test_the_timeline_counts_one_model_versions_results_and_says_which_objects_have_none() -> None:
+    old_only = image_item("2026-11-25T08:05:00.000Z", ["negative", "negative"])
+    both_old = image_item("2026-11-25T08:10:00.000Z", ["negative"])
+    both_new = {**image_item("2026-11-25T08:10:00.000Z", ["positive"], model_version=NEW_MODEL)}
+    both_new["subject_time"] = both_old["subject_time"]
+    legacy_failure = result_row("incoming/s-1/x/f.jpg", "2026-11-25T09:30:00.000Z", None, kind="failure")
+    page = {"Items": [old_only, both_old, both_new, legacy_failure]}
+    time_range = query.parse_time_range("2026-11-25T08:00:00Z", "2026-11-25T10:00:00Z", "1h")
+
+    new = query.subject_moods(RecordingTable(page), "s-1", time_range, NEW_MODEL, 500, None)
+    old = query.subject_moods(RecordingTable(page), "s-1", time_range, MODEL, 500, None)
+
+    assert new["model_version"] == NEW_MODEL and new["other_model_versions"] == [MODEL]
+    eight, nine = new["buckets"]
+    assert (eight["objects"], eight["objects_without_result"], eight["mood_counts"]["positive"]) == (1, 1, 1)
+    assert eight["face_count"] == 1  # the object scored by the old model only is counted nowhere else
+    assert (nine["objects"], nine["failed"], nine["objects_without_result"]) == (1, 1, 0)
+    assert old["other_model_versions"] == [] and old["buckets"][0]["objects_without_result"] == 0
+    assert old["buckets"][0]["mood_counts"]["negative"] == 3 and old["buckets"][0]["objects"] == 2
+
+
+def test_a_page_never_cuts_the_rows_of_one_revision() -> None:
+    first = image_item("2026-11-25T08:10:00.000Z", ["negative"])
+    second = {**image_item("2026-11-25T08:10:00.000Z", ["positive"], model_version=NEW_MODEL)}
+    last_key = {key: first[key] for key in ("pk", "sk", "subject", "subject_time")}
+    table = RecordingTable({"Items": [first], "LastEvaluatedKey": last_key}, {"Items": [second]})
+    time_range = query.parse_time_range("2026-11-25T08:00:00Z", "2026-11-25T10:00:00Z", "1h")
+
+    answer = query.subject_moods(table, "s-1", time_range, NEW_MODEL, 1, None)
+
+    _, rest = table.requests
+    assert rest["KeyConditionExpression"].endswith("#subject_time = :tail") and "Limit" not in rest
+    assert rest["ExpressionAttributeValues"][":tail"] == first["subject_time"] and rest["ExclusiveStartKey"] == last_key
+    (bucket,) = answer["buckets"]
+    assert (bucket["objects"], bucket["objects_without_result"], bucket["face_count"]) == (1, 0, 1)
+    expected_cursor = {key: second[key] for key in ("pk", "sk", "subject", "subject_time")}
+    assert query.decode_cursor(answer["next_cursor"], {"subject": "s-1"}, tuple(expected_cursor)) == expected_cursor
 
 
 # --- Hostile parameters (issue 9): every problem is a 400 with a code, never a 500 ------------------------

@@ -6,6 +6,7 @@ and CloudFormation use), so what is checked is what IAM will get, including what
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -14,21 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from samtranslator.translator.transform import transform
 
 from devkit.lambda_loader import REPO_ROOT, TEMPLATE_PATH, load_template
 from meaa import store
 from meaa.config import Settings
+from meaa.object_keys import MEDIA_TYPES
+from meaa_batch.events import RESCORE_SOURCE
+from tests.support.sam_template import BASIC_EXECUTION, TemplateResolver, transformed_template
 
-BASIC_EXECUTION = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
 INCOMING = "incoming/"
-
-
-class _ManagedPolicies:
-    """The one managed policy SAM attaches, without asking IAM for the list."""
-
-    def load(self) -> dict[str, str]:
-        return {"AWSLambdaBasicExecutionRole": BASIC_EXECUTION}
 
 
 @pytest.fixture(scope="module")
@@ -42,20 +37,8 @@ def resources(template: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def transformed(monkeypatch_module: pytest.MonkeyPatch) -> dict[str, Any]:
-    monkeypatch_module.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    document = load_template()
-    for resource in document["Resources"].values():  # the transform wants uploaded artifacts
-        for uri_key in ("CodeUri", "ContentUri"):
-            if uri_key in resource.get("Properties", {}):
-                resource["Properties"][uri_key] = "s3://artifacts/code.zip"
-    return transform(document, {}, _ManagedPolicies())["Resources"]
-
-
-@pytest.fixture(scope="module")
-def monkeypatch_module():
-    with pytest.MonkeyPatch.context() as patch:
-        yield patch
+def transformed() -> dict[str, Any]:
+    return transformed_template()["Resources"]
 
 
 def _statements(role: dict[str, Any]) -> list[dict[str, Any]]:
@@ -95,19 +78,21 @@ def test_drop_bucket_is_private_encrypted_and_expires(resources: dict[str, Any])
         "RestrictPublicBuckets": True,
     }
     assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]  # no ACLs
-    (encryption,) = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
-    assert encryption["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    (encryption,) = TemplateResolver(load_template()).value(
+        bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    )
+    assert encryption["ServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}  # with a key: test_template_keys
     (rule,) = bucket["LifecycleConfiguration"]["Rules"]
     assert rule["Status"] == "Enabled" and rule["ExpirationInDays"] == {"Ref": "DropRetentionDays"}
     assert "WebsiteConfiguration" not in bucket and "AccessControl" not in bucket
 
 
-def test_drop_bucket_policy_denies_plain_http_and_grants_nobody(resources: dict[str, Any]) -> None:
-    policy = resources["DropBucketPolicy"]["Properties"]
+def test_drop_bucket_policy_denies_plain_http_and_grants_nobody(template: dict[str, Any]) -> None:
+    policy = TemplateResolver(template).resources()["DropBucketPolicy"]["Properties"]
     assert policy["Bucket"] == {"Ref": "DropBucket"}
     statements = policy["PolicyDocument"]["Statement"]
     assert all(statement["Effect"] == "Deny" for statement in statements), "the bucket policy only denies"
-    (tls,) = statements
+    (tls,) = statements  # with a customer key, two more denials: test_template_keys
     assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     assert tls["Action"] == "s3:*" and len(tls["Resource"]) == 2  # the bucket and its objects
 
@@ -121,7 +106,8 @@ def test_batch_trigger_is_filtered_to_the_incoming_prefix_and_media_suffixes(tra
         assert configuration["Event"] == "s3:ObjectCreated:*"
         assert configuration["Function"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
         suffixes.add(rules["suffix"])
-    assert {".jpg", ".jpeg", ".png", ".webp", ".mp4", ".mov", ".avi"} <= {suffix.lower() for suffix in suffixes}
+    # Every suffix the batch function scores (and POST /uploads signs, always in lower case) triggers it.
+    assert set(MEDIA_TYPES) <= suffixes
 
 
 def test_s3_may_invoke_the_batch_function_only_from_this_account(transformed: dict[str, Any]) -> None:
@@ -143,6 +129,7 @@ def test_batch_role_reads_only_incoming_and_writes_only_the_tables(transformed: 
         "s3:GetObject",
         "s3:GetObjectVersion",
         "dynamodb:GetItem",
+        "dynamodb:Query",
         "dynamodb:PutItem",
         "dynamodb:BatchWriteItem",
         "dynamodb:UpdateItem",
@@ -172,21 +159,69 @@ def test_batch_function_never_writes_to_s3(transformed: dict[str, Any]) -> None:
     assert not {action for action in actions if action.startswith("s3:") and not action.startswith("s3:Get")}
 
 
-def test_api_role_reads_results_only_when_behind_jwt_and_only_by_query(transformed: dict[str, Any]) -> None:
+def test_api_role_behind_jwt_gets_exactly_what_its_routes_need(transformed: dict[str, Any]) -> None:
+    """Without jwt the API role touches no data; with it: Query the results (table and BySubject), Query,
+    PutItem and DeleteItem on the assignments table (test_access_matrix records that the routes make exactly
+    these calls), and PutObject under incoming/ to sign direct uploads. Nothing else, nowhere else."""
     role = transformed["ApiFunctionRole"]["Properties"]
     assert role["ManagedPolicyArns"] == [BASIC_EXECUTION]
     (conditional,) = role["Policies"]
     condition, with_jwt, without_jwt = conditional["Fn::If"]
     assert condition == "UseJwtAuth" and without_jwt == {"Ref": "AWS::NoValue"}
-    (statement,) = with_jwt["PolicyDocument"]["Statement"]
-    assert statement["Effect"] == "Allow" and _actions(statement) == ["dynamodb:Query"]
-    assert statement["Resource"] == [
-        {"Fn::GetAtt": ["ResultsTable", "Arn"]},
-        {"Fn::Sub": "${ResultsTable.Arn}/index/BySubject"},
-    ]
+    statements = {statement["Sid"]: statement for statement in with_jwt["PolicyDocument"]["Statement"]}
+    expected = {
+        "QueryResultsBehindJwt": (
+            ["dynamodb:Query"],
+            [{"Fn::GetAtt": ["ResultsTable", "Arn"]}, {"Fn::Sub": "${ResultsTable.Arn}/index/BySubject"}],
+        ),
+        "ReadAssignmentsBehindJwt": (["dynamodb:Query"], {"Fn::GetAtt": ["AssignmentsTable", "Arn"]}),
+        "ChangeAssignmentsBehindJwt": (
+            ["dynamodb:DeleteItem", "dynamodb:PutItem"],
+            {"Fn::GetAtt": ["AssignmentsTable", "Arn"]},
+        ),
+        "SignDirectUploadsBehindJwt": (
+            ["s3:PutObject"],
+            {
+                "Fn::Sub": "arn:${AWS::Partition}:s3:::${DropBucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
+                f"/{INCOMING}*"
+            },
+        ),
+    }
+    assert set(statements) == set(expected)
+    for sid, (actions, resource) in expected.items():
+        statement = statements[sid]
+        assert statement["Effect"] == "Allow" and "Condition" not in statement, sid
+        assert sorted(_actions(statement)) == actions, sid
+        assert statement["Resource"] == resource, sid
     variables = transformed["ApiFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["MEAA_AUTH_MODE"] == {"Ref": "AuthMode"}
     assert variables["MEAA_TABLE_NAME"] == {"Ref": "ResultsTable"}
+    assert variables["MEAA_ASSIGNMENTS_TABLE"] == {"Ref": "AssignmentsTable"}
+    assert variables["MEAA_SUBJECT_CLAIM"] == {"Ref": "SubjectClaim"}
+
+
+def test_assignments_table_is_its_own_encrypted_recoverable_table(resources: dict[str, Any]) -> None:
+    from meaa_aws import assignments
+
+    table = resources["AssignmentsTable"]
+    properties = table["Properties"]
+    assert table["DeletionPolicy"] == "Retain" and "Condition" not in table
+    assert properties["BillingMode"] == "PAY_PER_REQUEST" and properties["SSESpecification"]["SSEEnabled"] is True
+    assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    keys = [(key["AttributeName"], key["KeyType"]) for key in properties["KeySchema"]]
+    assert keys == [(assignments.CLINICIAN, "HASH"), (assignments.SUBJECT, "RANGE")]
+    assert "GlobalSecondaryIndexes" not in properties and "TimeToLiveSpecification" not in properties
+
+
+def test_both_functions_share_the_incoming_prefix_and_object_limit(template: dict[str, Any]) -> None:
+    """The API signs upload policies with the batch function's limit and checks keys by its layout: one
+    value each, in Globals, for both functions."""
+    globals_ = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert globals_["MEAA_INCOMING_PREFIX"] == INCOMING
+    assert globals_["MEAA_MAX_OBJECT_BYTES"] == {"Fn::Sub": "${MaxObjectMegabytes}000000"}
+    for function in ("ApiFunction", "BatchFunction"):
+        own = template["Resources"][function]["Properties"]["Environment"]["Variables"]
+        assert "MEAA_INCOMING_PREFIX" not in own and "MEAA_MAX_OBJECT_BYTES" not in own, function
 
 
 def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources: dict[str, Any]) -> None:
@@ -197,10 +232,9 @@ def test_batch_retries_then_parks_failed_events_in_an_encrypted_queue(resources:
         "Type": "SQS",
         "Destination": {"Fn::GetAtt": ["BatchFailureQueue", "Arn"]},
     }
-    assert resources["BatchFailureQueue"]["Properties"]["SqsManagedSseEnabled"] is True
-    assert batch["ReservedConcurrentExecutions"] == {"Ref": "BatchReservedConcurrency"}
+    queue = TemplateResolver(load_template()).resources()["BatchFailureQueue"]["Properties"]
+    assert queue["SqsManagedSseEnabled"] is True  # with a customer key: test_template_keys
     assert batch["Environment"]["Variables"]["MEAA_TABLE_NAME"] == {"Ref": "ResultsTable"}
-    assert batch["Environment"]["Variables"]["MEAA_INCOMING_PREFIX"] == INCOMING
 
 
 def test_results_table_is_on_demand_encrypted_recoverable_with_a_subject_index(resources: dict[str, Any]) -> None:
@@ -223,21 +257,38 @@ def test_upload_route_uses_the_jwt_authorizer_only_when_auth_mode_is_jwt(templat
     assert template["Conditions"]["UseJwtAuth"] == {"Fn::Equals": [{"Ref": "AuthMode"}, "jwt"]}
     assert resources["JwtAuthorizer"]["Condition"] == "UseJwtAuth"
     jwt = resources["JwtAuthorizer"]["Properties"]
-    assert jwt["AuthorizerType"] == "JWT"
-    assert jwt["JwtConfiguration"] == {"Issuer": {"Ref": "JwtIssuer"}, "Audience": {"Ref": "JwtAudience"}}
+    assert jwt["AuthorizerType"] == "JWT" and jwt["IdentitySource"] == ["$request.header.Authorization"]
+    assert jwt["JwtConfiguration"] == {
+        "Issuer": {
+            "Fn::If": [
+                "MakeUserPool",
+                {"Fn::Sub": "https://cognito-idp.${AWS::Region}.amazonaws.com/${UserPool}"},
+                {"Ref": "JwtIssuer"},
+            ]
+        },
+        "Audience": {"Fn::If": ["MakeUserPool", [{"Ref": "UserPoolClient"}], {"Ref": "JwtAudience"}]},
+    }
     upload = resources["UploadRoute"]["Properties"]
     assert upload["RouteKey"] == "POST /upload-meaa-image"
     assert upload["AuthorizationType"] == {"Fn::If": ["UseJwtAuth", "JWT", "NONE"]}
     routes = {r["Properties"]["RouteKey"]: r for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"}
     open_routes = {"GET /health", "GET /openapi.json", "GET /docs", "GET /docs/{file}"}
-    results_routes = {"GET /subjects/{subject}/moods", "GET /objects/{key+}"}
+    results_routes = {
+        "GET /subjects/{subject}/moods",
+        "GET /objects/{key+}",
+        "POST /uploads",
+        "GET /me",
+        "PUT /clinicians/{clinician}/subjects/{subject}",
+        "DELETE /clinicians/{clinician}/subjects/{subject}",
+        "GET /clinicians/{clinician}/subjects",
+    }
     page_routes = {"GET /", "GET /static/{file+}"}
     assert set(routes) == {"POST /upload-meaa-image"} | open_routes | results_routes | page_routes
     for key in page_routes:  # the static try-it page, only when asked for; it holds no data
         assert routes[key]["Condition"] == "ServeTryItPage"
     for key in open_routes:
         assert routes[key]["Properties"]["AuthorizationType"] == "NONE" and "Condition" not in routes[key]
-    for key in results_routes:  # the stored results exist only behind the authorizer
+    for key in results_routes:  # stored results, uploads and assignments exist only behind the authorizer
         assert routes[key]["Condition"] == "UseJwtAuth"
         assert routes[key]["Properties"]["AuthorizationType"] == "JWT"
         assert routes[key]["Properties"]["AuthorizerId"] == {"Ref": "JwtAuthorizer"}
@@ -269,9 +320,16 @@ def test_every_log_group_has_a_retention_and_functions_log_to_them(resources: di
 
 
 def test_outputs_name_the_api_bucket_and_table(template: dict[str, Any]) -> None:
-    assert {"ApiUrl", "UploadUrl", "DropBucketName", "ResultsTableName", "BatchFailureQueueUrl"} <= set(
-        template["Outputs"]
-    )
+    outputs = {
+        "ApiUrl",
+        "UploadUrl",
+        "DropBucketName",
+        "ResultsTableName",
+        "BatchFailureQueueUrl",
+        "AccessLogBucketName",
+    }
+    assert outputs <= set(template["Outputs"])
+    assert template["Outputs"]["DataKeyArn"]["Condition"] == "UseKmsKey"
 
 
 # ---------------------------------------------------------------- alarms
@@ -339,7 +397,7 @@ def test_api_p99_latency_alarm(resources: dict[str, Any]) -> None:
 
 def test_every_alarm_notifies_the_optional_topic_and_is_quiet_without_data(resources: dict[str, Any]) -> None:
     alarms = _alarms(resources)
-    assert len(alarms) == 7
+    assert len(alarms) == 8
     for name, alarm in alarms.items():
         assert alarm["AlarmActions"] == NOTIFY and alarm["OKActions"] == NOTIFY, name
         assert alarm["TreatMissingData"] == "notBreaching", name
@@ -363,7 +421,7 @@ def test_alarm_thresholds_in_readme_match_the_template(template: dict[str, Any])
     readme = (REPO_ROOT / "README.md").read_text()
     for name in _alarms(template["Resources"]):
         assert f"`{name}`" in readme, f"README's alarm table lacks {name}"
-    for parameter in ("AlarmEmail", "Api5xxRatePercent", "ApiAlarmMinRequests", "ApiLatencyP99Ms"):
+    for parameter in ("AlarmEmail", "Api5xxRatePercent", "ApiAlarmMinRequests", "ApiLatencyP99Ms", "AccessDeniedBurst"):
         assert f"`{parameter}`" in readme
 
 
@@ -380,3 +438,146 @@ def test_results_retention_sets_the_ttl_attribute_that_the_batch_writes(template
     assert ttl == {"AttributeName": store.Attr.EXPIRES_AT, "Enabled": True}
     idempotency_ttl = template["Resources"]["IdempotencyTable"]["Properties"]["TimeToLiveSpecification"]
     assert idempotency_ttl == {"AttributeName": "expiration", "Enabled": True}  # Powertools' attribute name
+
+
+# ---------------------------------------------------------------- access: refusals alarm, optional user pool
+
+
+def test_a_burst_of_refusals_raises_the_access_denied_alarm(resources: dict[str, Any]) -> None:
+    from meaa_api.observability import SERVICE
+    from meaa_aws.observability import NAMESPACE
+
+    alarm = _alarm_on(_alarms(resources), NAMESPACE, "AccessDenied", {"Name": "service", "Value": SERVICE})
+    assert (alarm["Statistic"], alarm["Period"], alarm["EvaluationPeriods"]) == ("Sum", 300, 1)
+    assert alarm["Threshold"] == {"Ref": "AccessDeniedBurst"}
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_create_user_pool_makes_a_public_pkce_client_and_the_two_groups(template: dict[str, Any]) -> None:
+    from meaa_api.auth import ADMINS_GROUP, CLINICIANS_GROUP
+
+    resources, conditions = template["Resources"], template["Conditions"]
+    assert template["Parameters"]["CreateUserPool"]["Default"] == "false"
+    assert conditions["MakeUserPool"] == {
+        "Fn::And": [{"Condition": "UseJwtAuth"}, {"Fn::Equals": [{"Ref": "CreateUserPool"}, "true"]}]
+    }
+    cognito = {name: r for name, r in resources.items() if r["Type"].startswith("AWS::Cognito::")}
+    assert {r["Condition"] for r in cognito.values()} <= {"MakeUserPool", "MakeUserPoolDomain"}
+    groups = {r["Properties"]["GroupName"] for r in cognito.values() if r["Type"] == "AWS::Cognito::UserPoolGroup"}
+    assert groups == {ADMINS_GROUP, CLINICIANS_GROUP}
+    pool = resources["UserPool"]["Properties"]
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True  # no self sign-up
+    assert pool["Policies"]["PasswordPolicy"]["MinimumLength"] >= 12
+    client = resources["UserPoolClient"]["Properties"]
+    assert client["GenerateSecret"] is False and client["AllowedOAuthFlows"] == ["code"]  # public client: PKCE
+    assert "implicit" not in client["AllowedOAuthFlows"] and client["EnableTokenRevocation"] is True
+    assert not any("PASSWORD" in flow for flow in client["ExplicitAuthFlows"])  # no password sent to the API's pool
+    assert template["Outputs"]["UserPoolClientId"]["Condition"] == "MakeUserPool"
+
+
+# ---------------------------------------------------------------- re-scoring the archive
+
+RESCORE_MACHINE = "${AWS::StackName}-rescore"
+DROP_BUCKET = "${DropBucketNamePrefix}-${AWS::AccountId}-${AWS::Region}"
+
+
+def _rescore_definition(template: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The state machine's properties and its ASL with each ${...} placeholder left as its name."""
+    properties = template["Resources"]["RescoreStateMachine"]["Properties"]
+    text = (REPO_ROOT / properties["DefinitionUri"]).read_text()
+    placeholders = set(re.findall(r"\$\{(\w+)\}", text))
+    assert placeholders == set(properties["DefinitionSubstitutions"]), "every placeholder has a substitution"
+    # Quoted placeholders (names, ARNs) and bare ones (numbers) both become the string of their name.
+    named = re.sub(r"\$\{(\w+)\}", r'"\1"', re.sub(r'"\$\{(\w+)\}"', r"${\1}", text))
+    return properties, json.loads(named)
+
+
+def test_rescore_state_machine_role_is_least_privilege(transformed: dict[str, Any], template: dict[str, Any]) -> None:
+    properties = template["Resources"]["RescoreStateMachine"]["Properties"]
+    assert properties["Name"] == {"Fn::Sub": RESCORE_MACHINE}  # the ARN its own policy names
+    role = transformed["RescoreStateMachineRole"]["Properties"]
+    assert not role.get("ManagedPolicyArns")
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": ["states.amazonaws.com"]}
+    statements = {statement["Sid"]: statement for statement in _statements(transformed["RescoreStateMachineRole"])}
+    assert all(statement["Effect"] == "Allow" for statement in statements.values())
+    arn = "arn:${AWS::Partition}"
+    expected = {
+        # the Distributed Map starts, watches and stops its own child executions, of this state machine only
+        "RunOwnMapChildren": (
+            ["states:StartExecution"],
+            {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{RESCORE_MACHINE}"},
+        ),
+        "WatchOwnMapChildren": (
+            ["states:DescribeExecution", "states:StopExecution"],
+            [
+                {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{RESCORE_MACHINE}:*"},
+                {"Fn::Sub": f"{arn}:states:${{AWS::Region}}:${{AWS::AccountId}}:execution:{RESCORE_MACHINE}/*"},
+            ],
+        ),
+        # the listing: the drop bucket, under the incoming prefix only
+        "ListIncomingObjects": (["s3:ListBucket"], {"Fn::Sub": f"{arn}:s3:::{DROP_BUCKET}"}),
+        # exactly the batch function
+        "ScoreWithBatchFunction": (["lambda:InvokeFunction"], {"Fn::GetAtt": ["BatchFunction", "Arn"]}),
+        # the ResultWriter's report prefix only
+        "WriteRescoreReports": (
+            ["s3:PutObject", "s3:GetObject", "s3:ListMultipartUploadParts", "s3:AbortMultipartUpload"],
+            {"Fn::Sub": f"{arn}:s3:::{DROP_BUCKET}/rescore-reports/*"},
+        ),
+    }
+    for sid, (actions, resource) in expected.items():
+        assert _actions(statements[sid]) == actions and statements[sid]["Resource"] == resource, sid
+    condition = statements["ListIncomingObjects"]["Condition"]
+    assert condition == {"StringLike": {"s3:prefix": [f"{INCOMING}*"]}}
+    # CloudWatch Logs' log delivery API takes no resource: "*" there, and only there, for delivery actions only.
+    delivery = statements["DeliverLogs"]
+    assert delivery["Resource"] == "*" and all(action.startswith("logs:") for action in _actions(delivery))
+    assert not {"logs:PutLogEvents", "logs:CreateLogGroup", "logs:DeleteLogGroup"} & set(_actions(delivery))
+    assert set(statements) == {*expected, "DeliverLogs"}
+    # What the role allows is what the definition uses.
+    substitutions = properties["DefinitionSubstitutions"]
+    assert substitutions["BatchFunctionArn"] == {"Fn::GetAtt": ["BatchFunction", "Arn"]}
+    assert substitutions["DropBucket"] == {"Fn::Sub": DROP_BUCKET}
+    assert substitutions["ReportPrefix"] == "rescore-reports/"
+
+
+def test_rescore_definition_maps_the_listing_through_the_batch_function_within_its_limits(
+    template: dict[str, Any],
+) -> None:
+    properties, definition = _rescore_definition(template)
+    plan = definition["States"]["Plan"]
+    assert plan["Parameters"]["limits"] == {
+        "max_concurrency": "MaxConcurrency",
+        "tolerated_failure_percentage": "ToleratedFailurePercentage",
+    }
+    substitutions = properties["DefinitionSubstitutions"]
+    assert substitutions["MaxConcurrency"] == {"Ref": "RescoreMaxConcurrency"}
+    assert substitutions["ToleratedFailurePercentage"] == {"Ref": "RescoreToleratedFailurePercentage"}
+    mapped = definition["States"][plan["Next"]]
+    assert mapped["Type"] == "Map" and mapped["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert mapped["ItemReader"] == {
+        "Resource": "arn:aws:states:::s3:listObjectsV2",
+        "Parameters": {"Bucket": "DropBucket", "Prefix.$": "$.prefix"},
+    }
+    assert mapped["MaxConcurrencyPath"] == "$.limits.max_concurrency"
+    assert mapped["ToleratedFailurePercentagePath"] == "$.limits.tolerated_failure_percentage"
+    assert mapped["ResultWriter"]["Parameters"] == {"Bucket": "DropBucket", "Prefix": "ReportPrefix"}
+    # Each item is one listed object in the shape the batch handler parses (meaa_batch.events).
+    assert mapped["ItemSelector"] == {
+        "source": RESCORE_SOURCE,
+        "bucket": "DropBucket",
+        "object.$": "$$.Map.Item.Value",
+        "since.$": "$.since",
+    }
+    (task,) = mapped["ItemProcessor"]["States"].values()
+    assert task["Resource"] == "arn:aws:states:::lambda:invoke"
+    assert task["Parameters"]["FunctionName"] == "BatchFunctionArn"
+    assert "Lambda.TooManyRequestsException" in task["Retry"][0]["ErrorEquals"]  # throttled by uploads: wait
+    # The map's concurrency stays below the batch function's reserved concurrency: uploads keep being scored.
+    parameters = template["Parameters"]
+    assert parameters["RescoreMaxConcurrency"]["Default"] < parameters["BatchReservedConcurrency"]["Default"]
+    assert 0 <= parameters["RescoreToleratedFailurePercentage"]["Default"] <= 100
+    assert template["Outputs"]["RescoreStateMachineArn"]["Value"] == {"Ref": "RescoreStateMachine"}
+    group = template["Resources"]["RescoreLogGroup"]["Properties"]
+    assert properties["Logging"]["IncludeExecutionData"] is False  # execution data holds keys (subject ids)
+    assert group["RetentionInDays"] == {"Ref": "LogRetentionDays"}

@@ -3,7 +3,7 @@
 The results routes expose health data: with ``AuthMode=none`` (the template's default) the function
 must not serve them at all (404, like any unknown path), and the try-it page is off unless
 ``EnableTryItPage=true``. The environment is resolved from the template for each parameter set (its
-``!If``/``!Ref``), so a change of the template's variables is what these tests see.
+``!If``/``!Ref``, by ``tests.support.sam_template``), so a change of the template's variables is what these tests see.
 """
 
 from __future__ import annotations
@@ -18,6 +18,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from devkit.lambda_loader import lambda_context, load_function_module, load_handler, load_template
+from meaa import store
+from tests.support.access_world import PROTECTED_REQUESTS
+from tests.support.gateway import answer as lambda_answer
+from tests.support.gateway import http_event, token_claims
+from tests.support.sam_template import TemplateResolver
 
 RESULTS_PATHS = ("/subjects/subject-1/moods", "/objects/incoming/subject-1/ward/photo.jpg")
 PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
@@ -25,39 +30,25 @@ PAGE_PATHS = ("/", "/static/app.js", "/static/index.html")
 LOCAL_ONLY_VARIABLES = ("MEAA_LOCAL", "MEAA_UI", "MEAA_AUTH_MODE", "MEAA_TABLE_NAME", "MEAA_DROP_BUCKET")
 
 
-class _Resolver:
-    """Evaluates the intrinsic functions the ApiFunction's environment uses, for given parameters."""
-
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str]) -> None:
-        defaults = {name: str(spec.get("Default", "")) for name, spec in template["Parameters"].items()}
-        self.parameters = {**defaults, **parameters}
-        self.conditions = template.get("Conditions", {})
-
-    def value(self, node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        ((function, argument),) = node.items()
+def _as_deployed(value: Any, resolver: TemplateResolver) -> str:
+    """A variable's value: parameters by value; resources, pseudo parameters and other intrinsics as placeholders."""
+    if isinstance(value, dict):
+        ((function, argument),) = value.items()
         if function == "Ref":
-            return self.parameters.get(argument, f"<{argument}>")  # resources and pseudo parameters: a placeholder
-        if function == "Fn::If":
-            condition, when_true, when_false = argument
-            return self.value(when_true if self.condition(condition) else when_false)
-        if function == "Fn::Equals":
-            left, right = (self.value(part) for part in argument)
-            return str(left) == str(right)
-        return f"<{function}>"  # Sub, GetAtt: names of resources, not switches
-
-    def condition(self, name: str) -> bool:
-        return bool(self.value(self.conditions[name]))
+            return resolver.parameters.get(argument, f"<{argument}>")
+        if function == "Fn::Sub" and isinstance(argument, str):  # parameters substituted; resources stay names
+            return re.sub(r"\$\{([^}]+)\}", lambda m: resolver.parameters.get(m.group(1), f"<{m.group(1)}>"), argument)
+        return f"<{function}>"  # GetAtt: names of resources, not switches
+    return str(value)
 
 
 def deployed_environment(**parameters: str) -> dict[str, str]:
     template = load_template()
-    resolver = _Resolver(template, parameters)
+    resolver = TemplateResolver(template, **parameters)
     variables: dict[str, Any] = {}
     for source in (template["Globals"]["Function"], template["Resources"]["ApiFunction"]["Properties"]):
         variables.update((source.get("Environment") or {}).get("Variables") or {})
-    return {name: str(resolver.value(value)) for name, value in variables.items()}
+    return {name: _as_deployed(resolver.value(value), resolver) for name, value in variables.items()}
 
 
 @pytest.fixture
@@ -94,15 +85,29 @@ def test_without_auth_the_results_routes_do_not_exist(deployed_client) -> None:
             assert response.status_code == 404, path
             assert response.json()["error"]["code"] == "not_found"
     paths = set(client.get("/openapi.json").json()["paths"])
-    assert not any(path.startswith(("/subjects", "/objects")) for path in paths)
+    assert paths == {"/upload-meaa-image", "/health"}
+    for method, path, body in PROTECTED_REQUESTS[:-1]:  # none of them exists; the image upload stays open
+        response = client.request(method, path, json=body)
+        assert response.status_code in (404, 405) and response.json()["error"]["code"] in (
+            "not_found",
+            "method_not_allowed",
+        )
     assert client.get("/health").status_code == 200  # the app itself is up
 
 
-def test_with_jwt_auth_the_results_routes_exist(deployed_client) -> None:
+def test_with_jwt_auth_the_protected_routes_exist_and_answer_401_without_claims(deployed_client) -> None:
+    """Behind the authorizer every route that reads, stores or signs needs its verified claims: a request
+    that reaches the function without them (another integration, a misconfigured route) gets 401 first,
+    whatever its parameters."""
     client = deployed_client(AuthMode="jwt")
-    response = client.get("/subjects/subject-1/moods?bucket=90s")
-    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_query"
-    assert {"/subjects/{subject}/moods", "/objects/{key}"} <= set(client.get("/openapi.json").json()["paths"])
+    for method, path, body in PROTECTED_REQUESTS:
+        response = client.request(method, path, json=body)
+        assert response.status_code == 401, (method, path, response.text)
+        assert response.json()["error"]["code"] == "unauthenticated"
+    documented = client.get("/openapi.json").json()["paths"]
+    assert {"/subjects/{subject}/moods", "/objects/{key}", "/uploads", "/me"} <= set(documented)
+    assert {"/clinicians/{clinician}/subjects/{subject}", "/clinicians/{clinician}/subjects"} <= set(documented)
+    assert client.get("/health").status_code == 200
 
 
 def test_try_it_page_is_off_by_default_and_on_when_enabled(deployed_client) -> None:
@@ -153,3 +158,29 @@ def test_lambda_entry_point_serves_the_page_when_enabled(monkeypatch: pytest.Mon
     assert 'id="photo-input"' in body
     script = handler(_get_event("/static/app.js"), lambda_context("ApiFunction"))
     assert script["statusCode"] == 200 and "text/javascript" in script["headers"]["content-type"]
+
+
+def test_results_routes_document_and_check_the_model_version_they_read(deployed_client) -> None:
+    client = deployed_client(AuthMode="jwt")
+    document = client.get("/openapi.json").json()
+    for path in ("/subjects/{subject}/moods", "/objects/{key}"):
+        operation = document["paths"][path]["get"]
+        (parameter,) = [parameter for parameter in operation["parameters"] if parameter["name"] == "model_version"]
+        schema = parameter["schema"]
+        assert schema["type"] == "string" and schema["pattern"] == store.MODEL_VERSION_PATTERN
+        assert (schema["minLength"], schema["maxLength"], parameter["required"]) == (1, 200, False)
+        assert "`invalid_query`" in operation["responses"]["400"]["description"]
+    schemas = document["components"]["schemas"]
+    for answer in ("SubjectMoods", "ObjectItems"):
+        assert "model_version" in schemas[answer]["required"]
+        assert schemas[answer]["properties"]["model_version"]["pattern"] == store.MODEL_VERSION_PATTERN
+    assert "objects_without_result" in schemas["MoodBucket"]["required"]
+    assert schemas["MoodBucket"]["properties"]["objects_without_result"]["minimum"] == 0
+    # Through the Lambda entry as an admin (the authorizer's claims): access passes, then the parameter is refused.
+    handler = load_handler("ApiFunction")
+    admin = token_claims("admin-1", ["admins"])
+    for bad in ("v#x", "a" * 201, "", "v x"):
+        event = http_event("GET", "/subjects/subject-1/moods", claims=admin, query={"model_version": bad})
+        status, body = lambda_answer(handler(event, lambda_context("ApiFunction")))
+        assert status == 400, (bad, body)  # before any AWS client exists
+        assert body["error"]["code"] == "invalid_query"

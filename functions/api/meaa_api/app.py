@@ -1,9 +1,10 @@
 """The application factory: wires settings, the estimator, middleware, error handlers and routers.
 
 Locally: ``uvicorn --factory meaa_api.app:create_app_from_env`` (``make serve``); in Lambda:
-``meaa_api.lambda_handler.handler``. Optional routers (``meaa.config.ApiSettings``): the results routes exist
-only behind JWT auth or locally, the try-it page only when asked for; their modules (and boto3) are imported
-only then, which keeps the upload route's cold start small.
+``meaa_api.lambda_handler.handler``. Optional routers (``meaa.config.ApiSettings``): the results, direct-upload,
+assignment and ``/me`` routes exist only behind JWT auth or locally (``meaa_api.access`` decides who reaches
+what), the try-it page only when asked for; their modules (and boto3) are imported only then, which keeps the
+upload route's cold start small.
 """
 
 from __future__ import annotations
@@ -40,9 +41,10 @@ def create_app(settings: Settings, estimator: MoodEstimator | None = None) -> Fa
     app.include_router(upload.router)
     app.include_router(health.router)
     if settings.api.results_routes:
-        from .routers import results
+        from .routers import assignments, direct_uploads, me, results
 
-        app.include_router(results.router)
+        for module in (results, direct_uploads, assignments, me):
+            app.include_router(module.router)
     if settings.api.try_it_page:
         from .routers import try_it
 

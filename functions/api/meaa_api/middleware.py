@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from meaa.errors import InternalError
 from meaa_aws.observability import record_analysis, record_error
 
+from . import audit
 from .observability import LOGGER, METRICS, SERVICE
 
 
@@ -64,16 +65,21 @@ class RequestContextMiddleware:
                     "upload_style": state.get("upload_style"),
                     "image_bytes": state.get("image_bytes"),
                     "error_code": state.get("error_code"),
+                    "principal_sub": getattr(state.get("principal"), "sub", None),
                 },
             )
-            _record_metrics(analysis, state.get("error_code"), latency_ms)
+            if state.get("audit") is not None:
+                audit.write(state["audit"], response["status"], state.get("error_code"), request_id)
+            _record_metrics(analysis, state.get("error_code"), latency_ms, response["status"])
 
 
-def _record_metrics(analysis: dict | None, error_code: str | None, latency_ms: float) -> None:
+def _record_metrics(analysis: dict | None, error_code: str | None, latency_ms: float, status: int) -> None:
     """This request's metrics, flushed now: one EMF line per request, in Lambda and locally alike."""
     METRICS.add_metric(name="RequestLatency", unit=MetricUnit.Milliseconds, value=latency_ms)
     if analysis is not None:
         record_analysis(METRICS, analysis)
+    if status in (401, 403):  # refused by the access checks (a burst raises the AccessDeniedAlarm)
+        METRICS.add_metric(name="AccessDenied", unit=MetricUnit.Count, value=1)
     METRICS.flush_metrics()
     if error_code:
         record_error(SERVICE, error_code)

@@ -1,5 +1,6 @@
 """The results routes' HTTP side: query parameters parsed and checked (a bad one is a 400 before DynamoDB is
-asked), opaque page cursors, and the answers' shape around ``meaa.store``'s reads."""
+asked), opaque page cursors, and the answers' shape around ``meaa.store``'s reads. Every answer names the model
+version whose results it shows (one per answer: results of different versions are never mixed)."""
 
 from __future__ import annotations
 
@@ -96,6 +97,12 @@ def check_key(key: str) -> str:
     return key
 
 
+def check_model_version(model_version: str) -> str:
+    if not store.is_model_version(model_version):
+        raise InvalidQuery("model_version must be 1 to 200 characters of letters, digits and _ . : + @ -")
+    return model_version
+
+
 def check_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_PAGE_ITEMS
@@ -151,33 +158,54 @@ def subject_moods(
     table: store.QueryableTable,
     subject: str,
     time_range: store.TimeRange,
+    model_version: str,
     limit: int,
     cursor: str | None,
     include_unreliable: bool = False,
 ) -> dict[str, Any]:
-    """One page of a subject's timeline as the API answers it (``schemas.SubjectMoods``)."""
+    """One page of a subject's timeline in ``model_version``'s results, as the API answers it
+    (``schemas.SubjectMoods``)."""
     check_subject(subject)
+    check_model_version(model_version)
     start_key = timeline_start_key(cursor, subject, time_range)
-    page = store.subject_timeline(table, subject, time_range, limit, start_key, include_unreliable)
+    page = store.subject_timeline(table, subject, time_range, model_version, limit, start_key, include_unreliable)
     return {
         "subject": subject,
         "from": store.iso_z(time_range.start),
         "to": store.iso_z(time_range.end),
         "bucket_seconds": int(time_range.bucket.total_seconds()),
+        "model_version": model_version,
         "include_unreliable": include_unreliable,
         "buckets": [bucket.to_dict(time_range.bucket) for bucket in page.buckets],
+        "other_model_versions": page.other_model_versions,
         "items_read": page.items_read,
         "next_cursor": encode_cursor(page.last_key),
     }
 
 
+def object_start_key(cursor: str | None, bucket: str, key: str, model_version: str) -> dict[str, str] | None:
+    """Where an object page starts: a cursor of this object, inside this model version's items or the legacy
+    ones (``meaa.store.object_items`` reads them in that order)."""
+    if not cursor:
+        return None
+    start_key = decode_cursor(cursor, {Attr.PK: store.object_partition_key(bucket, key)}, OBJECT_CURSOR_KEYS)
+    if not start_key[Attr.SK].startswith((store.model_sort_prefix(model_version), store.LEGACY_PREFIX)):
+        raise InvalidCursor("cursor belongs to another query")
+    return start_key
+
+
 def object_results(
-    table: store.QueryableTable, bucket: str, key: str, limit: int, cursor: str | None
+    table: store.QueryableTable, bucket: str, key: str, model_version: str, limit: int, cursor: str | None
 ) -> dict[str, Any]:
-    """One page of an object's items as the API answers it (``schemas.ObjectItems``)."""
+    """One page of an object's items of ``model_version`` as the API answers it (``schemas.ObjectItems``)."""
     check_key(key)
-    start_key = None
-    if cursor:
-        start_key = decode_cursor(cursor, {Attr.PK: store.object_partition_key(bucket, key)}, OBJECT_CURSOR_KEYS)
-    page = store.object_items(table, bucket, key, limit, start_key)
-    return {"bucket": bucket, "key": key, "items": page.items, "next_cursor": encode_cursor(page.last_key)}
+    check_model_version(model_version)
+    start_key = object_start_key(cursor, bucket, key, model_version)
+    page = store.object_items(table, bucket, key, model_version, limit, start_key)
+    return {
+        "bucket": bucket,
+        "key": key,
+        "model_version": model_version,
+        "items": page.items,
+        "next_cursor": encode_cursor(page.last_key),
+    }

@@ -6,12 +6,14 @@ drift between ``meaa.results`` and this documentation fail the tests instead of 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from meaa.errors import ERRORS
+from meaa.object_keys import MAX_SUBJECT_CHARS, MEDIA_TYPES, SESSION_PATTERN
 from meaa.quality import REASONS
+from meaa.store import MODEL_VERSION_PATTERN
 
 Mood = Literal["positive", "negative", "neutral", "other"]
 UnreliableReason = Literal[REASONS]  # type: ignore[valid-type]  # blurred, dark, overexposed, ...
@@ -128,6 +130,20 @@ class MoodBucket(_Strict):
     mood_counts: dict[str, int]
     moods: dict[str, float] = Field(description="Share of the faces with each mood (sums to 1 when face_count > 0)")
     dominant_mood: Mood | None
+    objects_without_result: int = Field(
+        ge=0,
+        description="Objects created in the bucket that have results of other model versions only: not in any "
+        "count above (re-score them to include them; README, Re-scoring the archive)",
+    )
+
+
+ModelVersion = Annotated[
+    str,
+    Field(
+        pattern=MODEL_VERSION_PATTERN,
+        description="The model version whose results these are: `mtcnn:<sha12>+<mood model>:<sha12>[@t<temperature>]`",
+    ),
+]
 
 
 class SubjectMoods(_Strict):
@@ -135,8 +151,12 @@ class SubjectMoods(_Strict):
     from_: str = Field(alias="from")
     to: str
     bucket_seconds: int
+    model_version: ModelVersion
     include_unreliable: bool = Field(description="Whether faces the quality gate marked unreliable were counted")
     buckets: list[MoodBucket] = Field(description="Buckets with at least one object, in time order")
+    other_model_versions: list[str] = Field(
+        description="Model versions of the objects this page counted in `objects_without_result`"
+    )
     items_read: int
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")
 
@@ -144,5 +164,78 @@ class SubjectMoods(_Strict):
 class ObjectItems(_Strict):
     bucket: str
     key: str
-    items: list[dict[str, Any]]
+    model_version: ModelVersion
+    items: list[dict[str, Any]] = Field(
+        description="Items of `model_version` (and legacy items without a model version, e.g. failures)"
+    )
     next_cursor: str | None
+
+
+# ---------------------------------------------------------------- access, direct uploads, assignments
+
+# A subject or clinician id in a path or body: one key segment (no '/', no control characters).
+ID_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
+ID_MAX_CHARS = MAX_SUBJECT_CHARS
+
+
+class Caller(_Strict):
+    """The caller, as the API sees it from the authorizer's verified claims."""
+
+    sub: str = Field(description="The token's `sub` claim")
+    role: Literal["patient", "clinician", "admin"] = Field(description="admins > clinicians > patient (any other)")
+    subject: str | None = Field(description="A patient's own subject (the claim MEAA_SUBJECT_CLAIM names); else null")
+
+
+class UploadRequest(_Strict):
+    """What the phone wants to upload; the key is the API's, the filename only a hint for it."""
+
+    filename: str = Field(
+        min_length=1,
+        max_length=255,
+        description="The file's name on the phone: only its sanitized last part and its suffix are kept "
+        f"(suffix one of {', '.join(sorted(MEDIA_TYPES))}; it sets the Content-Type the upload must declare)",
+        examples=["clip.mp4"],
+    )
+    session: str | None = Field(
+        None,
+        pattern=SESSION_PATTERN,
+        description="Groups uploads (the <session> of the key); default: today's date, UTC",
+        examples=["2026-11-26"],
+    )
+    subject: str | None = Field(
+        None,
+        min_length=1,
+        max_length=ID_MAX_CHARS,
+        pattern=ID_PATTERN,
+        description="Whose upload it is: a patient may leave it out (its own); a clinician or admin must name it",
+    )
+
+
+class UploadTicket(_Strict):
+    """A presigned S3 POST for exactly one key: POST `fields` and then the file (as the last field, `file`)
+    to `url` as multipart/form-data before it expires."""
+
+    url: str
+    fields: dict[str, str] = Field(description="Form fields to send as they are, before the file")
+    key: str = Field(description="incoming/<subject>/<session>/<uuid>-<sanitized name>: the object's key")
+    expires_in: int = Field(description="Seconds the ticket stays valid (at most 900)")
+    expires_at: str = Field(description="When it expires, ISO 8601 UTC")
+    max_bytes: int = Field(description="The largest file S3 will take for this key (the batch function's limit)")
+    content_type: str = Field(description="The Content-Type the upload declares (it is in `fields`)")
+
+
+class Assignment(_Strict):
+    clinician: str = Field(description="The clinician's `sub`")
+    subject: str
+    assigned_at: str = Field(description="ISO 8601 UTC")
+    assigned_by: str = Field(description="The admin's `sub`")
+
+
+class AssignmentChange(Assignment):
+    created: bool = Field(description="False when the assignment existed already (its time and admin are refreshed)")
+
+
+class ClinicianSubjects(_Strict):
+    clinician: str
+    subjects: list[Assignment] = Field(description="In subject order")
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page")

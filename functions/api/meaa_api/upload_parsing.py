@@ -60,6 +60,17 @@ RAW_IMAGE_TYPES = frozenset(
     }
 )
 UploadStyle = Literal["multipart", "raw", "json"]
+# What reading an upload can raise (the route documents these, and the decoder's errors, from here).
+PARSE_ERRORS = (
+    InvalidImage,
+    MalformedMultipart,
+    InvalidJson,
+    InvalidBase64,
+    ImageTooLarge,
+    UnsupportedMediaType,
+    MissingField,
+    InvalidInput,
+)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""S3 notifications -> ``meaa.store.ObjectRef``, one record at a time, through Powertools' typed event classes.
+"""What the batch function is handed -> ``meaa.store.ObjectRef``: S3 notifications, one record at a time, through
+Powertools' typed event classes; and the re-score state machine's map items, one listed object each.
 
 A malformed record (missing or mistyped fields, a record that is not an object) is reported as a
 ``MalformedRecord`` and skipped: it names nothing that can be scored, and retrying cannot fix it.
@@ -6,13 +7,19 @@ A malformed record (missing or mistyped fields, a record that is not an object) 
 
 from __future__ import annotations
 
+import email.utils
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools.utilities.data_classes.s3_event import S3EventRecord
 
-from meaa.store import ObjectRef
+from meaa.store import ObjectRef, iso_z
+
+# The ``source`` of the items infra/statemachines/rescore.asl.json's ItemSelector builds: {"source", "bucket",
+# "object": one entry of the listObjectsV2 listing (Key, Etag, Size, LastModified), "since": ISO 8601 or null}.
+RESCORE_SOURCE = "meaa.rescore"
 
 # A version id and an ETag are short in S3 (an ETag is 32 hex digits, "-<parts>" for multipart uploads).
 MAX_REVISION_CHARS = 1024
@@ -98,3 +105,57 @@ def records_of(event: Any, incoming_prefix: str) -> Iterator[EventRecord]:
         yield EventRecord(
             parse_record(index, raw, incoming_prefix), request_id if isinstance(request_id, str) else None
         )
+
+
+@dataclass(frozen=True)
+class ListedBeforeSince:
+    """A listed object last modified before the re-score's ``since``: not scored."""
+
+    key: str
+    last_modified: str
+
+
+def is_listed_object(event: Any) -> bool:
+    """Whether ``event`` is a re-score map item rather than an S3 notification."""
+    return isinstance(event, dict) and event.get("source") == RESCORE_SOURCE and "Records" not in event
+
+
+def parse_time(value: Any, name: str) -> datetime:
+    """A listing's or an operator's time: epoch seconds, ISO 8601 (no offset: UTC) or an HTTP date; in UTC."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            try:
+                parsed = email.utils.parsedate_to_datetime(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"{name} is not a time: {value[:64]!r}") from None
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+    raise ValueError(f"{name} must be epoch seconds or an ISO 8601 time")
+
+
+def parse_listed_object(item: Any, incoming_prefix: str) -> ObjectRef | MalformedRecord | ListedBeforeSince:
+    """One re-score map item -> the object revision it lists (its ETag names the revision; the drop bucket is
+    not versioned), or why not. Step Functions' listing names the ETag ``Etag``; moto's, ``ETag``."""
+    try:
+        if not is_listed_object(item) or not isinstance(item.get("object"), dict):
+            raise ValueError(f"a map item has source {RESCORE_SOURCE!r}, bucket and object")
+        listed = item["object"]
+        key = _text(listed.get("Key"), "object.Key")
+        etag = _text(listed.get("Etag") or listed.get("ETag"), "object.Etag").strip('"')
+        size = listed.get("Size", 0)
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError("object.Size must be a non-negative integer")
+        if len(key.encode("utf-8")) > MAX_KEY_BYTES or len(etag) > MAX_REVISION_CHARS:
+            raise ValueError("the key or ETag is longer than S3 allows")
+        modified = parse_time(listed.get("LastModified"), "object.LastModified")
+        since = item.get("since")
+        if since is not None and modified < parse_time(since, "since"):
+            return ListedBeforeSince(key, iso_z(modified))
+        bucket = _text(item.get("bucket"), "bucket")
+        # A revision never scored takes the listing's time; ObjectScorer prefers its first scoring's.
+        return ObjectRef.from_key(bucket, key, incoming_prefix, etag=etag, size=size, created_at=iso_z(modified))
+    except (ValueError, TypeError, OverflowError, OSError) as error:
+        return MalformedRecord(-1, str(error) or type(error).__name__)

@@ -1,9 +1,12 @@
 """One S3 object -> its results: claim the revision, fetch it, score it with ``meaa``, write through ``meaa.store``.
 
+- Results are kept per object revision *and model version* (``meaa.store.schema``): scoring a revision again
+  with another model adds its results beside the first ones; with the same model it writes nothing.
 - An image gives one RESULT item; a video gives one FRAME item per sampled frame, then a RESULT item with the
   summary. The RESULT item is written last and conditionally, so a replayed event finds it and writes nothing.
-- A concurrent second delivery of the same revision (S3 delivers at least once) finds the first one's
-  in-progress claim (Powertools idempotency: a conditional write that expires with the invocation) and stops.
+- A concurrent second delivery of the same revision (S3 delivers at least once, a re-score may list an object
+  while its event is being handled) finds the first one's in-progress claim (Powertools idempotency on bucket,
+  key, revision and model version: a conditional write that expires with the invocation) and stops.
 - The client's problems (not an image, corrupt video, too large, deleted, unreadable) become a failure item;
   only errors a retry can fix (throttling, 5xx, timeouts; the results table itself) raise, so Lambda retries.
 
@@ -29,16 +32,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from meaa import MoodEstimator, store
 from meaa.config import Settings
 from meaa.errors import InternalError, InvalidImage, InvalidVideo, MeaaError, UnsupportedFormat
+from meaa.object_keys import IMAGE_SUFFIXES, VIDEO_SUFFIXES
+from meaa.pipeline import model_version_of
 from meaa.video_scoring import score_video
 from meaa_aws.clients import BOTO_CONFIG, dynamodb_table, s3_client
 from meaa_aws.observability import record_analysis, record_error, record_video
 from meaa_aws.results_table import ResultsTable
-from meaa_aws.s3_objects import ObjectSource, Superseded
+from meaa_aws.s3_objects import ObjectSource, Superseded, object_byte_limit
 
 from .observability import LOGGER, METRICS, SERVICE
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp"})
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".avi", ".m4v"})
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Outcome:
     bucket: str
     key: str
     revision: str
+    model_version: str | None = None
     kind: str | None = None
     face_count: int | None = None
     frames_sampled: int | None = None
@@ -64,6 +67,7 @@ class Outcome:
     def from_result_item(cls, status: str, ref: store.ObjectRef, item: dict[str, Any]) -> Outcome:
         """A scored record, summarised from the RESULT item it wrote (or found written)."""
         outcome = cls.unscored(status, ref)
+        outcome.model_version = item.get(store.Attr.MODEL_VERSION)
         outcome.kind = item["kind"]
         outcome.face_count = item.get(store.Attr.FACE_COUNT)
         outcome.frames_sampled = item.get(store.Attr.FRAMES_SAMPLED)
@@ -79,11 +83,13 @@ class ObjectScorer:
             raise ValueError("MEAA_TABLE_NAME must name the results table")
         self.settings = settings
         self.estimator = MoodEstimator(settings)
+        # Read from the manifest: a duplicate is recognised without loading the models.
+        self.model_version = model_version_of(settings)
         self.results = ResultsTable(dynamodb_table(settings.store.table_name))
         self.objects = ObjectSource(s3_client())
         self._invocation: Any = None  # the Lambda context of the invocation in progress (its deadline)
         self._claim_config = IdempotencyConfig(
-            event_key_jmespath="[bucket, key, revision]",
+            event_key_jmespath="[bucket, key, revision, model_version]",
             raise_on_no_idempotency_key=True,
             expires_after_seconds=3600,  # a replay after that finds the RESULT item instead
             response_hook=lambda response, _record: {**response, "status": "duplicate"},
@@ -109,21 +115,32 @@ class ObjectScorer:
         named = ref if ref.revision else self.objects.with_revision(ref)
         if named is None:
             return Outcome.unscored("missing", ref)
-        if self.results.has_result(named):
-            return Outcome.unscored("duplicate", named)
-        try:
-            claim = {"bucket": named.bucket, "key": named.key, "revision": named.revision}
-            outcome = Outcome(**self._claimed_score(claim=claim, ref=named))
-        except IdempotencyAlreadyInProgressError:
-            outcome = Outcome.unscored("in_progress_elsewhere", named)
+        if self.results.has_result(named, self.model_version):
+            outcome = Outcome.unscored("duplicate", named)
+        else:
+            outcome = self._claim_and_score(self._with_first_created_at(named))
+        outcome.model_version = self.model_version
         outcome.duration_ms = round((time.perf_counter() - started) * 1000, 1)
         return outcome
+
+    def _claim_and_score(self, ref: store.ObjectRef) -> Outcome:
+        claim = {"bucket": ref.bucket, "key": ref.key, "revision": ref.revision, "model_version": self.model_version}
+        try:
+            return Outcome(**self._claimed_score(claim=claim, ref=ref))
+        except IdempotencyAlreadyInProgressError:
+            return Outcome.unscored("in_progress_elsewhere", ref)
+
+    def _with_first_created_at(self, ref: store.ObjectRef) -> store.ObjectRef:
+        """The revision's results of every model version share one creation time (and so one subject_time in the
+        index): the first scoring's, which an S3 event gave; a listing's time only for a revision never scored."""
+        first = self.results.first_created_at(ref)
+        return dataclasses.replace(ref, created_at=first) if first and first != ref.created_at else ref
 
     def _score(self, claim: dict[str, str], ref: store.ObjectRef) -> dict[str, Any]:
         """The claimed part: fetch, score, write; returns the ``Outcome`` fields (kept with the claim)."""
         now = datetime.now(UTC)
         retention = store.retention_expiry(now, self.settings.store.retention_days)
-        context = store.ItemContext(ref, now.isoformat(timespec="milliseconds"), retention)
+        context = store.ItemContext(ref, self.model_version, now.isoformat(timespec="milliseconds"), retention)
         try:
             item = self._score_object(context)
         except Superseded:
@@ -143,15 +160,15 @@ class ObjectScorer:
 
     def _score_object(self, context: store.ItemContext) -> dict[str, Any]:
         ref = context.obj
-        if ref.extension in IMAGE_EXTENSIONS:
-            self.objects.check_size(ref, self.settings.max_batch_image_bytes, InvalidImage)
+        if ref.extension in IMAGE_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidImage)
             data = self.objects.read(ref)
             with _crash_as_internal_error():
                 analysis = self.estimator.analyze(data).to_dict()
             record_analysis(METRICS, analysis)
             return store.image_item(context, analysis)
-        if ref.extension in VIDEO_EXTENSIONS:
-            self.objects.check_size(ref, self.settings.batch.max_object_bytes, InvalidVideo)
+        if ref.extension in VIDEO_SUFFIXES:
+            self.objects.check_size(ref, object_byte_limit(ref.extension, self.settings), InvalidVideo)
             return self._score_video(context)
         raise UnsupportedFormat(f"file type {ref.extension or '(none)'} is neither an image nor a video")
 

@@ -1,6 +1,7 @@
 """The results store: how analyses are kept in DynamoDB and read back, in one place for both functions.
 
-``schema`` holds the key layout, attribute names (``Attr``) and Decimal conversion both ways; the batch function
+``schema`` holds the key layout (results per object revision and model version; legacy keys without a model
+segment read, never written), attribute names (``Attr``) and Decimal conversion both ways; the batch function
 writes the item builders of ``items`` (``image_item``, ``video_item``, ``failure_item``, ``frame_item``,
 ``VideoSummary``); the API's results routes read through ``reads`` (``subject_timeline``, ``object_items``).
 No AWS SDK here: callers pass a boto3 ``Table`` (or anything with its ``query``), so the core stays importable
@@ -21,6 +22,7 @@ from .items import (
     video_item,
 )
 from .reads import (
+    LEGACY_START,
     Bucket,
     ObjectPage,
     QueryableTable,
@@ -28,16 +30,23 @@ from .reads import (
     TimeRange,
     iso_z,
     object_items,
+    reads_as,
     subject_timeline,
 )
 from .schema import (
+    LEGACY_PREFIX,
     MAX_INDEX_SORT_KEY_BYTES,
+    MODEL_PREFIX,
+    MODEL_VERSION_PATTERN,
     SUBJECT_INDEX,
     Attr,
     Kind,
     ObjectRef,
     frame_sort_key,
     from_dynamodb,
+    is_model_version,
+    legacy_result_sort_key,
+    model_sort_prefix,
     object_partition_key,
     result_sort_key,
     subject_time,
@@ -45,8 +54,12 @@ from .schema import (
 )
 
 __all__ = [
+    "LEGACY_PREFIX",
+    "LEGACY_START",
     "MAX_INDEX_SORT_KEY_BYTES",
     "MAX_STORED_FACES",
+    "MODEL_PREFIX",
+    "MODEL_VERSION_PATTERN",
     "NO_FACE",
     "SUBJECT_INDEX",
     "Attr",
@@ -65,10 +78,14 @@ __all__ = [
     "frame_sort_key",
     "from_dynamodb",
     "image_item",
+    "is_model_version",
     "iso_z",
+    "legacy_result_sort_key",
+    "model_sort_prefix",
     "mood_counts",
     "object_items",
     "object_partition_key",
+    "reads_as",
     "result_sort_key",
     "retention_expiry",
     "subject_time",

@@ -1,5 +1,5 @@
-"""The items the batch function writes: one RESULT per object revision (image, video summary or failure)
-and one FRAME per sampled video frame, each with the mood counts the timeline adds up."""
+"""The items the batch function writes: one RESULT per object revision and model version (image, video summary
+or failure) and one FRAME per sampled video frame, each with the mood counts the timeline adds up."""
 
 from __future__ import annotations
 
@@ -20,9 +20,11 @@ MAX_STORED_FACES = 100
 
 @dataclass(frozen=True)
 class ItemContext:
-    """What every item of one scoring carries besides its own results."""
+    """What every item of one scoring carries besides its own results: the object revision, the model version
+    that scores it (part of every key) and when."""
 
     obj: ObjectRef
+    model_version: str
     processed_at: str
     expires_at: int | None = None  # epoch seconds for the table's TTL; None keeps the item
 
@@ -39,6 +41,7 @@ class ItemContext:
             Attr.SIZE_BYTES: obj.size,
             Attr.OBJECT_CREATED_AT: obj.created_at,
             Attr.PROCESSED_AT: self.processed_at,
+            Attr.MODEL_VERSION: self.model_version,
         }
         if obj.version_id:
             item[Attr.VERSION_ID] = obj.version_id
@@ -50,11 +53,11 @@ class ItemContext:
         return item
 
     def result(self, kind: Kind, attributes: dict[str, Any]) -> dict[str, Any]:
-        """The one RESULT item of the revision; also its row in the BySubject index."""
-        item = self.base(result_sort_key(self.obj.revision), kind)
+        """The one RESULT item of the revision and model version; also its row in the BySubject index.
+        The keys, provenance and model version are the context's, whatever ``attributes`` say."""
+        item = {**attributes, **self.base(result_sort_key(self.obj.revision, self.model_version), kind)}
         if self.obj.subject is not None:
             item[Attr.SUBJECT_TIME] = subject_time(self.obj.created_at, self.obj.key)
-        item.update(attributes)
         return to_dynamodb(item)
 
 
@@ -93,7 +96,6 @@ def analysis_attributes(analysis: dict[str, Any]) -> dict[str, Any]:
         Attr.FACES_STORED: len(stored),
         Attr.MOOD_COUNTS: mood_counts(face["mood"] for face in faces if _is_reliable(face)),
         Attr.MOOD_COUNTS_ALL: mood_counts(face["mood"] for face in faces),
-        Attr.MODEL_VERSION: analysis["model_version"],
     }
 
 
@@ -107,7 +109,7 @@ def failure_item(context: ItemContext, error: dict[str, str]) -> dict[str, Any]:
 
 
 def frame_item(context: ItemContext, time_ms: int, frame_index: int, analysis: dict[str, Any]) -> dict[str, Any]:
-    item = context.base(frame_sort_key(context.obj.revision, time_ms), Kind.FRAME)
+    item = context.base(frame_sort_key(context.obj.revision, context.model_version, time_ms), Kind.FRAME)
     item.update({Attr.FRAME_MS: time_ms, Attr.FRAME_INDEX: frame_index, **analysis_attributes(analysis)})
     return to_dynamodb(item)
 

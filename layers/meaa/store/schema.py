@@ -3,10 +3,22 @@
 Key layout::
 
     pk = OBJECT#<bucket>/<key>
-    sk = REV#<revision>#RESULT                  image result | video summary | failure (one per revision)
-         REV#<revision>#FRAME#<ms, 10 digits>   one per sampled video frame
+    sk = MODEL#<model version>#REV#<revision>#RESULT                  image | video summary | failure
+         MODEL#<model version>#REV#<revision>#FRAME#<ms, 10 digits>   one per sampled video frame
     GSI BySubject: subject (hash), subject_time = <object created, ISO 8601>#<key> (range);
-         only RESULT items carry subject_time, so the index holds one row per object, not per frame.
+         only RESULT items carry subject_time: the index holds one row per object revision and model version,
+         and the rows of one revision share their subject_time (a re-score copies the first one's creation time).
+
+One object revision has one RESULT per model version, side by side; the model version is the one
+``meaa.pipeline.model_version_of`` names (``mtcnn:<sha12>+<mood model>:<sha12>[@t<temperature>]``).
+
+Legacy items (written before results were kept per model version) have no model segment::
+
+    sk = REV#<revision>#RESULT | REV#<revision>#FRAME#<ms>
+
+They are read, never rewritten: their ``model_version`` attribute says which model wrote them, and a legacy
+failure item, which has none, reads as a failure of every model version (the bytes could not be read, which
+no model changes); ``LEGACY_PREFIX`` is where they sort.
 
 ``revision`` is the S3 version id when the bucket is versioned, else the ETag. A key attribute that would
 pass DynamoDB's limits (an index sort key holds 1,024 bytes) is stored as a SHA-256 of its long part; the
@@ -17,14 +29,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from urllib.parse import unquote_plus
 
+from meaa.object_keys import split_layout
+
 SUBJECT_INDEX = "BySubject"
 MAX_INDEX_SORT_KEY_BYTES = 1024  # DynamoDB's limit for a sort key (table and index)
+MODEL_PREFIX = "MODEL#"
+LEGACY_PREFIX = "REV#"  # items written before results were kept per model version
+# What a model version may hold: the pipeline's are `mtcnn:<sha12>+<name>:<sha12>[@t<temperature>]`. No '#',
+# so the segment cannot run into the next one.
+MODEL_VERSION_PATTERN = r"^[A-Za-z0-9_.:+@-]{1,200}$"
+_MODEL_VERSION = re.compile(MODEL_VERSION_PATTERN)
 
 
 class Attr(StrEnum):
@@ -91,12 +112,28 @@ def _bounded(text: str, limit: int) -> str:
     return "SHA256#" + hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def result_sort_key(revision: str) -> str:
-    return f"REV#{_bounded(revision, 256)}#RESULT"
+def is_model_version(text: object) -> bool:
+    return isinstance(text, str) and _MODEL_VERSION.match(text) is not None
 
 
-def frame_sort_key(revision: str, time_ms: int) -> str:
-    return f"REV#{_bounded(revision, 256)}#FRAME#{time_ms:010d}"
+def model_sort_prefix(model_version: str) -> str:
+    """Where one model version's items of an object sort (every revision)."""
+    if not is_model_version(model_version):
+        raise ValueError(f"not a model version: {str(model_version)[:64]!r}")
+    return f"{MODEL_PREFIX}{model_version}#"
+
+
+def result_sort_key(revision: str, model_version: str) -> str:
+    return f"{model_sort_prefix(model_version)}REV#{_bounded(revision, 256)}#RESULT"
+
+
+def frame_sort_key(revision: str, model_version: str, time_ms: int) -> str:
+    return f"{model_sort_prefix(model_version)}REV#{_bounded(revision, 256)}#FRAME#{time_ms:010d}"
+
+
+def legacy_result_sort_key(revision: str) -> str:
+    """The RESULT key of a revision scored before results were kept per model version (read only)."""
+    return f"{LEGACY_PREFIX}{_bounded(revision, 256)}#RESULT"
 
 
 def subject_time(object_created_at: str, key: str) -> str:
@@ -121,10 +158,13 @@ class ObjectRef:
     @classmethod
     def from_event_key(cls, bucket: str, event_key: str, incoming_prefix: str, **fields: Any) -> ObjectRef:
         """From an S3 event's URL-encoded key ("+" is a space); subject and session from the layout."""
-        key = unquote_plus(event_key)
+        return cls.from_key(bucket, unquote_plus(event_key), incoming_prefix, **fields)
+
+    @classmethod
+    def from_key(cls, bucket: str, key: str, incoming_prefix: str, **fields: Any) -> ObjectRef:
+        """From a plain key (a listing's); subject and session from the layout."""
         relative = key[len(incoming_prefix) :] if key.startswith(incoming_prefix) else key
-        parts = relative.split("/")
-        subject, session = (parts[0], parts[1]) if len(parts) >= 3 and parts[0] and parts[1] else (None, None)
+        subject, session = split_layout(relative) or (None, None)
         return cls(bucket=bucket, key=key, subject=subject, session=session, **fields)
 
     @property
@@ -144,9 +184,12 @@ class ObjectRef:
     def partition_key(self) -> str:
         return object_partition_key(self.bucket, self.key)
 
+    def result_key(self, model_version: str) -> dict[str, str]:
+        return {Attr.PK: self.partition_key, Attr.SK: result_sort_key(self.revision, model_version)}
+
     @property
-    def result_key(self) -> dict[str, str]:
-        return {Attr.PK: self.partition_key, Attr.SK: result_sort_key(self.revision)}
+    def legacy_result_key(self) -> dict[str, str]:
+        return {Attr.PK: self.partition_key, Attr.SK: legacy_result_sort_key(self.revision)}
 
 
 # ---------------------------------------------------------------- values

@@ -1,22 +1,34 @@
 """``GET /subjects/{subject}/moods`` and ``GET /objects/{key}``: the batch results, read from DynamoDB.
 
-Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving). Reading and bucketing
+Included only when ``ApiSettings.results_routes`` is on (JWT auth or local serving); who may read what is
+``meaa_api.access``'s, checked first. Reading and bucketing
 are ``meaa.store``'s (the batch function writes through it too); parameters, cursors and the answers' shape
 are ``meaa_api.query``'s; this module declares the routes.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from meaa import store
 from meaa.config import Settings
-from meaa.errors import InvalidCursor, InvalidQuery, ObjectNotFound, TimelineUnavailable
+from meaa.errors import (
+    Forbidden,
+    InvalidCursor,
+    InvalidInput,
+    InvalidQuery,
+    ObjectNotFound,
+    TimelineUnavailable,
+    Unauthenticated,
+)
+from meaa.pipeline import model_version_of
 from meaa_aws.clients import dynamodb_table
 
 from .. import query, schemas
+from ..access import object_reader, subject_reader
+from ..audit import AuditRecord
 from ..dependencies import settings
 from ..errors import error_responses
 
@@ -41,6 +53,21 @@ def time_range(
     return query.parse_time_range(from_, to, bucket)
 
 
+def model_version(
+    version: str = Query(
+        None,  # type: ignore[assignment] - absent means the deployed version; the schema stays a plain string
+        alias="model_version",
+        description="Whose results to read (`model_version` of a result); default: the deployed models' version",
+        # Documented here, checked by query.check_model_version: a 400 before any AWS client exists.
+        json_schema_extra={"pattern": store.MODEL_VERSION_PATTERN, "minLength": 1, "maxLength": 200},
+    ),
+    current: Settings = Depends(settings),
+) -> str:
+    """The model version a results route reads: the one asked for, else the one the batch function scores with
+    (same layer and settings), read from the models' manifest."""
+    return query.check_model_version(version) if version is not None else model_version_of(current)
+
+
 def page_limit(
     limit: int | None = Query(None, description=f"Items read per page, 1..{query.MAX_PAGE_ITEMS}"),
 ) -> int:
@@ -51,28 +78,38 @@ def page_limit(
 @router.get(
     "/subjects/{subject}/moods",
     response_model=schemas.SubjectMoods,
-    responses=error_responses(InvalidQuery, InvalidCursor, TimelineUnavailable),
-    summary="A subject's moods per time bucket, from the batch results (paged)",
+    responses=error_responses(
+        Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, InvalidInput, TimelineUnavailable
+    ),
+    summary="A subject's moods per time bucket in one model version's batch results (paged)",
 )
 def subject_moods(
+    access: Annotated[AuditRecord, Depends(subject_reader)],  # first: 401/403 before parameters and tables
     subject: str,
     span: store.TimeRange = Depends(time_range),
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
     include_unreliable: bool = Query(False, description="Also count faces the quality gate marked unreliable"),
     table: Any = Depends(results_table),
 ) -> dict[str, Any]:
-    return query.subject_moods(table, subject, span, limit, cursor, include_unreliable)
+    answer = query.subject_moods(table, subject, span, version, limit, cursor, include_unreliable)
+    access.item_count = answer["items_read"]
+    return answer
 
 
 @router.get(
     "/objects/{key:path}",
     response_model=schemas.ObjectItems,
-    responses=error_responses(InvalidQuery, InvalidCursor, ObjectNotFound, TimelineUnavailable),
-    summary="The result items of one uploaded object (every revision; a video's frames), paged",
+    responses=error_responses(
+        Unauthenticated, Forbidden, InvalidQuery, InvalidCursor, InvalidInput, ObjectNotFound, TimelineUnavailable
+    ),
+    summary="The result items of one uploaded object in one model version (every revision; a video's frames), paged",
 )
 def object_results(
+    access: Annotated[AuditRecord, Depends(object_reader)],  # first: 401/403 before parameters and tables
     key: str,
+    version: str = Depends(model_version),
     limit: int = Depends(page_limit),
     cursor: str | None = Query(None, description="`next_cursor` of the previous page"),
     current: Settings = Depends(settings),
@@ -80,4 +117,6 @@ def object_results(
 ) -> dict[str, Any]:
     if not current.store.drop_bucket:
         raise TimelineUnavailable("no drop bucket is configured (set MEAA_DROP_BUCKET)")
-    return query.object_results(table, current.store.drop_bucket, key, limit, cursor)
+    answer = query.object_results(table, current.store.drop_bucket, key, version, limit, cursor)
+    access.item_count = len(answer["items"])
+    return answer

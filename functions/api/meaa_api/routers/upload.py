@@ -8,19 +8,10 @@ from starlette.concurrency import run_in_threadpool
 
 from meaa import MoodEstimator
 from meaa.config import Settings
-from meaa.errors import (
-    ImageTooLarge,
-    InvalidBase64,
-    InvalidImage,
-    InvalidInput,
-    InvalidJson,
-    MalformedMultipart,
-    MissingField,
-    UnsupportedFormat,
-    UnsupportedMediaType,
-)
+from meaa.errors import ImageTooLarge, Unauthenticated, UnsupportedFormat
 
 from .. import schemas, upload_parsing
+from ..auth import caller_required
 from ..dependencies import AppState, app_state, estimator, settings
 from ..errors import error_responses
 
@@ -54,19 +45,10 @@ _UPLOAD_REQUEST_BODY = {
 @router.post(
     UPLOAD_PATH,
     response_model=schemas.AnalysisResponse,
-    responses=error_responses(
-        InvalidImage,
-        MalformedMultipart,
-        InvalidJson,
-        InvalidBase64,
-        ImageTooLarge,
-        UnsupportedMediaType,
-        UnsupportedFormat,
-        MissingField,
-        InvalidInput,
-    ),
+    responses=error_responses(*upload_parsing.PARSE_ERRORS, UnsupportedFormat, Unauthenticated),
     openapi_extra={"requestBody": _UPLOAD_REQUEST_BODY},
     summary="Detect faces and estimate their moods",
+    dependencies=[Depends(caller_required)],  # behind the JWT authorizer: its claims, before the body is read
 )
 async def upload_meaa_image(
     request: Request,

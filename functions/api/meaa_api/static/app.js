@@ -1,6 +1,6 @@
 // MEAA try-it page: a photo or webcam frames go to POST upload-meaa-image; boxes, moods and bars are
 // drawn over the picture. The timeline tab reads GET subjects/{subject}/moods page by page and draws
-// the mood shares as a stacked area. Plain browser APIs only (no library, no build step, no network
+// the mood shares as a stacked area. With a token (JWT auth), GET me says the role it carries. Plain browser APIs only (no library, no build step, no network
 // beyond this API), so the page works offline.
 "use strict";
 
@@ -25,6 +25,7 @@ const WEBCAM_UPLOAD_WIDTH = 640;
 const LIVE_WINDOW_MS = 60_000;
 const TIMELINE_PAGE_ITEMS = 1000;
 const TIMELINE_MAX_PAGES = 100;
+const TIMELINE_PAD = { left: 44, right: 12, top: 12, bottom: 28 }; // room for the axis labels
 
 const $ = (selector) => document.querySelector(selector);
 
@@ -62,6 +63,28 @@ async function analyzeImage(blob, name) {
   form.append("file", blob, name);
   const response = await fetch("upload-meaa-image", { method: "POST", body: form, headers: authHeaders() });
   return apiJson(response);
+}
+
+// ------------------------------------------------------------------ who the token is
+
+// GET me tells the role the API reads from the token's verified claims (admins > clinicians > patient);
+// a patient's timeline is its own subject, filled in for it.
+async function onTokenChanged() {
+  const who = $("#whoami");
+  delete document.body.dataset.role;
+  if (!$("#token").value.trim()) {
+    who.textContent = "";
+    return;
+  }
+  try {
+    const me = await apiJson(await fetch("me", { headers: authHeaders() }));
+    document.body.dataset.role = me.role;
+    who.textContent = me.role === "patient" ? `Signed in as patient ${me.subject}` : `Signed in as ${me.role}`;
+    if (me.role === "patient") $("#tl-subject").value = me.subject;
+  } catch (error) {
+    const refused = error instanceof ApiError && error.status === 401;
+    who.textContent = refused ? "Token not accepted: expired, or not from this API's user pool." : `Could not check the token: ${error.message}`;
+  }
 }
 
 // ------------------------------------------------------------------ drawing faces
@@ -395,16 +418,23 @@ function timelineStatus(message, isError = false) {
 }
 
 // Pages are read until next_cursor is null; a bucket cut by a page boundary is added back together.
-async function loadTimeline(subject, from, to, bucket) {
+// Every page shows one model version's results (the deployed one unless modelVersion names another); objects
+// with results of other versions only are counted apart (objects_without_result), never mixed in.
+async function loadTimeline(subject, from, to, bucket, modelVersion) {
   const merged = new Map();
+  const otherVersions = new Set();
   let cursor = null;
   let bucketSeconds = null;
+  let shownVersion = null;
   for (let page = 0; page < TIMELINE_MAX_PAGES; page += 1) {
     const params = new URLSearchParams({ from, to, bucket, limit: String(TIMELINE_PAGE_ITEMS) });
+    if (modelVersion) params.set("model_version", modelVersion);
     if (cursor) params.set("cursor", cursor);
     const response = await fetch(`subjects/${encodeURIComponent(subject)}/moods?${params}`, { headers: authHeaders() });
     const answer = await apiJson(response);
     bucketSeconds = answer.bucket_seconds;
+    shownVersion = answer.model_version;
+    for (const version of answer.other_model_versions) otherVersions.add(version);
     for (const part of answer.buckets) {
       const total = merged.get(part.start);
       if (!total) {
@@ -413,6 +443,7 @@ async function loadTimeline(subject, from, to, bucket) {
       }
       total.objects += part.objects;
       total.failed += part.failed;
+      total.objects_without_result += part.objects_without_result;
       for (const mood of MOODS) total.mood_counts[mood] += part.mood_counts[mood];
     }
     cursor = answer.next_cursor;
@@ -424,23 +455,28 @@ async function loadTimeline(subject, from, to, bucket) {
     for (const mood of MOODS) entry.moods[mood] = entry.face_count ? entry.mood_counts[mood] / entry.face_count : 0;
     entry.dominant_mood = entry.face_count ? MOODS.reduce((best, mood) => (entry.mood_counts[mood] > entry.mood_counts[best] ? mood : best), MOODS[0]) : null;
   }
-  return { buckets, bucketSeconds, truncated: Boolean(cursor) };
+  return { buckets, bucketSeconds, truncated: Boolean(cursor), modelVersion: shownVersion, otherVersions: [...otherVersions].sort() };
 }
 
 // Stacked areas of the mood shares, in steps: each bucket holds its shares over its own span, so a
 // run of buckets reads as one area and a bucket without faces is a gap (no data is not "neutral").
 function drawTimeline(canvas, buckets, fromMs, toMs, bucketMs) {
-  const pad = { left: 44, right: 12, top: 12, bottom: 28 };
+  const pad = TIMELINE_PAD;
   const { context, plotWidth, plotHeight } = startPlot(canvas, pad);
   const xOf = (time) => pad.left + (plotWidth * (Math.min(Math.max(time, fromMs), toMs) - fromMs)) / (toMs - fromMs);
   const yOf = (share) => pad.top + plotHeight * (1 - share);
   drawTimeTicks(context, fromMs, toMs, xOf, canvas.height - 8);
   for (const entry of buckets) {
-    if (entry.face_count === 0) continue;
     const start = Date.parse(entry.start);
     // Whole pixels, so neighbouring buckets meet without a hairline between them.
     const left = Math.round(xOf(start));
     const right = Math.round(xOf(start + bucketMs));
+    if (entry.objects_without_result > 0) {
+      // Objects this model version has not scored: a gray band under the bucket, so a gap does not read as "no faces".
+      context.fillStyle = UNRELIABLE_COLOR;
+      context.fillRect(left, Math.round(yOf(0)) + 2, Math.max(1, right - left), 4);
+    }
+    if (entry.face_count === 0) continue;
     let below = 0;
     for (const mood of MOODS) {
       const above = below + entry.moods[mood];
@@ -483,6 +519,7 @@ function fillTimelineTable(buckets) {
       entry.face_count,
       entry.dominant_mood || "–",
       ...MOODS.map((mood) => (entry.face_count ? percent(entry.moods[mood]) : "–")),
+      entry.objects_without_result,
     ];
     for (const value of cells) {
       const cell = document.createElement("td");
@@ -506,19 +543,34 @@ async function onTimelineSubmit(event) {
   timelineStatus("Loading…");
   document.body.dataset.timeline = "busy";
   try {
-    const result = await loadTimeline(subject, fromDate.toISOString(), toDate.toISOString(), bucket);
+    const result = await loadTimeline(subject, fromDate.toISOString(), toDate.toISOString(), bucket, $("#tl-model").value.trim());
     const bucketMs = result.bucketSeconds * 1000;
     drawTimeline($("#tl-chart"), result.buckets, fromDate.getTime(), toDate.getTime(), bucketMs);
     fillTimelineTable(result.buckets);
     const faces = result.buckets.reduce((sum, entry) => sum + entry.face_count, 0);
     const objects = result.buckets.reduce((sum, entry) => sum + entry.objects, 0);
+    const unscored = result.buckets.reduce((sum, entry) => sum + entry.objects_without_result, 0);
+    $("#tl-model-shown").textContent = `Results of model version ${result.modelVersion}.` + (unscored
+      ? ` ${unscored} objects have results of other versions only (${result.otherVersions.join(", ")}): not counted here (gray band); re-score them, or show that version.`
+      : "");
     timelineStatus(`${objects} objects, ${faces} faces in ${result.buckets.length} buckets${result.truncated ? " (more pages not read)" : ""}.`);
     document.body.dataset.timeline = "done";
   } catch (error) {
-    const off = error instanceof ApiError && error.status === 404 && error.code === "not_found";
-    timelineStatus(off ? "The timeline is off on this server: it needs JWT auth or local serving." : `${error.message}${error.code ? ` (${error.code})` : ""}`, true);
-    document.body.dataset.timeline = "error";
+    // Nothing of an earlier answer stays on screen under this subject's name.
+    fillTimelineTable([]);
+    startPlot($("#tl-chart"), TIMELINE_PAD);
+    timelineStatus(timelineError(error, subject), true);
+    document.body.dataset.timeline = error instanceof ApiError && [401, 403].includes(error.status) ? `http-${error.status}` : "error";
   }
+}
+
+// A refusal says what was refused and why, not only a code: 403 is this token's reach, 401 the token itself.
+function timelineError(error, subject) {
+  if (!(error instanceof ApiError)) return error.message;
+  if (error.status === 404 && error.code === "not_found") return "The timeline is off on this server: it needs JWT auth or local serving.";
+  if (error.status === 403) return `Forbidden: this token may not read the moods of subject ${subject} (${error.code}).`;
+  if (error.status === 401) return `Not signed in: paste a valid token under "API token" (${error.code}).`;
+  return `${error.message} (${error.code})`;
 }
 
 // ------------------------------------------------------------------ wiring
@@ -552,6 +604,7 @@ function init() {
   $("#tab-analyze").addEventListener("click", () => showTab("analyze"));
   $("#tab-timeline").addEventListener("click", () => showTab("timeline"));
   $("#timeline-form").addEventListener("submit", onTimelineSubmit);
+  $("#token").addEventListener("change", onTokenChanged);
   const hourEnd = new Date();
   hourEnd.setMinutes(60, 0, 0);
   $("#tl-to").value = toLocalInputValue(hourEnd);
