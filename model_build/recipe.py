@@ -69,95 +69,110 @@ class Job:
     trains: bool = False  # takes --device and --threads
 
 
+@dataclass(frozen=True)
+class Paths:
+    """Where the recipe reads and writes (``work``: everything it makes; ``logs``: what gets committed)."""
+
+    data: Path
+    work: Path
+    logs: Path
+
+    @property
+    def fit(self) -> str:
+        """FER2013 Training's fit part (splits.py)."""
+        return str(self.work / "data/fer2013_fit.npz")
+
+    @property
+    def holdout(self) -> str:
+        """Its holdout: watched, and the temperature."""
+        return str(self.work / "data/fer2013_holdout.npz")
+
+    @property
+    def fit_geometry(self) -> str:
+        """The fit part with meaa's detector squares (geometry.py)."""
+        return str(self.work / "data/fit_geometry.npz")
+
+    @property
+    def jaffe(self) -> str:
+        """Jaffe_dev's crops, cut as the service cuts them."""
+        return str(self.work / "data/jaffe_views.npz")
+
+    @property
+    def views(self) -> str:
+        """The bank's views of the fit faces."""
+        return str(self.work / "bank/views.npy")
+
+    @property
+    def fer(self) -> str:
+        """The fer network as a checkpoint."""
+        return str(self.work / "teachers/fer/best.pt")
+
+    def checkpoint(self, name: str) -> str:
+        folder = "teachers" if name in (*TEACHERS, "fer") else "students"
+        return str(self.work / folder / name / "best.pt")
+
+
 def jobs_of(data: Path, work: Path, logs: Path) -> list[Job]:
     """Every job of the recipe, in the order they are started when free."""
-    d, ck = work / "data", work / "teachers"
-    fit, holdout, jaffe = str(d / "fer2013_fit.npz"), str(d / "fer2013_holdout.npz"), str(d / "jaffe_views.npz")
-    fit_geometry, views, fer = (
-        str(d / "fit_geometry.npz"),
-        str(work / "bank" / "views.npy"),
-        str(ck / "fer" / "best.pt"),
-    )
-    watch = ["--val", holdout, "--log-dir", str(logs)]
-    jobs = [
-        Job("splits", "model_build.splits", [str(data / "fer2013_train.npz"), "--out-dir", str(d)]),
-        Job("fer", "model_build.recipe", ["fer-checkpoint", fer]),
-        Job(
-            "jaffe_views",
-            "model_build.jaffe_views",
-            [str(data / "jaffe_dev.npz"), "--out", jaffe, "--views", str(JAFFE_VIEWS)],
-        ),
-    ]
-    for name, extra in TEACHERS.items():
-        args = ["--train", fit, "--name", name, *TEACHER_ARGS, *[a.format(fer=fer) for a in extra], *watch]
-        needs = ["splits", "fer"] if "{fer}" in extra else ["splits"]
-        jobs.append(
-            Job(name, "model_build.train", [*args, "--checkpoint-dir", str(ck / name), "--no-progress"], needs, True)
-        )
-    # The detector's squares (not resumable, ~15 CPU-minutes) before the short fer fine-tune, so the bank's views can be
-    # drawn while the longest teachers still run.
-    jobs.insert(-1, Job("geometry", "model_build.geometry", [fit, "--attach", "--out", fit_geometry], ["splits"]))
-    jobs.append(
-        Job(
-            "views",
-            "model_build.bank",
-            ["views", "--train", fit_geometry, "--out", views, "--views", str(VIEWS)],
-            ["geometry"],
-            True,
-        )
-    )
-    teachers = [*TEACHERS, "fer"]
-    for name in teachers:
-        args = [
-            "logits",
-            "--checkpoint",
-            str(ck / name / "best.pt"),
-            "--views",
-            views,
-            "--jaffe",
-            jaffe,
-            "--val",
-            holdout,
-        ]
-        jobs.append(
-            Job(
-                f"logits_{name}",
-                "model_build.bank",
-                [*args, "--out", str(work / "bank" / name)],
-                ["views", "jaffe_views", name],
-                True,
-            )
-        )
-    bank = ["--views", views, "--fit", fit, *watch, "--teachers", ",".join(str(work / "bank" / t) for t in teachers)]
-    base = work / "students" / "base"
-    base_args = [
-        "--name",
-        "base",
-        *bank,
-        *BASE_ARGS,
-        "--init-from",
-        str(ck / BASE_INIT / "best.pt"),
-        "--out-dir",
-        str(base),
-    ]
-    jobs.append(Job("base", "model_build.distill", base_args, [f"logits_{t}" for t in teachers], True))
-    for name, left_out in STUDENTS.items():
-        args = ["--name", name, *bank, *STUDENT_ARGS, "--jaffe", jaffe, "--jaffe-exclude", left_out]
-        out = ["--init-from", str(base / "best.pt"), "--out-dir", str(work / "students" / name)]
-        jobs.append(Job(name, "model_build.distill", [*args, *out], ["base", "jaffe_views"], True))
+    paths = Paths(data, work, logs)
+    jobs = [*_data_jobs(paths), *_teacher_jobs(paths), *_bank_jobs(paths), *_student_jobs(paths)]
     for name in [*STUDENTS, "base", *TEACHERS]:
-        checkpoint = (ck if name in TEACHERS else work / "students") / name / "best.pt"
-        args = [
-            "export",
-            str(checkpoint),
-            holdout,
-            str(work / "onnx" / f"{name}.onnx"),
-            str(logs / f"export_{name}.json"),
-        ]
+        onnx, export_log = str(work / "onnx" / f"{name}.onnx"), str(logs / f"export_{name}.json")
+        args = ["export", paths.checkpoint(name), paths.holdout, onnx, export_log]
         jobs.append(Job(f"export_{name}", "model_build.recipe", args, [name]))
     exports = [job.name for job in jobs if job.name.startswith("export_")]
     report = ["--data", str(data), "--work", str(work), "--out", str(logs)]
-    jobs.append(Job("report", "model_build.recipe_report", report, exports))
+    return [*jobs, Job("report", "model_build.recipe_report", report, exports)]
+
+
+def _data_jobs(paths: Paths) -> list[Job]:
+    jaffe_args = [str(paths.data / "jaffe_dev.npz"), "--out", paths.jaffe, "--views", str(JAFFE_VIEWS)]
+    return [
+        Job(
+            "splits",
+            "model_build.splits",
+            [str(paths.data / "fer2013_train.npz"), "--out-dir", str(paths.work / "data")],
+        ),
+        Job("fer", "model_build.recipe", ["fer-checkpoint", paths.fer]),
+        Job("jaffe_views", "model_build.jaffe_views", jaffe_args),
+    ]
+
+
+def _teacher_jobs(paths: Paths) -> list[Job]:
+    jobs = []
+    for name, extra in TEACHERS.items():
+        args = ["--train", paths.fit, "--name", name, *TEACHER_ARGS, *[a.format(fer=paths.fer) for a in extra]]
+        args += ["--val", paths.holdout, "--log-dir", str(paths.logs)]
+        args += ["--checkpoint-dir", str(Path(paths.checkpoint(name)).parent), "--no-progress"]
+        jobs.append(Job(name, "model_build.train", args, ["splits", "fer"] if "{fer}" in extra else ["splits"], True))
+    # The detector's squares (~15 CPU-minutes) before the short fer fine-tune, so the bank's views can be drawn
+    # while the longest teachers still run.
+    geometry = Job("geometry", "model_build.geometry", [paths.fit, "--attach", "--out", paths.fit_geometry], ["splits"])
+    return [*jobs[:-1], geometry, jobs[-1]]
+
+
+def _bank_jobs(paths: Paths) -> list[Job]:
+    views = ["views", "--train", paths.fit_geometry, "--out", paths.views, "--views", str(VIEWS)]
+    jobs = [Job("views", "model_build.bank", views, ["geometry"], True)]
+    for name in (*TEACHERS, "fer"):
+        args = ["logits", "--checkpoint", paths.checkpoint(name), "--views", paths.views, "--jaffe", paths.jaffe]
+        args += ["--val", paths.holdout, "--out", str(paths.work / "bank" / name)]
+        jobs.append(Job(f"logits_{name}", "model_build.bank", args, ["views", "jaffe_views", name], True))
+    return jobs
+
+
+def _student_jobs(paths: Paths) -> list[Job]:
+    teachers = ",".join(str(paths.work / "bank" / name) for name in (*TEACHERS, "fer"))
+    bank = ["--views", paths.views, "--fit", paths.fit, "--val", paths.holdout, "--log-dir", str(paths.logs)]
+    bank += ["--teachers", teachers]
+    base_args = ["--name", "base", *bank, *BASE_ARGS, "--init-from", paths.checkpoint(BASE_INIT)]
+    base_args += ["--out-dir", str(Path(paths.checkpoint("base")).parent)]
+    logits = [f"logits_{name}" for name in (*TEACHERS, "fer")]
+    jobs = [Job("base", "model_build.distill", base_args, logits, True)]
+    for name, left_out in STUDENTS.items():
+        args = ["--name", name, *bank, *STUDENT_ARGS, "--jaffe", paths.jaffe, "--jaffe-exclude", left_out]
+        args += ["--init-from", paths.checkpoint("base"), "--out-dir", str(Path(paths.checkpoint(name)).parent)]
+        jobs.append(Job(name, "model_build.distill", args, ["base", "jaffe_views"], True))
     return jobs
 
 
