@@ -190,32 +190,13 @@ def fit(
     ``watch_start`` records the watched figures before the first step (for a model started from weights)."""
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda"
-    )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=settings.lr_factor, patience=settings.lr_patience, min_lr=1e-5
-    )
-    generator = torch.Generator(device=device)
-    generator.manual_seed(settings.seed)
-    run = _Run()
+    trainer = _Trainer(model, objective, settings, device, log)
     last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
     if last_path.exists():
-        saved = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"].cpu())
-        if "torch_rng" in saved:  # dropout draws from torch's own generator
-            torch.set_rng_state(saved["torch_rng"])
-        run = _Run(**saved["state"])
+        trainer.resume(last_path)
     elif watch_start:
         log["init_val"] = watch(model).to_dict()
-
-    cosine = settings.schedule == "cosine"
-    steps_per_epoch = objective.steps_per_epoch
-    clock = RunClock(settings.epochs * steps_per_epoch, settings.time_budget_s, run.train_seconds)
-    use_amp = settings.amp and device.type == "cuda"
+    run, cosine = trainer.run, settings.schedule == "cosine"
     epoch_seconds, finished = 0.0, False
     while run.epoch < settings.epochs and not finished:
         stop = _stop_reason(settings, run, epoch_seconds)
@@ -223,54 +204,28 @@ def fit(
             log["stopped"] = stop
             break
         epoch_start = time.monotonic()
-        model.train()
-        objective.begin_epoch(generator)
-        bar = _Progress(steps_per_epoch, f"{settings.name} epoch {run.epoch + 1}", progress)
-        total_loss = torch.zeros((), device=device)
-        steps_run = 0
-        for step in range(steps_per_epoch):
-            if cosine:
-                run_progress = clock.progress(run.epoch * steps_per_epoch + step)
-                if run_progress >= 1.0:
-                    finished = True
-                    break
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(settings.lr, run_progress, settings.warmup_fraction)
-            batch = objective.batch(step, generator)
-            loss, use_amp = forward_with_amp_fallback(
-                objective.loss, (model, batch, run.epoch, step, generator), device, use_amp, log
-            )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach().float()
-            steps_run += 1
-            # .item() waits for the device: read the loss for the bar only every 50 steps.
-            bar.update(loss.item() if (progress and step % 50 == 0) else None)
-        bar.close()
+        mean_loss, steps_run, finished = trainer.train_epoch(progress)
         if steps_run == 0:
             break
         report = watch(model)
         if not cosine:
-            scheduler.step(report.weighted_f1)
+            trainer.scheduler.step(report.weighted_f1)
         run.epoch += 1
         epoch_seconds = time.monotonic() - epoch_start
         run.train_seconds += epoch_seconds
         improved = cosine or report.weighted_f1 > run.best_f1  # a cosine run's "best" is its latest weights
         if improved:
             run.best_f1, run.best_epoch = report.weighted_f1, run.epoch
-        run.history.append(
-            _history_row(run.epoch, float(total_loss.item() / steps_run), report, optimizer, epoch_seconds, steps_run)
-        )
-        _save(model, optimizer, scheduler, generator, run, checkpoint_meta, best_path if improved else None, last_path)
-        row = run.history[-1]
+        lr = trainer.optimizer.param_groups[0]["lr"]
+        run.history.append(_history_row(run.epoch, mean_loss, report, lr, epoch_seconds, steps_run))
+        trainer.save(checkpoint_meta, best_path if improved else None, last_path)
         print(
-            f"{settings.name} epoch {run.epoch:3d} loss {row['train_loss']:.4f} val wF1 {report.weighted_f1:.4f} "
-            f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {row['lr']:.1e} {epoch_seconds:.1f}s"
+            f"{settings.name} epoch {run.epoch:3d} loss {mean_loss:.4f} val wF1 {report.weighted_f1:.4f} "
+            f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {lr:.1e} {epoch_seconds:.1f}s"
             f"{' *' if improved else ''}",
             flush=True,
         )
-        _update_log(log, run, report, use_amp)
+        _update_log(log, run, report, trainer.use_amp)
         log_path.write_text(json.dumps(log, indent=1))
 
     if "stopped" not in log:
@@ -281,6 +236,86 @@ def fit(
     log["history"] = run.history
     log_path.write_text(json.dumps(log, indent=1))
     return log
+
+
+class _Trainer:
+    """The optimizer, schedule, batch generator and amp state of one run, and its steps."""
+
+    def __init__(
+        self, model: MiniXception, objective: Objective, settings: LoopSettings, device: torch.device, log: dict
+    ) -> None:
+        self.model, self.objective, self.settings, self.device, self.log = model, objective, settings, device, log
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=device.type == "cuda"
+        )
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="max", factor=settings.lr_factor, patience=settings.lr_patience, min_lr=1e-5
+        )
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(settings.seed)
+        self.run = _Run()
+        self.use_amp = settings.amp and device.type == "cuda"
+        self.clock = RunClock(settings.epochs * objective.steps_per_epoch, settings.time_budget_s)
+
+    def resume(self, last_path: Path) -> None:
+        saved = torch.load(last_path, map_location=self.device, weights_only=False)
+        self.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.generator.set_state(saved["generator"].cpu())
+        if "torch_rng" in saved:  # dropout draws from torch's own generator
+            torch.set_rng_state(saved["torch_rng"])
+        self.run = _Run(**saved["state"])
+        steps = self.settings.epochs * self.objective.steps_per_epoch
+        self.clock = RunClock(steps, self.settings.time_budget_s, self.run.train_seconds)
+
+    def train_epoch(self, progress: bool) -> tuple[float, int, bool]:
+        """One epoch's steps: (mean loss, steps run, whether the cosine schedule ended during it)."""
+        settings, objective, generator = self.settings, self.objective, self.generator
+        steps_per_epoch = objective.steps_per_epoch
+        self.model.train()
+        objective.begin_epoch(generator)
+        bar = _Progress(steps_per_epoch, f"{settings.name} epoch {self.run.epoch + 1}", progress)
+        total_loss = torch.zeros((), device=self.device)
+        steps_run, finished = 0, False
+        for step in range(steps_per_epoch):
+            if settings.schedule == "cosine":
+                run_progress = self.clock.progress(self.run.epoch * steps_per_epoch + step)
+                if run_progress >= 1.0:
+                    finished = True
+                    break
+                for group in self.optimizer.param_groups:
+                    group["lr"] = cosine_lr(settings.lr, run_progress, settings.warmup_fraction)
+            batch = objective.batch(step, generator)
+            arguments = (self.model, batch, self.run.epoch, step, generator)
+            loss, self.use_amp = forward_with_amp_fallback(
+                objective.loss, arguments, self.device, self.use_amp, self.log
+            )
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            total_loss += loss.detach().float()
+            steps_run += 1
+            # .item() waits for the device: read the loss for the bar only every 50 steps.
+            bar.update(loss.item() if (progress and step % 50 == 0) else None)
+        bar.close()
+        return float(total_loss.item() / max(steps_run, 1)), steps_run, finished
+
+    def save(self, meta: dict, best_path: Path | None, last_path: Path) -> None:
+        """``best.pt`` (weights) when given, and ``last.pt`` (everything a resumed run needs)."""
+        model, run = self.model, self.run
+        checkpoint = {"arch": model.config.to_dict(), **meta, "model": model.state_dict(), "epoch": run.epoch}
+        if best_path is not None:
+            _save_atomically(checkpoint, best_path)
+        resume = {
+            **checkpoint,
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "state": asdict(run),
+        }
+        _save_atomically(resume, last_path)
 
 
 def _stop_reason(settings: LoopSettings, run: _Run, epoch_seconds: float) -> str | None:
@@ -295,12 +330,7 @@ def _stop_reason(settings: LoopSettings, run: _Run, epoch_seconds: float) -> str
 
 
 def _history_row(
-    epoch: int,
-    train_loss: float,
-    report: ClassificationReport,
-    optimizer: torch.optim.Optimizer,
-    seconds: float,
-    steps: int,
+    epoch: int, train_loss: float, report: ClassificationReport, lr: float, seconds: float, steps: int
 ) -> dict:
     return {
         "epoch": epoch,
@@ -308,34 +338,10 @@ def _history_row(
         "val_weighted_f1": round(report.weighted_f1, 5),
         "val_accuracy": round(report.accuracy, 5),
         "val_ece": round(report.ece, 5),
-        "lr": optimizer.param_groups[0]["lr"],
+        "lr": lr,
         "seconds": round(seconds, 2),
         "steps": steps,
     }
-
-
-def _save(
-    model: MiniXception,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    generator: torch.Generator,
-    run: _Run,
-    meta: dict,
-    best_path: Path | None,
-    last_path: Path,
-) -> None:
-    checkpoint = {"arch": model.config.to_dict(), **meta, "model": model.state_dict(), "epoch": run.epoch}
-    if best_path is not None:
-        _save_atomically(checkpoint, best_path)
-    resume = {
-        **checkpoint,
-        "optimizer": optimizer.state_dict(),
-        "scheduler": scheduler.state_dict(),
-        "generator": generator.get_state(),
-        "torch_rng": torch.get_rng_state(),
-        "state": asdict(run),
-    }
-    _save_atomically(resume, last_path)
 
 
 def _save_atomically(checkpoint: dict, path: Path) -> None:
