@@ -11,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: serve serve-demo browser test lint checkov contract test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
+.PHONY: serve serve-demo browser test lint checkov contract test-unit test-model-build bench load layer smoke validate deploy models verify-models verify-metrics evaluate train-default screenshots help build-MeaaLayer build-ApiFunction build-BatchFunction
 
 help:
 	@echo "make serve          set up .venv and serve the API on http://$(HOST):$(PORT) (real models)"
@@ -31,6 +31,7 @@ help:
 	@echo "make verify-models  parity against facenet-pytorch / Keras (needs model_build/.venv-ref, see requirements-ref.txt)"
 	@echo "make verify-metrics recompute every recorded mood-model and quality-gate figure from ../shared/data (fails on a difference)"
 	@echo "make evaluate       the mood models on fer2013_val and jaffe_dev (leave one subject out), with intervals"
+	@echo "make train-default  train the default mood model's recipe end to end (hours on a CPU; a rerun continues)"
 
 # Each venv gets the pinned requirements, then this repository as an editable install (pyproject.toml),
 # so `meaa` imports as a package everywhere and no file edits sys.path.
@@ -139,6 +140,11 @@ evaluate: $(MB_VENV)/.installed
 	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/fer2013_val.npz --model emotion --model mini_xception_w2_kd
 	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --model emotion
 	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --fold-models model_build/fold_models/mini_xception_w2_kd
+
+# The default mood model's recipe (model_build/recipe.py): teachers, bank, students, folds, ONNX, report; every
+# stage resumable, a rerun continues. On a GPU host: make train-default ARGS="--device cuda --jobs 4".
+train-default: $(MB_VENV)/.installed
+	$(MB_VENV)/bin/python -m model_build.recipe --data $(DATA) $(ARGS)
 
 # Recompute every figure in manifest.json, MODEL_CARD.md and README's accuracy table; fail on a difference
 # > 0.002 (not part of `make test`: it needs ../shared/data). ARGS=--write records them after a model change.

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from model_build.augment import AugmentConfig, augment_batch, resize_for_model, to_model_range
-from model_build.export import load_checkpoint
-from model_build.train import load_npz, load_pipeline_crops, mood_report
+from model_build.scoring import load_checkpoint, load_npz, load_pipeline_crops, mood_report
 
 VIEW_SIZE = 48
 
@@ -116,13 +115,20 @@ def score_bank(
     bank = np.load(views_path, mmap_mode="r")
     done = []
     view_seconds = 0.0
+    parts = Path(out_prefix + ".fer.parts")  # one file per scored view: a rerun scores only the missing ones
+    parts.mkdir(parents=True, exist_ok=True)
     for view in range(bank.shape[0]):
+        part = parts / f"view_{view:03d}.npy"
+        if part.exists():
+            done.append(np.load(part))
+            continue
         # The first view is always scored: a teacher that scores nothing would drop out of every student.
         if done and budget_s and time.monotonic() - started + view_seconds * 1.2 > budget_s:
             break
         mark = time.monotonic()
         pixels = torch.from_numpy(np.array(bank[view])).to(device)  # np.array: a writable copy of the mapped view
-        done.append(teacher_logits(model, pixels, size).cpu().numpy())
+        done.append(teacher_logits(model, pixels, size).cpu().numpy().astype(np.float16))
+        np.save(part, done[-1])
         view_seconds = time.monotonic() - mark
     np.save(
         out_prefix + ".fer.npy",

@@ -19,8 +19,6 @@ are ``best.pt``. ``--val`` (the FER2013 Training holdout, ``splits.py``) is only
 from __future__ import annotations
 
 import argparse
-import json
-import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,19 +28,9 @@ import torch.nn.functional as F
 
 from meaa.labels import EMOTIONS
 from model_build.augment import to_model_range
+from model_build.loop import LoopSettings, class_weights, fit, run_log, seed_everything
 from model_build.mini_xception import ArchConfig, MiniXception
-from model_build.train import (
-    RunClock,
-    class_weights,
-    cosine_lr,
-    forward_with_amp_fallback,
-    load_npz,
-    mood_report,
-    predict_logits,
-    prepare_eval_images,
-    run_log,
-    seed_everything,
-)
+from model_build.scoring import load_npz, mood_report, predict_logits, prepare_eval_images
 
 
 @dataclass
@@ -71,6 +59,7 @@ class DistillConfig:
     seed: int = 0
     limit_views: int = 0  # use only the first N bank views (smoke runs); 0 = all the teachers scored
     limit: int = 0  # the seeded subset of train.py --limit (the bank must be drawn with the same limit)
+    init_from: str | None = None  # start from these weights (a checkpoint of the same architecture)
 
 
 def teacher_targets(prefixes: tuple[str, ...], temperature: float) -> tuple[np.ndarray, np.ndarray | None, int]:
@@ -97,139 +86,126 @@ def teacher_targets(prefixes: tuple[str, ...], temperature: float) -> tuple[np.n
     return fer_targets, jaffe_targets, views
 
 
-def distill(config: DistillConfig, out_dir: Path, log_dir: Path, device: torch.device) -> dict:
-    seed_everything(config.seed)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    _, fit_labels = load_npz(config.fit, config.limit)
-    val_images, val_emotions = load_npz(config.val)
-    targets, _, views = teacher_targets(config.teachers, config.kd_temperature) if config.teachers else (None, None, 0)
-    bank = np.load(config.views, mmap_mode="r")
-    views = views or bank.shape[0]
-    if config.limit_views:
-        views = min(views, config.limit_views)
-        targets = targets[:views] if targets is not None else None
-    if bank.shape[1] != len(fit_labels):
-        raise SystemExit(f"{config.views} has {bank.shape[1]} faces per view, {config.fit} has {len(fit_labels)}")
-    bank_x = torch.from_numpy(np.array(bank[:views])).to(device)  # uint8 [V, N, 48, 48], read into memory
-    bank_y = torch.from_numpy(fit_labels).to(device)
-    bank_t = torch.from_numpy(targets).to(device) if targets is not None else None
+class Distillation:
+    """The objective of a student: each epoch every FER2013 fit face once, as a random view of the bank (mirrored
+    half the time), plus JAFFE draws; loss per FER2013 face ``kd_alpha`` * tau^2 * KL(teachers || student) +
+    (1 - ``kd_alpha``) * cross-entropy of the label, per JAFFE face the cross-entropy alone."""
 
-    jaffe_x = jaffe_y = None
-    jaffe_used: list[str] = []
-    if config.jaffe and config.jaffe_fraction > 0:
-        with np.load(config.jaffe) as data:
-            keep = ~np.isin(data["subjects"], list(config.jaffe_exclude))
-            jaffe_used = sorted(set(data["subjects"][keep].tolist()))
-            jaffe_x = torch.from_numpy(data["views"][keep]).to(device)  # uint8 [J, views, 48, 48]
-            jaffe_y = torch.from_numpy(data["labels"][keep].astype(np.int64)).to(device)
+    def __init__(self, config: DistillConfig, device: torch.device) -> None:
+        _, fit_labels = load_npz(config.fit, config.limit)
+        targets, _, views = (
+            teacher_targets(config.teachers, config.kd_temperature) if config.teachers else (None, None, 0)
+        )
+        bank = np.load(config.views, mmap_mode="r")
+        views = views or bank.shape[0]
+        if config.limit_views:
+            views = min(views, config.limit_views)
+            targets = targets[:views] if targets is not None else None
+        if bank.shape[1] != len(fit_labels):
+            raise SystemExit(f"{config.views} has {bank.shape[1]} faces per view, {config.fit} has {len(fit_labels)}")
+        self.config, self.views = config, views
+        self.bank_x = torch.from_numpy(np.array(bank[:views])).to(device)  # uint8 [V, N, 48, 48], in memory
+        self.bank_y = torch.from_numpy(fit_labels).to(device)
+        self.bank_t = torch.from_numpy(targets).to(device) if targets is not None else None
 
-    weights = class_weights(fit_labels, len(EMOTIONS), config.class_weight_power).to(device)
-    val_x = prepare_eval_images(val_images, config.input_size, device)
-    model = MiniXception(ArchConfig(num_classes=len(EMOTIONS), input_size=config.input_size, width=config.width)).to(
-        device
-    )
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
-    )
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
+        self.jaffe_x = self.jaffe_y = None
+        self.jaffe_used: list[str] = []
+        if config.jaffe and config.jaffe_fraction > 0:
+            with np.load(config.jaffe) as data:
+                keep = ~np.isin(data["subjects"], list(config.jaffe_exclude))
+                self.jaffe_used = sorted(set(data["subjects"][keep].tolist()))
+                self.jaffe_x = torch.from_numpy(data["views"][keep]).to(device)  # uint8 [J, views, 48, 48]
+                self.jaffe_y = torch.from_numpy(data["labels"][keep].astype(np.int64)).to(device)
 
-    fer_count = len(fit_labels)
-    share = config.jaffe_fraction / (1 - config.jaffe_fraction)
-    jaffe_count = round(share * fer_count) if jaffe_x is not None else 0
-    per_epoch = fer_count + jaffe_count
-    steps_per_epoch = max(1, per_epoch // config.batch_size)
-    clock = RunClock(config.epochs * steps_per_epoch, config.time_budget_s)
-    tau = config.kd_temperature
-    use_amp = config.amp and device.type == "cuda"  # bfloat16 on a CPU without AMX is slower, not faster
-    log = run_log(config, model, device, bank_views=views, jaffe_subjects_in_training=jaffe_used, history=[])
-    log_path = log_dir / f"{config.name}.json"
-    epoch, finished = 0, False
-    while epoch < config.epochs and not finished:
-        epoch_start = time.monotonic()
-        model.train()
+        self.weights = class_weights(fit_labels, len(EMOTIONS), config.class_weight_power).to(device)
+        self.fer_count = len(fit_labels)
+        share = config.jaffe_fraction / (1 - config.jaffe_fraction)
+        self.jaffe_count = round(share * self.fer_count) if self.jaffe_x is not None else 0
+        self.per_epoch = self.fer_count + self.jaffe_count
+        self.steps_per_epoch = max(1, self.per_epoch // config.batch_size)
+        self.device = device
+        self.fer_ids = self.jaffe_ids = self.order = None
+
+    def begin_epoch(self, generator: torch.Generator) -> None:
         # Sample ids: FER2013 faces 0..N-1 (each once), then JAFFE draws N.. (photos with replacement).
-        fer_ids = torch.randperm(fer_count, generator=generator, device=device)
-        jaffe_ids = (
-            torch.randint(0, len(jaffe_y), (jaffe_count,), generator=generator, device=device) if jaffe_count else None
+        device = self.device
+        self.fer_ids = torch.randperm(self.fer_count, generator=generator, device=device)
+        self.jaffe_ids = (
+            torch.randint(0, len(self.jaffe_y), (self.jaffe_count,), generator=generator, device=device)
+            if self.jaffe_count
+            else None
         )
-        order = torch.randperm(per_epoch, generator=generator, device=device)
-        total, steps_run = torch.zeros((), device=device), 0
-        for step in range(steps_per_epoch):
-            run_progress = clock.progress(epoch * steps_per_epoch + step)
-            if run_progress >= 1.0:
-                finished = True
-                break
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(config.lr, run_progress, config.warmup_fraction)
-            picks = order[step * config.batch_size : (step + 1) * config.batch_size]
-            from_fer = picks < fer_count
-            fer_rows = fer_ids[picks[from_fer]]
-            fer_views = torch.randint(0, views, (len(fer_rows),), generator=generator, device=device)
-            pixels = [bank_x[fer_views, fer_rows]]
-            labels = [bank_y[fer_rows]]
-            if jaffe_ids is not None:
-                jaffe_rows = jaffe_ids[picks[~from_fer] - fer_count]
-                jaffe_views = torch.randint(0, jaffe_x.shape[1], (len(jaffe_rows),), generator=generator, device=device)
-                pixels.append(jaffe_x[jaffe_rows, jaffe_views])
-                labels.append(jaffe_y[jaffe_rows])
-            x = to_model_range(torch.cat(pixels)[:, None])
-            flip = torch.rand(len(x), generator=generator, device=device) < 0.5
-            x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
-            y = torch.cat(labels)
-            n_fer = len(fer_rows)
-            logits, use_amp = forward_with_amp_fallback(lambda batch: model(batch).float(), (x,), device, use_amp, log)
-            hard = F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing, reduction="none")
-            per_sample = hard.clone()
-            if bank_t is not None and config.kd_alpha > 0 and n_fer:
-                teacher = bank_t[fer_views, fer_rows]
-                log_student = F.log_softmax(logits[:n_fer] / tau, dim=1)
-                kd = (teacher * (torch.log(teacher.clamp_min(1e-8)) - log_student)).sum(dim=1) * tau * tau
-                per_sample[:n_fer] = config.kd_alpha * kd + (1 - config.kd_alpha) * hard[:n_fer]
-            loss = per_sample.mean()
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.detach()
-            steps_run += 1
-        if steps_run == 0:
-            break
-        epoch += 1
-        report = mood_report(predict_logits(model, val_x, True), val_emotions, "emotions7")
-        seconds = time.monotonic() - epoch_start
-        log["history"].append(
-            {
-                "epoch": epoch,
-                "train_loss": round(float(total.item()) / steps_run, 5),
-                "val_weighted_f1": round(report.weighted_f1, 5),
-                "val_accuracy": round(report.accuracy, 5),
-                "val_ece": round(report.ece, 5),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(seconds, 2),
-                "steps": steps_run,
-            }
-        )
-        torch.save(
-            {
-                "arch": model.config.to_dict(),
-                "target": "emotions7",
-                "model": model.state_dict(),
-                "config": asdict(config),
-                "epoch": epoch,
-            },
-            out_dir / "best.pt",
-        )
-        print(
-            f"{config.name} epoch {epoch:3d} loss {log['history'][-1]['train_loss']:.4f} "
-            f"holdout wF1 {report.weighted_f1:.4f} acc {report.accuracy:.4f} {seconds:.1f}s",
-            flush=True,
-        )
-        log.update({"epochs_run": epoch, "final_val_weighted_f1": report.weighted_f1, "amp": use_amp})
-        log_path.write_text(json.dumps(log, indent=1))
-    log["stopped"] = "cosine schedule complete" if finished or epoch >= config.epochs else "no step fitted the budget"
-    log_path.write_text(json.dumps(log, indent=1))
-    return log
+        self.order = torch.randperm(self.per_epoch, generator=generator, device=device)
+
+    def batch(self, step: int, generator: torch.Generator) -> tuple:
+        size, device = self.config.batch_size, self.device
+        picks = self.order[step * size : (step + 1) * size]
+        from_fer = picks < self.fer_count
+        fer_rows = self.fer_ids[picks[from_fer]]
+        fer_views = torch.randint(0, self.views, (len(fer_rows),), generator=generator, device=device)
+        pixels = [self.bank_x[fer_views, fer_rows]]
+        labels = [self.bank_y[fer_rows]]
+        if self.jaffe_ids is not None:
+            jaffe_rows = self.jaffe_ids[picks[~from_fer] - self.fer_count]
+            jaffe_views = torch.randint(
+                0, self.jaffe_x.shape[1], (len(jaffe_rows),), generator=generator, device=device
+            )
+            pixels.append(self.jaffe_x[jaffe_rows, jaffe_views])
+            labels.append(self.jaffe_y[jaffe_rows])
+        x = to_model_range(torch.cat(pixels)[:, None])
+        flip = torch.rand(len(x), generator=generator, device=device) < 0.5
+        x = torch.where(flip[:, None, None, None], torch.flip(x, dims=[3]), x)
+        teacher = self.bank_t[fer_views, fer_rows] if self.bank_t is not None else None
+        return x, torch.cat(labels), teacher
+
+    def loss(self, model: MiniXception, batch: tuple, epoch: int, step: int, generator: torch.Generator):
+        x, y, teacher = batch
+        config, tau = self.config, self.config.kd_temperature
+        logits = model(x).float()
+        hard = F.cross_entropy(logits, y, weight=self.weights, label_smoothing=config.label_smoothing, reduction="none")
+        per_sample = hard.clone()
+        n_fer = len(teacher) if teacher is not None else 0
+        if config.kd_alpha > 0 and n_fer:
+            log_student = F.log_softmax(logits[:n_fer] / tau, dim=1)
+            kd = (teacher * (torch.log(teacher.clamp_min(1e-8)) - log_student)).sum(dim=1) * tau * tau
+            per_sample[:n_fer] = config.kd_alpha * kd + (1 - config.kd_alpha) * hard[:n_fer]
+        return per_sample.mean()
+
+
+def distill(config: DistillConfig, out_dir: Path, log_dir: Path, device: torch.device) -> dict:
+    """Run (or resume, from ``out_dir/last.pt``) one student; returns its log (also written as JSON)."""
+    seed_everything(config.seed)
+    objective = Distillation(config, device)
+    val_images, val_emotions = load_npz(config.val)
+    val_x = prepare_eval_images(val_images, config.input_size, device)
+    model = MiniXception(ArchConfig(num_classes=len(EMOTIONS), input_size=config.input_size, width=config.width))
+    if config.init_from:
+        model.load_state_dict(torch.load(config.init_from, map_location="cpu", weights_only=False)["model"])
+    model = model.to(device)
+
+    def watch(current: MiniXception):
+        return mood_report(predict_logits(current, val_x, True), val_emotions, "emotions7")
+
+    log = run_log(
+        config,
+        model,
+        device,
+        bank_views=objective.views,
+        jaffe_subjects_in_training=objective.jaffe_used,
+        history=[],
+    )
+    return fit(
+        model,
+        objective,
+        LoopSettings.of(config, schedule="cosine"),
+        watch,
+        out_dir,
+        log,
+        log_dir / f"{config.name}.json",
+        device,
+        {"target": "emotions7", "config": asdict(config)},
+        watch_start=bool(config.init_from),
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -253,6 +229,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit-views", type=int, default=0, help="use only the first N bank views (smoke runs)")
     parser.add_argument("--limit", type=int, default=0, help="the seeded fit subset the bank was drawn with")
+    parser.add_argument("--init-from", help="start from this checkpoint's weights (same width and input size)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--out-dir", required=True, help="best.pt goes here")
@@ -283,6 +260,7 @@ def main(argv: list[str] | None = None) -> dict:
         seed=args.seed,
         limit_views=args.limit_views,
         limit=args.limit,
+        init_from=args.init_from,
     )
     return distill(config, Path(args.out_dir), Path(args.log_dir), device)
 

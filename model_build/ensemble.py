@@ -25,9 +25,9 @@ from torch import nn
 
 from meaa.classifier import prepare_crops
 from meaa.labels import EMOTIONS, emotion_labels_to_moods, emotions_to_moods
-from model_build.export import load_checkpoint, write_onnx
+from model_build.export import write_onnx
 from model_build.metrics import fit_temperature
-from model_build.train import load_npz, mood_report
+from model_build.scoring import load_checkpoint, load_npz, mood_report
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,8 +22,16 @@ from torch import nn
 
 from meaa.labels import emotion_labels_to_moods
 from model_build.metrics import fit_temperature
-from model_build.mini_xception import ArchConfig, MiniXception
-from model_build.train import TARGETS, load_npz, mood_report, predict_logits, prepare_eval_images, to_moods_fn
+from model_build.mini_xception import MiniXception
+from model_build.scoring import (
+    TARGETS,
+    load_checkpoint,
+    load_npz,
+    mood_report,
+    predict_logits,
+    prepare_eval_images,
+    to_moods_fn,
+)
 
 HERE = Path(__file__).resolve().parent
 
@@ -44,14 +52,6 @@ class CalibratedClassifier(nn.Module):
         if self.tta_flip:
             logits = (logits + self.model(torch.flip(image, dims=[3]))) * 0.5
         return torch.softmax(logits * self.inverse_temperature, dim=1)
-
-
-def load_checkpoint(path: str | Path) -> tuple[MiniXception, str]:
-    checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-    model = MiniXception(ArchConfig(**checkpoint["arch"]))
-    model.load_state_dict(checkpoint["model"])
-    model.eval()
-    return model, checkpoint["target"]
 
 
 def write_onnx(module: nn.Module, input_size: int, out_path: str | Path) -> None:

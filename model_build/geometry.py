@@ -23,7 +23,8 @@ import argparse
 import json
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -34,6 +35,7 @@ from model_build.splits import limited_indices
 
 PAD = 24  # px of black around the 48 px face: MTCNN needs some room around a face that fills its frame
 UPSCALE = 2
+PART_SIZE = 1024  # faces per saved part (about 35 CPU-seconds)
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,8 @@ class CropGeometry:
 def detector() -> MTCNNDetector:
     settings = Settings()
     # The faces are small after padding: let P-Net's smallest window (12 px) and any fraction through.
-    return MTCNNDetector(
-        settings.models_dir,
-        threads=1,
-        detect_max_side=settings.detect_max_side,
-        min_face_px=12,
-        min_face_fraction=0.0,
-        thresholds=settings.thresholds,
-        scale_factor=settings.scale_factor,
-    )
+    detection = replace(settings.detection, min_face_px=12, min_face_fraction=0.0)
+    return MTCNNDetector(settings.models_dir, detection, threads=1)
 
 
 def measure(images: np.ndarray, face_detector: MTCNNDetector) -> CropGeometry:
@@ -84,17 +79,39 @@ def _measure_part(images: np.ndarray) -> CropGeometry:
     return measure(images, detector())
 
 
-def measure_parallel(images: np.ndarray, processes: int) -> CropGeometry:
-    """``measure`` over contiguous parts of ``images`` in separate processes (one detector each)."""
+def measure_parallel(images: np.ndarray, processes: int, parts_dir: Path | None = None) -> CropGeometry:
+    """``measure`` over contiguous parts of ``images`` in separate processes (one detector each). With
+    ``parts_dir``, each part's result is saved there as it completes and a rerun measures only the missing ones."""
+    parts = np.array_split(images, max(processes * 4, -(-len(images) // PART_SIZE)))
+    results: dict[int, CropGeometry] = {}
+    if parts_dir is not None:
+        parts_dir.mkdir(parents=True, exist_ok=True)
+        for index in range(len(parts)):
+            path = parts_dir / f"part_{index:04d}_of_{len(parts)}.npz"
+            if path.exists():
+                with np.load(path) as saved:
+                    results[index] = CropGeometry(saved["found"], saved["scale"], saved["center"])
+
+    def keep(index: int, result: CropGeometry) -> None:
+        results[index] = result
+        if parts_dir is not None:
+            path = parts_dir / f"part_{index:04d}_of_{len(parts)}.npz"
+            np.savez(path, found=result.found, scale=result.scale, center=result.center)
+
+    missing = [index for index in range(len(parts)) if index not in results]
     if processes <= 1:
-        return measure(images, detector())
-    parts = np.array_split(images, processes * 4)
-    with ProcessPoolExecutor(max_workers=processes) as pool:
-        results = list(pool.map(_measure_part, parts))
+        face_detector = detector()
+        for index in missing:
+            keep(index, measure(parts[index], face_detector))
+    else:
+        with ProcessPoolExecutor(max_workers=processes) as pool:
+            for index, result in zip(missing, pool.map(_measure_part, [parts[i] for i in missing]), strict=True):
+                keep(index, result)
+    ordered = [results[index] for index in range(len(parts))]
     return CropGeometry(
-        np.concatenate([r.found for r in results]),
-        np.concatenate([r.scale for r in results]),
-        np.concatenate([r.center for r in results]),
+        np.concatenate([r.found for r in ordered]),
+        np.concatenate([r.scale for r in ordered]),
+        np.concatenate([r.center for r in ordered]),
     )
 
 
@@ -124,8 +141,8 @@ def main(argv: list[str] | None = None) -> dict:
             np.zeros(len(images), bool), np.ones(len(images), np.float32), np.zeros((len(images), 2), np.float32)
         )
         geometry.found[keep], geometry.scale[keep], geometry.center[keep] = part.found, part.scale, part.center
-    else:
-        geometry = measure_parallel(images, args.processes)
+    else:  # parts saved beside the output as they complete: a rerun continues
+        geometry = measure_parallel(images, args.processes, Path(args.out + ".parts"))
     if args.attach:
         np.savez(args.out, **arrays, crop_found=geometry.found, crop_scale=geometry.scale, crop_center=geometry.center)
     else:
@@ -135,9 +152,10 @@ def main(argv: list[str] | None = None) -> dict:
         "images": len(images),
         "found": int(found.sum()),
         "seconds": round(time.perf_counter() - started, 1),
-        "scale_p5_p50_p95": np.percentile(geometry.scale[found], [5, 50, 95]).round(3).tolist(),
-        "center_sd": geometry.center[found].std(axis=0).round(4).tolist(),
     }
+    if found.any():  # (none found: every view is then the standard augmentation)
+        summary["scale_p5_p50_p95"] = np.percentile(geometry.scale[found], [5, 50, 95]).round(3).tolist()
+        summary["center_sd"] = geometry.center[found].std(axis=0).round(4).tolist()
     print(json.dumps(summary))
     return summary
 

@@ -66,15 +66,7 @@ def perturb(gray: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 def build_views(images: np.ndarray, views: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """uint8 crops [N, views, 48, 48] and how many perturbed copies found no face (retried)."""
     settings = Settings()
-    face_detector = MTCNNDetector(
-        settings.models_dir,
-        threads=settings.threads,
-        detect_max_side=settings.detect_max_side,
-        min_face_px=settings.min_face_px,
-        min_face_fraction=settings.min_face_fraction,
-        thresholds=settings.thresholds,
-        scale_factor=settings.scale_factor,
-    )
+    face_detector = MTCNNDetector(settings.models_dir, settings.detection, threads=settings.threads)
     rng = np.random.default_rng(seed)
     out = np.zeros((len(images), views, CROP_SIZE, CROP_SIZE), np.uint8)
     retries = np.zeros(len(images), np.int64)

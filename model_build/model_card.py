@@ -28,6 +28,7 @@ DOCUMENTS = (MODEL_CARD, README)
 RUNS = REPO_ROOT / "model_build" / "runs"
 MANIFEST = REPO_ROOT / "layers" / "meaa" / "models" / "manifest.json"
 DISTILL_RUN = RUNS / "distill1"
+RECIPE_RUN = RUNS / "recipe"
 
 
 def _f(value: float, digits: int = 3) -> str:
@@ -180,7 +181,35 @@ def cross_cpu_table(_: dict) -> str:
 
 
 def candidates_table(_: dict) -> str:
-    data = _load(DISTILL_RUN / "candidates.json")
+    """Issue 8's GPU session (``distill_report.py``)."""
+    return _candidates(_load(DISTILL_RUN / "candidates.json"))
+
+
+def recipe_candidates_table(_: dict) -> str:
+    """Issue 21's CPU recipe (``recipe_report.py``): the candidates, then ``final`` paired with the shipped models."""
+    data = _load(RECIPE_RUN / "candidates.json")
+    if not data or "final_vs" not in data:
+        return _candidates(data)
+    lines = [
+        _candidates(data),
+        "",
+        "`final` paired with the shipped models on the same faces and photos (the shipping rule):",
+        "",
+        "| `final` - | fer2013_val weighted F1 (95 % CI, faces) "
+        "| jaffe_dev out-of-fold weighted F1 (95 % CI, subjects) "
+        "| rule met (wins on fer2013_val, upper end on jaffe_dev >= 0) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for reference, pair in data["final_vs"].items():
+        val, jaffe = pair["fer2013_val_weighted_f1"], pair["jaffe_dev_loso_weighted_f1"]
+        lines.append(
+            f"| `{reference}` | {val['difference']:+.3f} ({_ci(val['ci95_faces'])}) | {jaffe['difference']:+.3f} "
+            f"({_ci(jaffe['ci95_subjects'])}) | {'yes' if pair['rule_met'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def _candidates(data: dict | None) -> str:
     if not data:
         return "(not measured yet)"
     lines = [
@@ -273,6 +302,7 @@ SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
         "shipping-rule": shipping_rule_table,
         "cross-cpu": cross_cpu_table,
         "candidates": candidates_table,
+        "recipe-candidates": recipe_candidates_table,
         "history": history_table,
         "quality-selection": _from_quality_record(quality_report.selection_table),
         "quality-angles": _from_quality_record(quality_report.angle_table),

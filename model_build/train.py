@@ -7,9 +7,9 @@ Example (the shipped recipe is in MODEL_CARD.md)::
         --export model_build/cache/w2_m4.onnx
 
 Checkpoints (``last.pt`` every epoch, ``best.pt`` on improvement) go to ``--checkpoint-dir``
-(default ``model_build/cache/runs/NAME``) and a rerun with the same name resumes; a JSON log per run
-goes to ``--log-dir`` (default ``model_build/runs``). Data and augmentation stay on the training
-device, so a GPU is not starved by a CPU data loader.
+(default ``model_build/cache/runs/NAME``) and a rerun with the same name resumes (``loop.py``, the
+loop ``distill.py`` shares); a JSON log per run goes to ``--log-dir`` (default ``model_build/runs``).
+Data and augmentation stay on the training device, so a GPU is not starved by a CPU data loader.
 
 ``--schedule cosine`` anneals the learning rate to zero over ``--epochs`` or ``--time-budget-s``,
 whichever ends first (progress = the larger of the two fractions), and keeps the final weights as
@@ -21,26 +21,21 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
-import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from meaa.labels import EMOTION_TO_MOOD_MATRIX, EMOTIONS, MOODS, emotion_labels_to_moods, emotions_to_moods
-from model_build.augment import AugmentConfig, PipelineCrops, augment_batch, resize_for_model, to_model_range
-from model_build.metrics import classification_report, softmax
-from model_build.mini_xception import ArchConfig, MiniXception, count_parameters
-from model_build.splits import limited_indices
+from meaa.labels import EMOTION_TO_MOOD_MATRIX, emotion_labels_to_moods
+from model_build.augment import AugmentConfig, PipelineCrops, augment_batch
+from model_build.export import export_checkpoint
+from model_build.loop import LoopSettings, class_weights, fit, run_log, seed_everything
+from model_build.mini_xception import ArchConfig, MiniXception
+from model_build.scoring import TARGETS, load_npz, load_pipeline_crops, mood_report, predict_logits, prepare_eval_images
 
 HERE = Path(__file__).resolve().parent
-
-TARGETS = {"moods4": MOODS, "emotions7": EMOTIONS}
 
 
 @dataclass
@@ -75,100 +70,8 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
 
 
-def to_moods_fn(target: str):
-    """Class probabilities -> mood probabilities for the given target."""
-    return emotions_to_moods if target == "emotions7" else (lambda p: np.asarray(p, dtype=np.float32))
-
-
-def load_npz(path: str, limit: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images [N,H,W] and FER2013 emotion labels [N]."""
-    with np.load(path) as data:
-        images, labels = data["images"], data["labels"].astype(np.int64)
-    if limit:  # a seeded random subset: the npz files are sorted by label
-        keep = limited_indices(len(labels), limit)
-        images, labels = images[keep], labels[keep]
-    return np.ascontiguousarray(images, dtype=np.uint8), labels
-
-
-def load_pipeline_crops(path: str, limit: int, device: torch.device) -> PipelineCrops | None:
-    """The detector geometry stored beside the images by ``model_build.splits --geometry`` (None if absent)."""
-    with np.load(path) as data:
-        if "crop_found" not in data.files:
-            return None
-        found, scale, center = data["crop_found"], data["crop_scale"], data["crop_center"]
-    if limit:  # the same seeded subset as load_npz
-        keep = limited_indices(len(found), limit)
-        found, scale, center = found[keep], scale[keep], center[keep]
-    return PipelineCrops(
-        torch.from_numpy(found.astype(bool)).to(device),
-        torch.from_numpy(scale.astype(np.float32)).to(device),
-        torch.from_numpy(center.astype(np.float32)).to(device),
-    )
-
-
-def cosine_lr(base_lr: float, progress: float, warmup_fraction: float) -> float:
-    """Linear warm-up, then half a cosine from ``base_lr`` down to 0 at progress 1."""
-    if progress < warmup_fraction:
-        return base_lr * max(progress, 1e-3) / warmup_fraction
-    tail = (progress - warmup_fraction) / max(1.0 - warmup_fraction, 1e-9)
-    return base_lr * 0.5 * (1.0 + np.cos(np.pi * min(tail, 1.0)))
-
-
-class RunClock:
-    """Progress of a cosine run: the larger of steps done over planned steps and time over budget."""
-
-    def __init__(self, total_steps: int, time_budget_s: float) -> None:
-        self.total_steps = total_steps
-        self.time_budget_s = time_budget_s
-        self.started = time.monotonic()
-
-    def progress(self, steps_done: int) -> float:
-        by_steps = steps_done / max(self.total_steps, 1)
-        by_time = (time.monotonic() - self.started) / self.time_budget_s if self.time_budget_s else 0.0
-        return max(by_steps, by_time)
-
-
-def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on the training device (a no-op context when disabled)."""
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled)
-
-
-def forward_with_amp_fallback(
-    compute: Callable[..., torch.Tensor], args: tuple, device: torch.device, use_amp: bool, log: dict
-) -> tuple[torch.Tensor, bool]:
-    """``compute(*args)`` under bfloat16 autocast when ``use_amp``; if an autocast kernel is missing on this
-    device, again in float32, noting why in ``log`` and returning ``use_amp`` False for the rest of the run."""
-    try:
-        with autocast(device, use_amp):
-            return compute(*args), use_amp
-    except RuntimeError as error:
-        if not use_amp:
-            raise
-        log["amp_disabled"] = str(error)[:300]
-        return compute(*args), False
-
-
-def run_log(config: Any, model: MiniXception, device: torch.device, **extra: Any) -> dict:
-    """The head of a training run's JSON log: the run's name and config, the architecture, its size, where it ran."""
-    return {
-        "name": config.name,
-        "config": asdict(config),
-        "arch": model.config.to_dict(),
-        "parameters": count_parameters(model),
-        "device": str(device),
-        "torch": torch.__version__,
-        **extra,
-    }
-
-
 def target_labels(emotion_labels: np.ndarray, target: str) -> np.ndarray:
     return emotion_labels if target == "emotions7" else emotion_labels_to_moods(emotion_labels)
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def build_model(config: TrainConfig) -> MiniXception:
@@ -195,58 +98,46 @@ def build_model(config: TrainConfig) -> MiniXception:
     return model
 
 
-@torch.no_grad()
-def predict_logits(model: MiniXception, images: torch.Tensor, tta_flip: bool, batch_size: int = 1024) -> np.ndarray:
-    """Logits for model-range images [N,1,S,S]; with ``tta_flip`` the mean of image and mirror."""
-    model.eval()
-    outputs = []
-    for start in range(0, len(images), batch_size):
-        batch = images[start : start + batch_size]
-        logits = model(batch)
-        if tta_flip:
-            logits = (logits + model(torch.flip(batch, dims=[3]))) / 2
-        outputs.append(logits.float().cpu())
-    return torch.cat(outputs).numpy()
+class Supervised:
+    """The objective of a plain run: each epoch every training face once, augmented on the training device,
+    class-weighted and label-smoothed cross-entropy (mixup when ``config.mixup_alpha`` > 0)."""
 
+    def __init__(self, config: TrainConfig, device: torch.device) -> None:
+        images, emotions = load_npz(config.train, config.limit)
+        targets = target_labels(emotions, config.target)
+        self.config = config
+        self.weights = class_weights(targets, len(TARGETS[config.target]), config.class_weight_power).to(device)
+        self.x = torch.from_numpy(images)[:, None].to(device)
+        self.y = torch.from_numpy(targets).to(device)
+        self.crops: PipelineCrops | None = (
+            load_pipeline_crops(config.train, config.limit, device) if config.augment.pipeline_crop_prob > 0 else None
+        )
+        self.steps_per_epoch = max(1, len(self.x) // config.batch_size)
+        self.order = torch.arange(len(self.x), device=device)
 
-def mood_report(logits: np.ndarray, emotion_labels: np.ndarray, target: str, temperature: float = 1.0):
-    moods = to_moods_fn(target)(softmax(logits, temperature))
-    return classification_report(moods, emotion_labels_to_moods(emotion_labels), MOODS)
+    def begin_epoch(self, generator: torch.Generator) -> None:
+        self.order = torch.randperm(len(self.x), generator=generator, device=self.x.device)
 
+    def batch(self, step: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        size = self.config.batch_size
+        index = self.order[step * size : (step + 1) * size]
+        crops = self.crops.take(index) if self.crops is not None else None
+        x = augment_batch(self.x[index], self.config.input_size, self.config.augment, generator, crops)
+        return x, self.y[index]
 
-def prepare_eval_images(images: np.ndarray, size: int, device: torch.device) -> torch.Tensor:
-    tensor = torch.from_numpy(images)[:, None].to(device)
-    return resize_for_model(to_model_range(tensor), size)
-
-
-def class_weights(labels: np.ndarray, num_classes: int, power: float) -> torch.Tensor:
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    weights = (counts.sum() / (num_classes * np.maximum(counts, 1))) ** power
-    return torch.tensor(weights / (weights * counts).sum() * counts.sum(), dtype=torch.float32)
-
-
-class _Progress:
-    """tqdm when available (the dev venv pins it), a silent stand-in otherwise (bare GPU hosts)."""
-
-    def __init__(self, total: int, desc: str, enabled: bool) -> None:
-        self.bar = None
-        if enabled:
-            try:
-                from tqdm import tqdm
-
-                self.bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
-            except ImportError:
-                self.bar = None
-
-    def update(self, loss: float | None) -> None:
-        if self.bar is not None:
-            self.bar.update(1)
-            if loss is not None:
-                self.bar.set_postfix(loss=f"{loss:.3f}")
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+    def loss(self, model: MiniXception, batch: tuple, epoch: int, step: int, generator: torch.Generator):
+        x, y = batch
+        config, weights = self.config, self.weights
+        if config.mixup_alpha > 0:
+            # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
+            lam = float(np.random.default_rng([config.seed, epoch, step]).beta(config.mixup_alpha, config.mixup_alpha))
+            perm = torch.randperm(len(x), generator=generator, device=x.device)
+            logits = model(lam * x + (1 - lam) * x[perm]).float()
+            return lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
+                1 - lam
+            ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
+        logits = model(x).float()
+        return F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
 
 
 def train(
@@ -254,193 +145,28 @@ def train(
 ) -> dict:
     """Run (or resume) one training run; returns the run log (also written as JSON)."""
     seed_everything(config.seed)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{config.name}.json"
-
-    train_images, train_emotions = load_npz(config.train, config.limit)
+    objective = Supervised(config, device)
     val_images, val_emotions = load_npz(config.val)
-    classes = TARGETS[config.target]
-    train_targets = target_labels(train_emotions, config.target)
-    weights = class_weights(train_targets, len(classes), config.class_weight_power).to(device)
-
-    train_x = torch.from_numpy(train_images)[:, None].to(device)
-    train_y = torch.from_numpy(train_targets).to(device)
     val_x = prepare_eval_images(val_images, config.input_size, device)
-
     model = build_model(config).to(device)
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=device.type == "cuda"
+
+    def watch(current: MiniXception):
+        return mood_report(predict_logits(current, val_x, config.tta_flip), val_emotions, config.target)
+
+    log = run_log(config, model, device, checkpoint=str(checkpoint_dir / "best.pt"))
+    return fit(
+        model,
+        objective,
+        LoopSettings.of(config),
+        watch,
+        checkpoint_dir,
+        log,
+        log_dir / f"{config.name}.json",
+        device,
+        {"target": config.target, "config": asdict(config)},
+        watch_start=bool(config.init_from),
+        progress=progress,
     )
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=config.lr_factor, patience=config.lr_patience, min_lr=1e-5
-    )
-    generator = torch.Generator(device=device)
-    generator.manual_seed(config.seed)
-    state = {"epoch": 0, "best_f1": -1.0, "best_epoch": 0, "history": []}
-
-    last_path, best_path = checkpoint_dir / "last.pt", checkpoint_dir / "best.pt"
-    if last_path.exists():
-        saved = torch.load(last_path, map_location=device, weights_only=False)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        generator.set_state(saved["generator"].cpu())
-        state = saved["state"]
-
-    log = run_log(config, model, device, checkpoint=str(best_path))
-    if config.init_from and state["epoch"] == 0:
-        start_report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
-        log["init_val"] = start_report.to_dict()
-
-    started = time.monotonic()
-    epoch_seconds = 0.0
-    steps_per_epoch = max(1, len(train_x) // config.batch_size)
-    cosine = config.schedule == "cosine"
-    clock = RunClock(config.epochs * steps_per_epoch, config.time_budget_s)
-    crops = load_pipeline_crops(config.train, config.limit, device) if config.augment.pipeline_crop_prob > 0 else None
-    use_amp = config.amp and device.type == "cuda"  # bfloat16 on a CPU without AMX is slower, not faster
-    finished = False
-    while state["epoch"] < config.epochs and not finished:
-        elapsed = time.monotonic() - started
-        if not cosine and config.time_budget_s and elapsed + epoch_seconds * 1.1 > config.time_budget_s:
-            log["stopped"] = f"time budget ({config.time_budget_s:.0f} s)"
-            break
-        if (
-            not cosine
-            and state["epoch"] - state["best_epoch"] >= config.early_stop_patience
-            and state["best_epoch"] > 0
-        ):
-            log["stopped"] = f"early stop: no val improvement for {config.early_stop_patience} epochs"
-            break
-        epoch_start = time.monotonic()
-        model.train()
-        order = torch.randperm(len(train_x), generator=generator, device=device)
-        bar = _Progress(steps_per_epoch, f"{config.name} epoch {state['epoch'] + 1}", progress)
-        total_loss = torch.zeros((), device=device)
-        steps_run = 0
-        for step in range(steps_per_epoch):
-            if cosine:
-                run_progress = clock.progress(state["epoch"] * steps_per_epoch + step)
-                if run_progress >= 1.0:
-                    finished = True
-                    log["stopped"] = "cosine schedule complete (steps or time budget)"
-                    break
-                for group in optimizer.param_groups:
-                    group["lr"] = cosine_lr(config.lr, run_progress, config.warmup_fraction)
-            index = order[step * config.batch_size : (step + 1) * config.batch_size]
-            x = augment_batch(
-                train_x[index],
-                config.input_size,
-                config.augment,
-                generator,
-                crops.take(index) if crops is not None else None,
-            )
-            y = train_y[index]
-            batch = (model, x, y, weights, config, state["epoch"], step, generator)
-            loss, use_amp = forward_with_amp_fallback(_batch_loss, batch, device, use_amp, log)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total_loss += loss.detach().float()
-            steps_run += 1
-            # .item() waits for the device: read the loss for the bar only every 50 steps.
-            bar.update(loss.item() if (progress and step % 50 == 0) else None)
-        bar.close()
-        if steps_run == 0:
-            break
-        train_loss = float(total_loss.item() / steps_run)
-
-        report = mood_report(predict_logits(model, val_x, config.tta_flip), val_emotions, config.target)
-        if not cosine:
-            scheduler.step(report.weighted_f1)
-        state["epoch"] += 1
-        epoch_seconds = time.monotonic() - epoch_start
-        # A cosine run selects nothing: its "best" is simply its latest weights.
-        improved = cosine or report.weighted_f1 > state["best_f1"]
-        if improved:
-            state["best_f1"], state["best_epoch"] = report.weighted_f1, state["epoch"]
-        state["history"].append(
-            {
-                "epoch": state["epoch"],
-                "train_loss": round(train_loss, 5),
-                "val_weighted_f1": round(report.weighted_f1, 5),
-                "val_accuracy": round(report.accuracy, 5),
-                "val_ece": round(report.ece, 5),
-                "lr": optimizer.param_groups[0]["lr"],
-                "seconds": round(epoch_seconds, 2),
-                "steps": steps_run,
-            }
-        )
-        checkpoint = {
-            "arch": model.config.to_dict(),
-            "target": config.target,
-            "model": model.state_dict(),
-            "config": asdict(config),
-            "epoch": state["epoch"],
-        }
-        if improved:
-            torch.save(checkpoint, best_path)
-        if not cosine:  # a cosine run is not resumable (its clock is wall time): no optimizer state to keep
-            torch.save(
-                {
-                    **checkpoint,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "generator": generator.get_state(),
-                    "state": state,
-                },
-                last_path,
-            )
-        line = (
-            f"{config.name} epoch {state['epoch']:3d} loss {train_loss:.4f} val wF1 {report.weighted_f1:.4f} "
-            f"acc {report.accuracy:.4f} ece {report.ece:.3f} lr {optimizer.param_groups[0]['lr']:.1e} "
-            f"{epoch_seconds:.1f}s{' *' if improved else ''}"
-        )
-        print(line, flush=True)
-        log.update(
-            {
-                "epochs_run": state["epoch"],
-                "best_epoch": state["best_epoch"],
-                "best_val_weighted_f1": state["best_f1"],
-                "history": state["history"],
-                "amp": use_amp,
-            }
-        )
-        log_path.write_text(json.dumps(log, indent=1))
-
-    log.update(
-        {
-            "epochs_run": state["epoch"],
-            "best_epoch": state["best_epoch"],
-            "best_val_weighted_f1": state["best_f1"],
-            "history": state["history"],
-        }
-    )
-    log_path.write_text(json.dumps(log, indent=1))
-    return log
-
-
-def _batch_loss(
-    model: MiniXception,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    weights: torch.Tensor,
-    config: TrainConfig,
-    epoch: int,
-    step: int,
-    generator: torch.Generator,
-) -> torch.Tensor:
-    if config.mixup_alpha > 0:
-        # Seeded by (seed, epoch, step) so that a resumed run draws the same mixing weights.
-        lam = float(np.random.default_rng([config.seed, epoch, step]).beta(config.mixup_alpha, config.mixup_alpha))
-        perm = torch.randperm(len(x), generator=generator, device=x.device)
-        logits = model(lam * x + (1 - lam) * x[perm]).float()
-        return lam * F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing) + (
-            1 - lam
-        ) * F.cross_entropy(logits, y[perm], weight=weights, label_smoothing=config.label_smoothing)
-    logits = model(x).float()
-    return F.cross_entropy(logits, y, weight=weights, label_smoothing=config.label_smoothing)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -527,8 +253,6 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint_dir = Path(args.checkpoint_dir or HERE / "cache" / "runs" / args.name)
     log = train(config, checkpoint_dir, Path(args.log_dir), device, progress=not args.no_progress)
     if args.export:
-        from model_build.export import export_checkpoint
-
         result = export_checkpoint(checkpoint_dir / "best.pt", args.val, args.export, tta_flip=args.export_tta_flip)
         log["export"] = result
         (Path(args.log_dir) / f"{args.name}.json").write_text(json.dumps(log, indent=1))

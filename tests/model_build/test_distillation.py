@@ -50,6 +50,26 @@ def tiny(tmp_path_factory) -> dict[str, Path]:
     }
 
 
+def _teacher_args(tiny: dict[str, Path], tmp: Path, name: str, *extra: str) -> list[str]:
+    """train.py on the tiny fit split, cosine, 3 epochs (``extra`` overrides: argparse keeps the last)."""
+    common = ["--target", "emotions7", "--width", "0.5", "--epochs", "3", "--batch-size", "32", "--device", "cpu"]
+    return [
+        *("--train", str(tiny["fit"]), "--val", str(tiny["holdout"]), "--name", name, *common),
+        *("--schedule", "cosine", "--pipeline-crop-prob", "0.5", "--no-progress"),
+        *("--checkpoint-dir", str(tmp / name), "--log-dir", str(tmp / "runs"), *extra),
+    ]
+
+
+def _student_args(tiny: dict[str, Path], tmp: Path, name: str, views: Path, *extra: str) -> list[str]:
+    """distill.py on the tiny bank with 20 % posed faces, 3 epochs (``extra`` overrides)."""
+    common = ["--width", "0.5", "--epochs", "3", "--batch-size", "32", "--device", "cpu"]
+    return [
+        *("--name", name, "--views", str(views), "--fit", str(tiny["fit"]), "--val", str(tiny["holdout"]), *common),
+        *("--jaffe", str(tiny["jaffe"]), "--jaffe-fraction", "0.2"),
+        *("--out-dir", str(tmp / name), "--log-dir", str(tmp / "runs"), *extra),
+    ]
+
+
 def test_holdout_split_keeps_duplicates_and_ids_together() -> None:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(400, 4, 4), dtype=np.uint8)
@@ -86,39 +106,10 @@ def test_pipeline_crops_cut_the_detector_square() -> None:
 
 
 def test_teacher_bank_student_end_to_end(tiny, tmp_path) -> None:
-    log = train.main(
-        [
-            "--train",
-            str(tiny["fit"]),
-            "--val",
-            str(tiny["holdout"]),
-            "--name",
-            "teacher",
-            "--target",
-            "emotions7",
-            "--width",
-            "0.5",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "32",
-            "--lr",
-            "3e-3",
-            "--device",
-            "cpu",
-            "--schedule",
-            "cosine",
-            "--pipeline-crop-prob",
-            "0.5",
-            "--checkpoint-dir",
-            str(tmp_path / "ck_teacher"),
-            "--log-dir",
-            str(tmp_path / "runs"),
-            "--no-progress",
-        ]
-    )
+    log = train.main(_teacher_args(tiny, tmp_path, "ck_teacher", "--epochs", "2", "--lr", "3e-3"))
     assert log["epochs_run"] == 2 and log["history"][-1]["lr"] < 3e-3 * 0.1  # annealed to ~0 by the last step
-    assert (tmp_path / "ck_teacher" / "best.pt").exists() and not (tmp_path / "ck_teacher" / "last.pt").exists()
+    # A cosine run is resumable too: its progress is counted in steps, and last.pt holds the optimizer.
+    assert (tmp_path / "ck_teacher" / "best.pt").exists() and (tmp_path / "ck_teacher" / "last.pt").exists()
 
     views = tmp_path / "views.npy"
     bank.main(["views", "--train", str(tiny["fit"]), "--out", str(views), "--views", "3", "--device", "cpu"])
@@ -157,47 +148,15 @@ def test_teacher_bank_student_end_to_end(tiny, tmp_path) -> None:
     assert scored == 3
     np.testing.assert_allclose(targets.sum(axis=-1), 1.0, atol=1e-5)  # two copies of one teacher: its own softmax
 
-    student = distill.main(
-        [
-            "--name",
-            "student",
-            "--views",
-            str(views),
-            "--fit",
-            str(tiny["fit"]),
-            "--val",
-            str(tiny["holdout"]),
-            "--teachers",
-            prefix,
-            "--jaffe",
-            str(tiny["jaffe"]),
-            "--jaffe-exclude",
-            "KA",
-            "--jaffe-fraction",
-            "0.2",
-            "--width",
-            "0.5",
-            "--epochs",
-            "3",
-            "--batch-size",
-            "32",
-            "--lr",
-            "3e-3",
-            "--device",
-            "cpu",
-            "--out-dir",
-            str(tmp_path / "ck_student"),
-            "--log-dir",
-            str(tmp_path / "runs"),
-        ]
-    )
+    extra = ("--teachers", prefix, "--jaffe-exclude", "KA", "--lr", "3e-3")
+    student = distill.main(_student_args(tiny, tmp_path, "student", views, *extra))
     assert student["jaffe_subjects_in_training"] == ["KL", "KM"]
     assert student["epochs_run"] == 3 and student["bank_views"] == 3
     history = json.loads((tmp_path / "runs" / "student.json").read_text())["history"]
     # 18 steps on four easy patterns: the loss falls and the holdout figure climbs off the one-class floor.
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_weighted_f1"] > history[0]["val_weighted_f1"]
-    checkpoint = torch.load(tmp_path / "ck_student" / "best.pt", weights_only=False)
+    checkpoint = torch.load(tmp_path / "student" / "best.pt", weights_only=False)
     assert checkpoint["target"] == "emotions7" and checkpoint["arch"]["num_classes"] == len(EMOTIONS)
 
 
@@ -287,3 +246,41 @@ def test_model_card_check_catches_a_hand_typed_figure(tmp_path, monkeypatch) -> 
     model_card.write(manifest)
     assert model_card.check(manifest) == []
     assert "0.999" not in document.read_text() and marker in document.read_text()
+
+
+@pytest.mark.parametrize("module", [train, distill])
+def test_one_loop_resumes_to_the_same_weights(tiny, tmp_path, monkeypatch, module) -> None:
+    """A run stopped after its second epoch and run again ends with the weights of a run never stopped."""
+    views = tmp_path / "views.npy"
+    bank.main(["views", "--train", str(tiny["fit"]), "--out", str(views), "--views", "2", "--device", "cpu"])
+
+    def args(name: str) -> list[str]:
+        if module is train:  # dropout draws from torch's own generator, which last.pt keeps too
+            return _teacher_args(tiny, tmp_path, name, "--dropout", "0.2", "--mixup-alpha", "0.4")
+        return _student_args(tiny, tmp_path, name, views)
+
+    module.main(args("straight"))
+    calls = {"n": 0}
+    real_report = module.mood_report
+
+    def report_then_die(*report_args, **kwargs):  # the third epoch trains, then the process dies before saving it
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_report(*report_args, **kwargs)
+
+    monkeypatch.setattr(module, "mood_report", report_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        module.main(args("stopped"))
+    assert torch.load(tmp_path / "stopped" / "last.pt", weights_only=False)["epoch"] == 2
+    monkeypatch.setattr(module, "mood_report", real_report)
+    log = module.main(args("stopped"))
+
+    assert log["epochs_run"] == 3 and [row["epoch"] for row in log["history"]] == [1, 2, 3]
+    straight = torch.load(tmp_path / "straight" / "best.pt", weights_only=False)["model"]
+    resumed = torch.load(tmp_path / "stopped" / "best.pt", weights_only=False)["model"]
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        assert torch.equal(straight[key], resumed[key]), key
+    straight_log = json.loads((tmp_path / "runs" / "straight.json").read_text())
+    assert [row["train_loss"] for row in straight_log["history"]] == [row["train_loss"] for row in log["history"]]

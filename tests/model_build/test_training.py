@@ -14,7 +14,7 @@ import torch
 
 from meaa.labels import EMOTIONS, MOODS
 from meaa.onnx_model import OnnxModel
-from model_build import datapack, evaluate, export, metrics, train
+from model_build import datapack, evaluate, export, metrics, scoring, train
 from model_build.mini_xception import ArchConfig, MiniXception
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,7 +124,7 @@ def test_exported_onnx_matches_torch_on_random_input(tmp_path, tiny_data):
     result = export.export_checkpoint(checkpoint, str(val_npz), onnx_path, tta_flip=True)
     batch = np.random.default_rng(0).uniform(-1, 1, size=(5, 1, 64, 64)).astype(np.float32)
     got = OnnxModel(onnx_path, threads=1)(batch)["probabilities"]
-    loaded, _ = export.load_checkpoint(checkpoint)
+    loaded, _ = scoring.load_checkpoint(checkpoint)
     temperature = result["temperature"]
     with torch.no_grad():
         x = torch.from_numpy(batch)

