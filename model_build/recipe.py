@@ -23,9 +23,12 @@ reads exists):
 Every job writes its log under ``--logs`` (committed: ``model_build/runs/recipe/``) and its checkpoints under
 ``--work`` (``model_build/cache/recipe/``, ignored by git). Training jobs save ``last.pt`` every epoch and a rerun
 continues from it (``loop.py``); a finished job leaves ``WORK/done/JOB`` and is skipped. So rerunning the same
-command continues the recipe, on another machine too once ``WORK`` (or the committed checkpoint of an unfinished
-run, copied to its ``WORK`` folder) is there. Selection uses the holdout only: every schedule runs to its end and
-the final weights are kept; fer2013_val is read by the report alone.
+command continues the recipe. To continue on another machine, ``python -m model_build.recipe carry`` copies every
+training job's state (a started job's ``last.pt``, a done one's ``best.pt``) under ``LOGS/checkpoints/`` to be
+committed; the next run copies what ``WORK`` lacks back before it starts (the data jobs are redone).
+
+Selection uses the holdout only: every schedule runs to its end and the final weights are kept;
+fer2013_val is read by the report alone.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -176,6 +180,50 @@ def _student_jobs(paths: Paths) -> list[Job]:
     return jobs
 
 
+TRAINED = (*TEACHERS, "base", *STUDENTS)  # the jobs that train, each with its own checkpoint folder
+
+
+def carry_checkpoints(paths: Paths) -> list[str]:
+    """Copy each training job's state under ``LOGS/checkpoints`` (committed, so a new machine continues): a done
+    job's ``best.pt`` and done mark, a started one's ``last.pt``. What a later state replaces is removed."""
+    carried = []
+    for name in TRAINED:
+        source, target = Path(paths.checkpoint(name)).parent, paths.logs / "checkpoints" / name
+        done = paths.work / "done" / name
+        keep = {"best.pt": done.exists(), "done": done.exists(), "last.pt": not done.exists()}
+        for file, wanted in keep.items():
+            origin = done if file == "done" else source / file
+            if wanted and origin.exists():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(origin, target / file)
+                carried.append(f"{name}/{file}")
+            elif not wanted:
+                (target / file).unlink(missing_ok=True)
+    return carried
+
+
+def restore_checkpoints(paths: Paths) -> list[str]:
+    """The inverse, before a run. A carried done job replaces a local one that is not done; a carried ``last.pt``
+    goes only where there is none (the machine that holds one is the one that ran it)."""
+    restored = []
+    for name in TRAINED:
+        source, target = paths.logs / "checkpoints" / name, Path(paths.checkpoint(name)).parent
+        done = paths.work / "done" / name
+        if done.exists():
+            continue
+        if (source / "done").exists():
+            plan = {source / "best.pt": target / "best.pt", source / "done": done}
+        elif (source / "last.pt").exists() and not (target / "last.pt").exists():
+            plan = {source / "last.pt": target / "last.pt"}
+        else:
+            continue
+        for origin, destination in plan.items():
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(origin, destination)
+            restored.append(f"{name}/{origin.name}")
+    return restored
+
+
 class Runner:
     """Starts each job once what it needs is done, at most ``slots`` at a time; stops on the first failure."""
 
@@ -263,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("holdout")
     one.add_argument("onnx")
     one.add_argument("log")
+    sub.add_parser("carry", help="copy the training jobs' checkpoints under LOGS/checkpoints (to commit)")
     parser.add_argument("--data", default="../shared/data", help="fer2013_train.npz, jaffe_dev.npz")
     parser.add_argument("--work", default=str(HERE / "cache" / "recipe"))
     parser.add_argument("--logs", default=str(HERE / "runs" / "recipe"))
@@ -277,12 +326,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "export":
         return export(args.checkpoint, args.holdout, args.onnx, Path(args.log))
     work, logs = Path(args.work).resolve(), Path(args.logs).resolve()
-    jobs = jobs_of(Path(args.data).resolve(), work, logs)
+    paths = Paths(Path(args.data).resolve(), work, logs)
+    if args.command == "carry":
+        return _say(f"carried: {', '.join(carry_checkpoints(paths)) or 'nothing'}")
+    jobs = jobs_of(paths.data, work, logs)
     runner = Runner(jobs, work, logs, args.device, args.threads, args.jobs)
     if args.list:
         for job in jobs:
             print(f"{'done' if runner.done(job.name) else '    '}  {job.name:16s} {' '.join(runner.command(job)[1:])}")
         return None
+    if restored := restore_checkpoints(paths):
+        _say(f"restored from {logs / 'checkpoints'}: {', '.join(restored)}")
     runner.run(set(args.only.split(",")) if args.only else None)
     _say("recipe complete")
     return None

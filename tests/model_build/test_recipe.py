@@ -141,3 +141,41 @@ def test_recipe_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch) -> None:
     assert json.loads((logs / "base.json").read_text())["jaffe_subjects_in_training"] == []
     assert all(runner.done(name) for name in everything_but_the_report)
     runner.run(everything_but_the_report)  # nothing left to do: returns at once
+
+
+def test_carried_checkpoints_continue_a_run_on_a_new_machine(tmp_path) -> None:
+    """``carry`` keeps a started job's last.pt and a done job's best.pt and mark; a fresh work folder gets them
+    back before the run, and a local state is never overwritten."""
+    logs = tmp_path / "logs"
+    old = recipe.Paths(tmp_path / "data", tmp_path / "old", logs)
+    started, finished = Path(old.checkpoint("t_w2_s1")).parent, Path(old.checkpoint("t_w2_s2")).parent
+    for folder in (started, finished):
+        folder.mkdir(parents=True)
+        (folder / "best.pt").write_bytes(b"best " + folder.name.encode())
+        (folder / "last.pt").write_bytes(b"last " + folder.name.encode())
+    (old.work / "done").mkdir()
+    (old.work / "done" / "t_w2_s2").write_text("{}")
+    assert sorted(recipe.carry_checkpoints(old)) == ["t_w2_s1/last.pt", "t_w2_s2/best.pt", "t_w2_s2/done"]
+
+    new = recipe.Paths(old.data, tmp_path / "new", logs)
+    assert sorted(recipe.restore_checkpoints(new)) == ["t_w2_s1/last.pt", "t_w2_s2/best.pt", "t_w2_s2/done"]
+    assert (Path(new.checkpoint("t_w2_s1")).parent / "last.pt").read_bytes() == b"last t_w2_s1"
+    assert not (Path(new.checkpoint("t_w2_s1")).parent / "best.pt").exists()
+    assert Path(new.checkpoint("t_w2_s2")).read_bytes() == b"best t_w2_s2"
+    assert recipe.Runner([], new.work, logs, "cpu", 1, 1).done("t_w2_s2")
+
+    # The run goes on and finishes t_w2_s1: carrying again replaces its last.pt by best.pt and the done mark.
+    (Path(new.checkpoint("t_w2_s1")).parent / "best.pt").write_bytes(b"best, later")
+    (new.work / "done" / "t_w2_s1").write_text("{}")
+    recipe.carry_checkpoints(new)
+    assert sorted(p.name for p in (logs / "checkpoints" / "t_w2_s1").iterdir()) == ["best.pt", "done"]
+    # Back on the first machine, the carried done job replaces the local unfinished one; a done job stays as it is.
+    assert recipe.restore_checkpoints(old) == ["t_w2_s1/best.pt", "t_w2_s1/done"]
+    assert Path(old.checkpoint("t_w2_s1")).read_bytes() == b"best, later"
+    assert Path(old.checkpoint("t_w2_s2")).read_bytes() == b"best t_w2_s2"
+    # A local last.pt is kept: the machine that holds one ran it.
+    (logs / "checkpoints" / "t_ft64").mkdir()
+    (logs / "checkpoints" / "t_ft64" / "last.pt").write_bytes(b"carried")
+    (Path(new.checkpoint("t_ft64")).parent).mkdir(parents=True)
+    (Path(new.checkpoint("t_ft64")).parent / "last.pt").write_bytes(b"local")
+    assert recipe.restore_checkpoints(new) == []
