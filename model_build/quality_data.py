@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -437,6 +437,8 @@ def cache_key(photos: PhotoSet, data_file: Path) -> str:
     described = {
         "version": MEASURE_VERSION, "domain": photos.domain, "data": sha256_file(data_file), "scorers": scorers,
         "detector": sha256_file(MODELS_DIR / "onet.onnx"), "frame": [FER_SCALE, FER_PAD],
+        # The detection settings the rows were served with (the cascade, above all: issue 20 made "fast" the default).
+        "detection": asdict(Settings().detection),
         "plans": hashlib.sha256("\n".join(",".join(d.name for d in p) for p in photos.plans).encode()).hexdigest(),
     }  # fmt: skip
     return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()[:16]
