@@ -33,7 +33,7 @@ from model_build.evaluate import (
     resolve_model,
 )
 from model_build.export import export_checkpoint
-from model_build.jaffe_views import subjects_of
+from model_build.jaffe_views import load_jaffe
 from model_build.metrics import classification_report
 
 WHAT = {
@@ -111,12 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             export_checkpoint(checkpoint, args.holdout, target)
     with np.load(data / "fer2013_val.npz") as val:
         images, labels = val["images"], val["labels"].astype(np.int64)
-    with np.load(data / "jaffe_dev.npz") as jaffe:
-        jaffe_images, jaffe_labels, subjects = (
-            jaffe["images"],
-            jaffe["labels"].astype(np.int64),
-            subjects_of(jaffe["names"]),
-        )
+    jaffe_images, jaffe_labels, subjects = load_jaffe(data / "jaffe_dev.npz")
 
     previous = json.loads((out / "candidates.json").read_text()) if (out / "candidates.json").exists() else {}
     measured = {row["name"]: row for row in previous.get("rows", [])}  # a rerun measures only what is new

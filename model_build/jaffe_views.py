@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,6 +30,12 @@ CROP_SIZE = 48
 def subjects_of(names: np.ndarray) -> np.ndarray:
     """JAFFE file names start with the subject's initials: ``KA.AN1.39.tiff`` -> ``KA``."""
     return np.array([str(name).split(".")[0] for name in names])
+
+
+def load_jaffe(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """jaffe_dev's photos, their 7-class labels (int64) and each photo's subject."""
+    with np.load(path) as jaffe:
+        return jaffe["images"], jaffe["labels"].astype(np.int64), subjects_of(jaffe["names"])
 
 
 def main_face_crop(bgr: np.ndarray, face_detector: MTCNNDetector, settings: Settings) -> np.ndarray | None:

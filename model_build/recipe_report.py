@@ -35,7 +35,7 @@ from model_build.evaluate import (
     resolve_model,
     weighted_f1_of,
 )
-from model_build.jaffe_views import subjects_of
+from model_build.jaffe_views import load_jaffe
 from model_build.metrics import classification_report
 from model_build.recipe import BASE_ARGS, BASE_INIT, STUDENT_ARGS, SUBJECTS, TEACHER_ARGS, TEACHERS
 
@@ -91,12 +91,7 @@ def report(data: Path, work: Path, out: Path, logs: Path) -> dict:
     onnx_dir = work / "onnx"
     with np.load(data / "fer2013_val.npz") as val:
         images, labels = val["images"], val["labels"].astype(np.int64)
-    with np.load(data / "jaffe_dev.npz") as jaffe:
-        jaffe_images, jaffe_labels, subjects = (
-            jaffe["images"],
-            jaffe["labels"].astype(np.int64),
-            subjects_of(jaffe["names"]),
-        )
+    jaffe_images, jaffe_labels, subjects = load_jaffe(data / "jaffe_dev.npz")
     mood_labels = emotion_labels_to_moods(labels)
     what = describe()
     emotion = resolve_model("emotion")

@@ -243,16 +243,7 @@ def load_meaa_detector(models_dir: Path):
     from meaa.config import DetectionSettings
     from meaa.detector import MTCNNDetector
 
-    # facenet-pytorch's own settings, full size and box for box (the exact cascade), for the parity check.
-    detection = DetectionSettings(
-        detect_max_side=0,
-        min_face_px=20,
-        min_face_fraction=0.0,
-        thresholds=(0.6, 0.7, 0.7),
-        scale_factor=0.709,
-        cascade="exact",
-    )
-    return MTCNNDetector(models_dir, detection, threads=1)
+    return MTCNNDetector(models_dir, DetectionSettings.facenet_pytorch(), threads=1)
 
 
 # --------------------------------------------------------------------------------------- main

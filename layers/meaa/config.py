@@ -140,6 +140,19 @@ class DetectionSettings:
         if self.cascade not in ("exact", "fast"):
             raise SettingsError(f"cascade must be exact or fast; got {self.cascade!r}")
 
+    @classmethod
+    def facenet_pytorch(cls) -> DetectionSettings:
+        """facenet-pytorch's MTCNN defaults (full size, 20 px faces, O-Net at 0.7) with its cascade, box for box:
+        what the parity checks against it use (``model_build/verify.py``, ``tests/unit/test_detector_parity.py``)."""
+        return cls(
+            detect_max_side=0,
+            min_face_px=20,
+            min_face_fraction=0.0,
+            thresholds=(0.6, 0.7, 0.7),
+            scale_factor=0.709,
+            cascade="exact",
+        )
+
 
 @dataclass(frozen=True)
 class VideoSettings:

@@ -26,16 +26,7 @@ IMAGES = {
 
 @pytest.fixture(scope="module")
 def facenet_settings_detector() -> MTCNNDetector:
-    # facenet-pytorch's MTCNN defaults: full resolution, 20 px faces, O-Net at 0.7; its cascade, box for box.
-    detection = DetectionSettings(
-        detect_max_side=0,
-        min_face_px=20,
-        min_face_fraction=0.0,
-        thresholds=(0.6, 0.7, 0.7),
-        scale_factor=0.709,
-        cascade="exact",
-    )
-    return MTCNNDetector(Settings().models_dir, detection, threads=1)
+    return MTCNNDetector(Settings().models_dir, DetectionSettings.facenet_pytorch(), threads=1)
 
 
 @pytest.mark.parametrize("name", sorted(IMAGES))
