@@ -180,7 +180,7 @@ class QualitySettings:
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
-        0.0407,
+        0.041,
         "MEAA_QUALITY_MIN_SHARPNESS",
         "Blurred below this Laplacian variance over variance of the 48 px face",
     )
@@ -190,12 +190,12 @@ class QualitySettings:
         "Dark below this mean gray level (0-1)",
     )
     max_clipped_fraction: float = setting(
-        0.423,
+        0.433,
         "MEAA_QUALITY_MAX_CLIPPED_FRACTION",
         "Overexposed above this share of clipped-white face pixels",
     )
     min_contrast: float = setting(
-        0.165,
+        0.166,
         "MEAA_QUALITY_MIN_CONTRAST",
         "Low contrast below this gray-level standard deviation over the mean",
     )
@@ -205,7 +205,7 @@ class QualitySettings:
         "Small below this short side of the face box (px; 0 = off)",
     )
     max_outside_fraction: float = setting(
-        0.513,
+        0.508,
         "MEAA_QUALITY_MAX_OUTSIDE_FRACTION",
         "Out of frame above this share of the face square outside the image (1 = off)",
     )
@@ -220,7 +220,7 @@ class QualitySettings:
         "Turned when |pitch| exceeds this (degrees; 180 = off)",
     )
     max_roll: float = setting(
-        33.4,
+        33.0,
         "MEAA_QUALITY_MAX_ROLL",
         "Tilted when |roll| (in-plane) exceeds this (degrees; 180 = off)",
     )
