@@ -161,11 +161,14 @@ class ShiftedByOnePixel:
         return dataclasses.replace(answer, faces=faces)
 
 
-def estimators(settings: Settings | None = None) -> tuple[MoodEstimator, MoodEstimator]:
-    """(exact, fast) estimators with ``settings`` (default: the service's) otherwise unchanged."""
+def estimators(
+    settings: Settings | None = None, fast_thresholds: tuple[float, float, float] | None = None
+) -> tuple[MoodEstimator, MoodEstimator]:
+    """(exact, fast) estimators with ``settings`` (default: the service's) otherwise unchanged; ``fast_thresholds``
+    gives the fast one other score thresholds (a candidate pruning, measured against the exact cascade as shipped)."""
     settings = settings or Settings()
     exact = dataclasses.replace(settings.detection, cascade="exact")
-    fast = dataclasses.replace(settings.detection, cascade="fast")
+    fast = dataclasses.replace(settings.detection, cascade="fast", thresholds=fast_thresholds or exact.thresholds)
     return (
         MoodEstimator(dataclasses.replace(settings, detection=exact)),
         MoodEstimator(dataclasses.replace(settings, detection=fast)),
@@ -296,8 +299,13 @@ def main() -> None:
     parser.add_argument(
         "--shifted", action="store_true", help="instead: the exact cascade against itself on images moved one pixel"
     )
+    parser.add_argument(
+        "--fast-thresholds",
+        help="P-Net,R-Net,O-Net thresholds for the fast cascade only (a stricter P-Net, for example: 0.7,0.7,0.9)",
+    )
     args = parser.parse_args()
-    exact, fast = estimators()
+    thresholds = tuple(float(value) for value in args.fast_thresholds.split(",")) if args.fast_thresholds else None
+    exact, fast = estimators(fast_thresholds=thresholds)  # type: ignore[arg-type]
     if args.shifted:
         fast = ShiftedByOnePixel(exact)
     sets = image_sets(args.data, args.fer, args.fer_limit)
