@@ -323,14 +323,15 @@ def child_api_init() -> dict:
 
     os.environ.update(function_spec("ApiFunction").environment)
     print(_INIT_MARKER, file=sys.stderr, flush=True)  # -X importtime: what follows is the handler's
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     load_handler("ApiFunction")
-    total = time.perf_counter() - started
+    total, total_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     # load_handler reads template.yaml first; Lambda does not, so its time is taken off.
-    started = time.perf_counter()
+    started, started_cpu = time.perf_counter(), time.process_time()
     function_spec("ApiFunction")
-    template = time.perf_counter() - started
-    return {"init_ms": (total - template) * 1000, "template_ms": template * 1000}
+    template, template_cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    # The CPU time is the steadier figure on a shared host: a fresh process's wall time also waits on the disk.
+    return {"init_ms": (total - template) * 1000, "init_cpu_ms": (total_cpu - template_cpu) * 1000}
 
 
 _INIT_MARKER = "-- loading the API handler --"
@@ -382,7 +383,10 @@ def child_first_request(folder: Path, snapstart: bool) -> dict:
     os.environ.update(function_spec("ApiFunction").environment)
     started = time.perf_counter()
     handler = load_handler("ApiFunction")
-    result = {"init_ms": (time.perf_counter() - started) * 1000}
+    init = time.perf_counter() - started
+    started = time.perf_counter()
+    function_spec("ApiFunction")  # load_handler reads template.yaml first; Lambda does not (as child_api_init)
+    result = {"init_ms": (init - (time.perf_counter() - started)) * 1000}
     if snapstart:
         mark = time.perf_counter()
         for function, args, kwargs in reversed(snapshot_restore_py.get_before_snapshot()):
@@ -523,7 +527,8 @@ def report(folder: Path, args: argparse.Namespace) -> None:
         f"| peak RSS | {_median(rss['exact'], 'peak_mb'):.0f} MB | {_median(rss['fast'], 'peak_mb'):.0f} MB "
         "| <= 150 MB |"
     )
-    print(f"| API Lambda init, without SnapStart | {_median(inits, 'init_ms'):.0f} ms (either) | | <= 800 ms |")
+    init = f"{_median(inits, 'init_ms'):.0f} ms ({_median(inits, 'init_cpu_ms'):.0f} ms)"
+    print(f"| API Lambda init, without SnapStart | {init} (either) | | <= 800 ms |")
     if not args.no_checks:
         _print_checks(args.data)
     _print_details(speed, args)
