@@ -39,7 +39,7 @@ _PNET_CELL = 12
 _STAGE_BATCH = 8
 # The fast cascade's overlaps (``_refine_in_rounds``, ``_leaders_first``), chosen on fer2013_train frames and the
 # generated ones: every exact face kept, R-Net crops -18/-47 %, O-Net -56/-74 %; the other prunings tried lost
-# faces there (`python -m benchmarks.faces_found --fer ../shared/data/fer2013_train.npz`; README, "Detection and crop").
+# faces there (`python -m benchmarks.faces_found --fer DATA/fer2013_train.npz`; README, "Detection and crop").
 _ROUND_ONE_IOU = 0.3
 _EXPLAINED_IOU = 0.3
 _ONET_CLUSTER_IOU = 0.5

