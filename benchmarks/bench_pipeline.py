@@ -16,13 +16,13 @@ round (one floor, then every frame once, in an order that rotates), so a busy ma
 Medians of wall time, and of the process's CPU time, which another process's load barely moves.
 
 Peak RSS is a fresh process's after warm runs over a selfie, a group photo and a 1080p frame. The API
-init is the Lambda cold start of ``ApiFunction`` without SnapStart, as ``tests/lambda_loader.py`` imports it
+init is the Lambda cold start of ``ApiFunction`` without SnapStart, as ``devkit/lambda_loader.py`` imports it
 (fresh process; imports, FastAPI app, model warm-up), split into its steps in another fresh process;
 ``python -X importtime`` says which imports dominate it. With SnapStart, a fresh process runs the init, the
 before-snapshot hook (``meaa_api.snapstart.prime``, paid when a version is published), the after-restore hook,
 then a first upload: what a restored copy still does before its first answer, against the same upload warm.
 
-Frames are JPEG q90 files built from scikit-image's real face (``tests/sample_faces.py``) before any child
+Frames are JPEG q90 files built from scikit-image's real face (``devkit/sample_faces.py``) before any child
 starts, so the measured children never import scikit-image.
 """
 

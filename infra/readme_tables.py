@@ -4,7 +4,7 @@
     python -m infra.readme_tables          # exit 1 and say which table is stale
     python -m infra.readme_tables --write  # rewrite them
 
-``tests/unit/test_readme_tables.py`` runs the check, so a new setting or error cannot go undocumented.
+``tests/unit/test_settings_and_errors.py`` runs the check, so a new setting or error cannot go undocumented.
 """
 
 from __future__ import annotations

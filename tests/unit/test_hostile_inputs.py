@@ -1,4 +1,4 @@
-"""Hostile inputs (tests/hostile_inputs.py) through ``MoodEstimator().analyze`` and ``VideoSampler``: each gives
+"""Hostile inputs (devkit/hostile_inputs.py) through ``MoodEstimator().analyze`` and ``VideoSampler``: each gives
 its expected outcome -- a result or the right typed error -- and none takes the process over the memory budget;
 and the decode memory model that the caps are checked with is an upper bound of what decoding really holds.
 

@@ -1,4 +1,4 @@
-"""tests/lambda_loader.py: handlers are imported from template.yaml's CodeUri/Handler/layers, afresh."""
+"""devkit/lambda_loader.py: handlers are imported from template.yaml's CodeUri/Handler/layers, afresh."""
 
 from __future__ import annotations
 
