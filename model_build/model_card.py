@@ -20,6 +20,7 @@ from pathlib import Path
 
 from meaa.labels import MOODS
 from model_build import quality_report
+from model_build.recipe import planned_epochs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CARD = REPO_ROOT / "model_build" / "MODEL_CARD.md"
@@ -209,6 +210,29 @@ def recipe_candidates_table(_: dict) -> str:
     return "\n".join(lines)
 
 
+# One epoch line of model_build.loop's log: "NAME epoch N loss L val wF1 F acc A ece E lr R Ss".
+_EPOCH_LINE = re.compile(r"^\S+ epoch\s+(\d+) loss \S+ (?:val|holdout) wF1 (\S+) acc \S+ ece (\S+) lr \S+ (\S+)s", re.M)
+
+
+def recipe_progress_table(_: dict) -> str:
+    """Issue 21's recipe while it runs: each training job's last logged epoch (``runs/recipe/NAME.log``)."""
+    lines = [
+        "| job | epochs logged / planned | FER2013 holdout weighted F1 (last epoch) | its ECE | seconds (last epoch) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, planned in planned_epochs().items():
+        log = RECIPE_RUN / f"{name}.log"
+        epochs = _EPOCH_LINE.findall(log.read_text()) if log.exists() else []
+        if not epochs:
+            lines.append(f"| {name} | 0 / {planned} | - | - | - |")
+            continue
+        epoch, f1, ece, seconds = epochs[-1]
+        lines.append(
+            f"| {name} | {int(epoch)} / {planned} | {float(f1):.4f} | {float(ece):.3f} | {float(seconds):.0f} |"
+        )
+    return "\n".join(lines)
+
+
 def _candidates(data: dict | None) -> str:
     if not data:
         return "(not measured yet)"
@@ -302,6 +326,7 @@ SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
         "shipping-rule": shipping_rule_table,
         "cross-cpu": cross_cpu_table,
         "candidates": candidates_table,
+        "recipe-progress": recipe_progress_table,
         "recipe-candidates": recipe_candidates_table,
         "history": history_table,
         "quality-selection": _from_quality_record(quality_report.selection_table),

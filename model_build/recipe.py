@@ -40,6 +40,7 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,18 @@ BASE_INIT = "t_w2_s1"
 BASE_ARGS = ("--width", "2", "--epochs", "15", "--batch-size", "128", "--lr", "5e-4", "--jaffe-fraction", "0")
 STUDENT_ARGS = ("--width", "2", "--epochs", "5", "--batch-size", "128", "--lr", "3e-4", "--jaffe-fraction", "0.05")
 STUDENTS = {**{f"fold_{s}": s for s in SUBJECTS}, "final": ""}  # name: the subject left out
+
+
+def flag_value(args: Sequence[str], flag: str) -> str:
+    """The value of ``flag``'s last occurrence in ``args`` (argparse keeps the last)."""
+    return args[len(args) - args[::-1].index(flag)]
+
+
+def planned_epochs() -> dict[str, int]:
+    """Each training job of the recipe and the epochs its schedule runs, in the order the recipe runs them."""
+    teachers = {name: int(flag_value((*TEACHER_ARGS, *extra), "--epochs")) for name, extra in TEACHERS.items()}
+    students = dict.fromkeys(STUDENTS, int(flag_value(STUDENT_ARGS, "--epochs")))
+    return {**teachers, "base": int(flag_value(BASE_ARGS, "--epochs")), **students}
 
 
 @dataclass

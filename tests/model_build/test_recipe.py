@@ -20,8 +20,7 @@ def jobs(tmp_path: Path) -> dict[str, recipe.Job]:
 
 
 def _value(job: recipe.Job, flag: str) -> str:
-    args = job.args
-    return args[len(args) - args[::-1].index(flag)]  # the last occurrence wins, as in argparse
+    return recipe.flag_value(job.args, flag)
 
 
 def test_every_job_needs_only_jobs_that_exist_and_none_waits_on_itself(jobs) -> None:
@@ -179,3 +178,17 @@ def test_carried_checkpoints_continue_a_run_on_a_new_machine(tmp_path) -> None:
     (Path(new.checkpoint("t_ft64")).parent).mkdir(parents=True)
     (Path(new.checkpoint("t_ft64")).parent / "last.pt").write_bytes(b"local")
     assert recipe.restore_checkpoints(new) == []
+
+
+def test_progress_table_shows_each_training_jobs_last_logged_epoch(tmp_path, monkeypatch) -> None:
+    from model_build import model_card
+
+    monkeypatch.setattr(model_card, "RECIPE_RUN", tmp_path)
+    (tmp_path / "base.log").write_text(
+        "base epoch   1 loss 0.3679 val wF1 0.7559 acc 0.7619 ece 0.042 lr 5.0e-04 129.1s *\n"
+        "base epoch   2 loss 0.3593 val wF1 0.7443 acc 0.7570 ece 0.027 lr 4.8e-04 140.6s *\n"
+    )
+    rows = {line.split(" | ")[0].strip("| "): line for line in model_card.recipe_progress_table({}).splitlines()[2:]}
+    assert list(rows) == list(recipe.planned_epochs()) == [*recipe.TEACHERS, "base", *recipe.STUDENTS]
+    assert rows["base"] == "| base | 2 / 15 | 0.7443 | 0.027 | 141 |"
+    assert rows["final"] == "| final | 0 / 5 | - | - | - |"
