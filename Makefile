@@ -137,9 +137,9 @@ models: $(MB_VENV)/.installed
 # The shipped mood models on fer2013_val (with 95 % intervals) and on jaffe_dev leave-one-subject-out.
 DATA ?= ../shared/data
 evaluate: $(MB_VENV)/.installed
-	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/fer2013_val.npz --model emotion --model mini_xception_w2_kd
+	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/fer2013_val.npz --model emotion --model mini_xception_w2_recipe
 	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --model emotion
-	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --fold-models model_build/fold_models/mini_xception_w2_kd
+	$(MB_VENV)/bin/python -m model_build.evaluate $(DATA)/jaffe_dev.npz --loso --fold-models model_build/fold_models/mini_xception_w2_recipe
 
 # The default mood model's recipe (model_build/recipe.py): teachers, bank, students, folds, ONNX, report; every
 # stage resumable, a rerun continues. On a GPU host: make train-default ARGS="--device cuda --jobs 4".

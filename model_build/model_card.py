@@ -150,7 +150,7 @@ def shipping_rule_table(manifest: dict) -> str:
     return "\n".join(lines)
 
 
-CROSS_CPU_RUNS = ("cross_cpu_x86.json", "cross_cpu_arm64.json")
+CROSS_CPU_RUNS = ("cross_cpu_x86.json", "cross_cpu_arm64.json", "cross_cpu_recipe.json")
 
 
 def cross_cpu_table(_: dict) -> str:

@@ -3,7 +3,7 @@ that earn their place; record the evidence. One command for a mood model (about 
 2-core host the first time, measuring; about a minute from the cache):
 
     model_build/.venv/bin/python -m model_build.quality_gate --data ../shared/data \
-        --mood-model mini_xception_w2_kd --write
+        --mood-model mini_xception_w2_recipe --write
 
 ``--write`` records ``model_build/runs/quality_gate.json``, sets ``meaa.config.QualitySettings``' defaults
 to the shipped thresholds, and regenerates README's settings table and the generated quality tables of

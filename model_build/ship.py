@@ -1,9 +1,8 @@
 """Put a trained mood model into the layer: the ONNX file, its manifest entry, and its recipe's fold models.
 
-    model_build/.venv/bin/python -m model_build.ship --name mini_xception_w2_kd \
-        --onnx model_build/cache/distill1/onnx/final_flip.onnx \
-        --folds model_build/cache/distill1/onnx --fold-suffix _flip \
-        --export-log model_build/runs/distill1/export_final_flip.json --recipe "..." --logs model_build/runs/distill1
+    model_build/.venv/bin/python -m model_build.ship --name mini_xception_w2_recipe \
+        --onnx model_build/cache/recipe/onnx/final.onnx --folds model_build/cache/recipe/onnx \
+        --export-log model_build/runs/recipe/export_final.json --recipe "..." --logs model_build/runs/recipe
     model_build/.venv/bin/python -m model_build.ship --remove mini_xception_w2_int8
 
 Then record what the new file does: ``make verify-metrics ARGS=--write`` (figures, MODEL_CARD and README

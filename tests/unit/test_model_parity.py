@@ -28,7 +28,7 @@ EXPECTED_IO = {
     "rnet": (["image"], ["prob", "reg"]),
     "onet": (["image"], ["prob", "reg", "landmarks"]),
     "emotion": (["image"], ["probabilities"]),
-    "mini_xception_w2_kd": (["image"], ["probabilities"]),
+    "mini_xception_w2_recipe": (["image"], ["probabilities"]),
 }
 
 

@@ -199,7 +199,7 @@ def test_calibration_keeps_each_moods_rank_and_softens_confidence(estimator: Moo
 
 def test_the_previous_default_is_selectable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
     default = MoodEstimator(Settings()).analyze(astronaut_bgr())
-    assert "mini_xception_w2_kd:" in default.model_version
+    assert "mini_xception_w2_recipe:" in default.model_version
     monkeypatch.setenv("MEAA_MOOD_MODEL", "emotion")
     estimator = MoodEstimator()  # settings from the environment
     analysis = estimator.analyze(astronaut_bgr())
