@@ -127,6 +127,7 @@ test-model-build: $(MB_VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.bench_pipeline --data $(DATA)
+	$(VENV)/bin/python -m benchmarks.cold_init
 
 load: $(VENV)/.installed
 	$(VENV)/bin/python -m benchmarks.load_test --requests 1000 --concurrency 8

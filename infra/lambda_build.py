@@ -10,6 +10,8 @@ architecture, never sdists; the package code copied beside them) and then prunes
   models, ``meaa_aws``); Lambda mounts it at /opt/python. Fails when the layer alone is over the budget.
 - ``ApiFunction`` / ``BatchFunction`` -> ``<out>/``: the function's ``requirements.txt`` and its package;
   Lambda unpacks it at /var/task.
+- Both ship Python 3.12 bytecode (``compile_bytecode``): Lambda cannot write a bytecode cache, so without it
+  every cold start compiles what it imports.
 
 Only the standard library and pip are needed (no virtual environment, no Docker): plain ``sam build`` works
 from a fresh clone. ``infra/smoke_built.py`` builds the same artifacts for this machine's architecture and
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import logging
 import platform
+import py_compile
 import re
 import shutil
 import subprocess
@@ -155,6 +158,11 @@ PRUNED_MODULES: tuple[str, ...] = (
     "pydantic.v1",
 )
 
+# Where Lambda puts each kind of artifact (what the bytecode's file names say, so tracebacks read as deployed).
+RUNTIME_ROOTS = {"layer": "/opt/python", "function": "/var/task"}
+# Packages whose source files are read as text at run time: OpenCV's loader exec()s its config*.py files.
+KEEP_SOURCES = ("cv2",)
+
 LOG = logging.getLogger("infra.lambda_build")
 
 
@@ -237,7 +245,43 @@ def _copy_code(source: Path, target: Path) -> None:
     )
 
 
-def build_layer(out_dir: Path, arch: str, *, prune: bool = True) -> BuiltArtifact:
+def compile_bytecode(site_dir: Path, runtime_root: str, own: tuple[Path, ...]) -> int:
+    """Compile every module under ``site_dir`` for Python ``PYTHON_VERSION``; returns the modules compiled.
+
+    Lambda's /opt and /var/task are read-only, so Python cannot cache bytecode there: without it, every cold start
+    compiled each module it imported from source (the API's init: ``python -m benchmarks.cold_init``). The
+    project's own packages (``own``) keep their sources, bytecode beside them in ``__pycache__``; other packages
+    ship bytecode alone, in the source's place, because both would put layer + API function over the budget
+    (README, "Package size"); ``KEEP_SOURCES`` keep theirs too. The pycs are hash-based and never checked
+    against a source: an artifact does not change once built, and the same build gives the same bytes.
+    """
+    if f"{sys.version_info.major}.{sys.version_info.minor}" != PYTHON_VERSION:
+        raise RuntimeError(
+            f"bytecode for Lambda's python{PYTHON_VERSION} must be compiled by Python {PYTHON_VERSION}, not "
+            f"{platform.python_version()} (set BUILD_PYTHON or PYTHON312)"
+        )
+    compiled = 0
+    for source in sorted(site_dir.rglob("*.py")):
+        relative = source.relative_to(site_dir)
+        keep_source = relative.parts[0] in KEEP_SOURCES or any(root in source.parents for root in own)
+        try:
+            py_compile.compile(
+                str(source),
+                cfile=None if keep_source else str(source.with_suffix(".pyc")),
+                dfile=f"{runtime_root}/{relative.as_posix()}",
+                doraise=True,
+                invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+            )
+        except py_compile.PyCompileError as error:  # not Python 3.12 (a template, a Python 2 leftover): as shipped
+            LOG.warning("%s: left as source (%s)", relative, error.msg.strip().splitlines()[-1])
+            continue
+        if not keep_source:
+            source.unlink()
+        compiled += 1
+    return compiled
+
+
+def build_layer(out_dir: Path, arch: str, *, prune: bool = True, bytecode: bool = True) -> BuiltArtifact:
     """The layer: ``<out_dir>/python/`` holds the pinned requirements and the layer's packages."""
     site_dir = _fresh_dir(out_dir / "python")
     install_requirements(site_dir, arch, LAYER_SOURCE / "requirements.txt")
@@ -245,10 +289,14 @@ def build_layer(out_dir: Path, arch: str, *, prune: bool = True) -> BuiltArtifac
         _copy_code(LAYER_SOURCE / package, site_dir / package)
     own = tuple(site_dir / package for package in LAYER_PACKAGES)
     removed = prune_tree(site_dir, LAYER_PRUNE, keep=own) if prune else 0
+    if bytecode:
+        compile_bytecode(site_dir, RUNTIME_ROOTS["layer"], own)
     return BuiltArtifact(LAYER_ID, arch, out_dir, site_dir, tree_bytes(site_dir), removed)
 
 
-def build_function(logical_id: str, out_dir: Path, arch: str, *, prune: bool = True) -> BuiltArtifact:
+def build_function(
+    logical_id: str, out_dir: Path, arch: str, *, prune: bool = True, bytecode: bool = True
+) -> BuiltArtifact:
     """A function: its requirements, then its code at the root (Lambda's /var/task)."""
     source = REPO_ROOT / FUNCTIONS[logical_id]
     if out_dir.exists():
@@ -261,14 +309,16 @@ def build_function(logical_id: str, out_dir: Path, arch: str, *, prune: bool = T
     _copy_code(source, out_dir)
     own = tuple(path for path in out_dir.iterdir() if (source / path.name).exists())
     removed = prune_tree(out_dir, FUNCTION_PRUNE, keep=own) if prune else 0
+    if bytecode:
+        compile_bytecode(out_dir, RUNTIME_ROOTS["function"], own)
     return BuiltArtifact(logical_id, arch, out_dir, out_dir, tree_bytes(out_dir), removed)
 
 
-def build(logical_id: str, out_dir: Path, arch: str, *, prune: bool = True) -> BuiltArtifact:
+def build(logical_id: str, out_dir: Path, arch: str, *, prune: bool = True, bytecode: bool = True) -> BuiltArtifact:
     if logical_id == LAYER_ID:
-        return build_layer(out_dir, arch, prune=prune)
+        return build_layer(out_dir, arch, prune=prune, bytecode=bytecode)
     if logical_id in FUNCTIONS:
-        return build_function(logical_id, out_dir, arch, prune=prune)
+        return build_function(logical_id, out_dir, arch, prune=prune, bytecode=bytecode)
     raise KeyError(f"{logical_id} is not built here: one of {LAYER_ID}, {', '.join(FUNCTIONS)}")
 
 
@@ -278,11 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="the artifact directory (sam: $ARTIFACTS_DIR)")
     parser.add_argument("--arch", choices=sorted(PLATFORMS), default=None, help="default: template.yaml's")
     parser.add_argument("--no-prune", action="store_true", help="keep everything (to measure what pruning saves)")
+    parser.add_argument("--no-bytecode", action="store_true", help="ship sources only (to measure what bytecode saves)")
     parser.add_argument("--budget-mb", type=float, default=BUDGET_BYTES / 1e6)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    artifact = build(args.logical_id, args.out.resolve(), args.arch or template_architecture(), prune=not args.no_prune)
+    arch = args.arch or template_architecture()
+    artifact = build(args.logical_id, args.out.resolve(), arch, prune=not args.no_prune, bytecode=not args.no_bytecode)
     LOG.info(
         "%s (%s): %.1f MB unzipped, %.1f MB pruned, in %s",
         artifact.logical_id, artifact.arch, artifact.bytes_unzipped / 1e6, artifact.bytes_pruned / 1e6, artifact.root,

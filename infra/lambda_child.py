@@ -5,12 +5,14 @@ library until the command imports the artifacts' own packages. The answer is one
 ``RESULT_MARK`` on stdout; everything else the handlers print (JSON logs, EMF metrics) goes there too.
 
     lambda_child.py handler <module.function> <event.json> <function name>
+    lambda_child.py init <module.function>
     lambda_child.py layer <face.jpg>
 """
 
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import json
 import os
 import sys
@@ -46,11 +48,32 @@ def _origins() -> dict[str, str]:
     return {name: str(getattr(sys.modules[name], "__file__", "")) for name in WATCHED if name in sys.modules}
 
 
+def _compiled_at_import() -> list[str]:
+    """The files of modules imported from source with no bytecode beside them: this process compiled them (it
+    cannot write them back, as Lambda cannot)."""
+    compiled = []
+    for module in list(sys.modules.values()):
+        spec, cached = getattr(module, "__spec__", None), getattr(module, "__cached__", None)
+        from_source = spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader)
+        if from_source and cached and not os.path.exists(cached):
+            compiled.append(str(spec.origin))
+    return sorted(compiled)
+
+
 def run_handler(handler_path: str, event_path: str, function_name: str) -> dict[str, Any]:
     module_name, function = handler_path.rsplit(".", 1)
     event = json.loads(Path(event_path).read_text())
     handler = getattr(importlib.import_module(module_name), function)
-    return {"result": handler(event, LambdaContext(function_name)), "origins": _origins()}
+    answer = handler(event, LambdaContext(function_name))
+    return {"result": answer, "origins": _origins(), "compiled": _compiled_at_import()}
+
+
+def time_init(handler_path: str) -> dict[str, Any]:
+    """Lambda's init of a function: importing its handler's module (wall and CPU milliseconds)."""
+    started, started_cpu = time.perf_counter(), time.process_time()
+    importlib.import_module(handler_path.rsplit(".", 1)[0])
+    wall, cpu = time.perf_counter() - started, time.process_time() - started_cpu
+    return {"init_ms": wall * 1000.0, "init_cpu_ms": cpu * 1000.0, "compiled": _compiled_at_import()}
 
 
 def check_layer(face_path: str) -> dict[str, Any]:
@@ -80,12 +103,14 @@ def check_layer(face_path: str) -> dict[str, Any]:
         "models_opened": [model.name for model in models],
         "faces": [face.mood for face in analysis.faces],
         "video_decoded": bool(capture.isOpened() and capture.read()[0]),
+        "compiled": _compiled_at_import(),
     }
 
 
 def main(argv: list[str]) -> int:
     command, *args = argv
-    answer = run_handler(*args) if command == "handler" else check_layer(*args)
+    commands = {"handler": run_handler, "init": time_init, "layer": check_layer}
+    answer = commands[command](*args)
     print(RESULT_MARK + json.dumps(answer, default=str))
     return 0
 

@@ -134,6 +134,12 @@ def _from_artifacts(origins: dict[str, str], roots: list[Path], names: tuple[str
     ]
 
 
+def compiled_in(run: Run, roots: list[Path]) -> list[str]:
+    """Modules of the artifacts that the child compiled from source (should be none: they ship bytecode)."""
+    resolved = [root.resolve() for root in roots]
+    return [path for path in run.result["compiled"] if any(root in Path(path).resolve().parents for root in resolved)]
+
+
 def _face_jpeg(directory: Path) -> Path:
     from devkit.aws import face_jpeg
 
@@ -151,6 +157,8 @@ def check_layer(artifacts: dict[str, BuiltArtifact], runtime: Path, scratch: Pat
     report.check("layer: every ONNX model opens", len(found["models_opened"]) >= 4, ", ".join(found["models_opened"]))
     report.check("layer: the cascade finds the astronaut's face", len(found["faces"]) == 1, str(found["faces"]))
     report.check("layer: an mp4 decodes", found["video_decoded"], json.dumps(found["versions"]))
+    compiled = compiled_in(run, [layer])
+    report.check("layer: every module it imported came as bytecode", not compiled, ", ".join(compiled[:5]))
 
 
 def _function_env(logical_id: str, extra: dict[str, str]) -> dict[str, str]:
@@ -201,6 +209,8 @@ def check_batch(artifacts: dict[str, BuiltArtifact], runtime: Path, scratch: Pat
     roots = [function, artifacts[LAYER_ID].site_dir]
     outside = _from_artifacts(run.result["origins"], roots, ("numpy", "cv2", "meaa", "aws_lambda_powertools"))
     report.check("batch: meaa, numpy, cv2 and Powertools import from the artifacts", not outside, "; ".join(outside))
+    compiled = compiled_in(run, roots)
+    report.check("batch: every module it imported came as bytecode", not compiled, ", ".join(compiled[:5]))
     statuses = [(o["key"].rsplit("/", 1)[1], o["status"]) for o in run.result["result"]["outcomes"]]
     report.check(
         "batch: image and video scored, corrupt file failed",
@@ -232,6 +242,8 @@ def check_api(artifacts: dict[str, BuiltArtifact], runtime: Path, report: SmokeR
     roots = [function, artifacts[LAYER_ID].site_dir]
     outside = _from_artifacts(run.result["origins"], roots, ("numpy", "meaa", "fastapi", "pydantic"))
     report.check("api: meaa, numpy, FastAPI and pydantic import from the artifacts", not outside, "; ".join(outside))
+    compiled = compiled_in(run, roots)
+    report.check("api: every module it imported came as bytecode", not compiled, ", ".join(compiled[:5]))
     answer = run.result["result"]
     body = json.loads(answer.get("body") or "{}")
     report.check(

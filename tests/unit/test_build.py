@@ -209,7 +209,10 @@ def test_layer_build_copies_the_packages_and_fails_over_budget(
     assert lambda_build.main(["MeaaLayer", "--out", str(out), "--arch", "arm64", "--budget-mb", "100"]) == 0
     assert installed == [out / "python"]
     assert (out / "python/meaa/models/manifest.json").exists() and (out / "python/meaa_aws/observability.py").exists()
-    assert not list((out / "python").rglob("__pycache__"))
+    # The repository's own caches are not copied; the layer's packages get Python 3.12 bytecode beside their sources.
+    caches = list((out / "python").rglob("*.pyc"))
+    assert caches and all(path.parent.name == "__pycache__" and ".cpython-312." in path.name for path in caches)
+    assert (out / "python/meaa/pipeline.py").exists()
 
     assert lambda_build.main(["MeaaLayer", "--out", str(out), "--arch", "arm64", "--budget-mb", "0.5"]) == 1
     assert "MeaaLayer alone is over the 0.5 MB budget" in caplog.text
