@@ -528,7 +528,8 @@ def report(folder: Path, args: argparse.Namespace) -> None:
         "| <= 150 MB |"
     )
     init = f"{_median(inits, 'init_ms'):.0f} ms ({_median(inits, 'init_cpu_ms'):.0f} ms)"
-    print(f"| API Lambda init, without SnapStart | {init} (either) | | <= 800 ms |")
+    print(f"| API Lambda init, without SnapStart, from this venv | {init} (either) | | <= 800 ms |")
+    print("\nThe deployed artifacts' init, with the bytecode they ship: `python -m benchmarks.cold_init` (make bench).")
     _print_budget(med, floor)
     if not args.no_checks:
         _print_checks(args.data)
