@@ -124,20 +124,21 @@ def run_isolated(args: list[str], path: list[Path], cwd: Path, env: dict[str, st
     return Run(result, json_lines)
 
 
+def _inside(path: str, roots: list[Path]) -> bool:
+    """Whether ``path`` lies under one of ``roots`` (links resolved)."""
+    return any(root.resolve() in Path(path).resolve().parents for root in roots)
+
+
 def _from_artifacts(origins: dict[str, str], roots: list[Path], names: tuple[str, ...]) -> list[str]:
     """Modules among ``names`` that were imported from outside ``roots`` (should be none)."""
-    resolved = [root.resolve() for root in roots]
     return [
-        f"{name}: {origins.get(name)}"
-        for name in names
-        if not origins.get(name) or not any(root in Path(origins[name]).resolve().parents for root in resolved)
+        f"{name}: {origins.get(name)}" for name in names if not origins.get(name) or not _inside(origins[name], roots)
     ]
 
 
 def compiled_in(run: Run, roots: list[Path]) -> list[str]:
     """Modules of the artifacts that the child compiled from source (should be none: they ship bytecode)."""
-    resolved = [root.resolve() for root in roots]
-    return [path for path in run.result["compiled"] if any(root in Path(path).resolve().parents for root in resolved)]
+    return [path for path in run.result["compiled"] if _inside(path, roots)]
 
 
 def _face_jpeg(directory: Path) -> Path:
