@@ -194,12 +194,19 @@ def test_progress_table_shows_each_training_jobs_last_logged_epoch(tmp_path, mon
     assert rows["final"] == "| final | 0 / 5 | - | - | - |"
 
 
-def test_the_next_run_is_the_recipe_with_two_more_teachers(tmp_path) -> None:
-    """``--plan recipe2``: the same graph, every student distilled from all five teachers and fer, and the two new
-    teachers run as MODEL_CARD's "The next run" says (50 epochs, cosine from 1e-3, the fit split, no JAFFE)."""
-    jobs = {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs", "recipe2")}
+@pytest.mark.parametrize(
+    ("plan", "new"),
+    [
+        ("recipe2", {"t_w2_s3_e50": ("2", "3")}),
+        ("recipe3", {"t_w2_s3_e50": ("2", "3"), "t_w3_s4_e50": ("3", "4")}),
+    ],
+)
+def test_the_next_runs_are_the_recipe_with_more_teachers(tmp_path, plan, new) -> None:
+    """``--plan recipe2`` (and ``recipe3``): the same graph, every student distilled from all the plan's teachers and
+    fer, and the new teachers run as MODEL_CARD's "The next run" says (50 epochs, cosine from 1e-3, the fit split,
+    no JAFFE)."""
+    jobs = {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs", plan)}
     base = {job.name: job for job in recipe.jobs_of(tmp_path / "data", tmp_path / "work", tmp_path / "logs")}
-    new = {"t_w2_s3_e50": ("2", "3"), "t_w3_s4_e50": ("3", "4")}
     assert set(jobs) - set(base) == {*new, *(f"logits_{n}" for n in new), *(f"export_{n}" for n in new)}
     for name, (width, seed) in new.items():
         teacher = jobs[name]
@@ -209,17 +216,19 @@ def test_the_next_run_is_the_recipe_with_two_more_teachers(tmp_path) -> None:
         assert _value(teacher, "--train").endswith("data/fer2013_fit.npz")
         assert _value(teacher, "--checkpoint-dir") == str(tmp_path / "work" / "teachers" / name)
     readers = {_value(jobs[name], "--teachers") for name in ("base", *recipe.STUDENTS)}
-    assert len(readers) == 1 and {Path(p).name for p in readers.pop().split(",")} == {*recipe.NEXT_TEACHERS, "fer"}
-    assert _value(jobs["report"], "--plan") == "recipe2"
-    epochs = recipe.planned_epochs("recipe2")
-    assert list(epochs) == [*recipe.NEXT_TEACHERS, "base", *recipe.STUDENTS]
-    assert epochs == {**recipe.planned_epochs("recipe"), "t_w2_s3_e50": 50, "t_w3_s4_e50": 50}
+    teachers = {*recipe.TEACHERS, *new}
+    assert recipe.PLANS[plan].keys() == teachers
+    assert len(readers) == 1 and {Path(p).name for p in readers.pop().split(",")} == {*teachers, "fer"}
+    assert _value(jobs["report"], "--plan") == plan
+    epochs = recipe.planned_epochs(plan)
+    assert list(epochs) == [*recipe.PLANS[plan], "base", *recipe.STUDENTS]
+    assert epochs == {**recipe.planned_epochs("recipe"), **dict.fromkeys(new, 50)}
 
 
 def test_a_checkpoint_over_the_file_limit_is_carried_compressed(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(recipe, "CARRY_LIMIT_BYTES", 1000)
     logs = tmp_path / "logs"
-    old = recipe.Paths(tmp_path / "data", tmp_path / "old", logs, "recipe2")
+    old = recipe.Paths(tmp_path / "data", tmp_path / "old", logs, "recipe3")
     folder = Path(old.checkpoint("t_w3_s4_e50")).parent
     folder.mkdir(parents=True)
     state = bytes(range(256)) * 40  # 10 kB, over the (patched) limit
@@ -231,7 +240,7 @@ def test_a_checkpoint_over_the_file_limit_is_carried_compressed(tmp_path, monkey
     assert packed.read_bytes() == first, "the same state gives the same bytes"
     assert not (logs / "checkpoints" / "t_w3_s4_e50" / "last.pt").exists()
 
-    new = recipe.Paths(old.data, tmp_path / "new", logs, "recipe2")
+    new = recipe.Paths(old.data, tmp_path / "new", logs, "recipe3")
     assert recipe.restore_checkpoints(new) == ["t_w3_s4_e50/last.pt.gz"]
     assert (Path(new.checkpoint("t_w3_s4_e50")).parent / "last.pt").read_bytes() == state
 
