@@ -15,12 +15,12 @@ import argparse
 import json
 import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from meaa.labels import MOODS
 from model_build import quality_report
-from model_build.recipe import planned_epochs
+from model_build.recipe import NEXT_TEACHERS, TEACHERS, planned_epochs
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_CARD = REPO_ROOT / "model_build" / "MODEL_CARD.md"
@@ -214,14 +214,17 @@ def recipe_candidates_table(_: dict) -> str:
 _EPOCH_LINE = re.compile(r"^\S+ epoch\s+(\d+) loss \S+ (?:val|holdout) wF1 (\S+) acc \S+ ece (\S+) lr \S+ (\S+)s", re.M)
 
 
-def recipe_progress_table(_: dict) -> str:
-    """Issue 21's recipe while it runs: each training job's last logged epoch (``runs/recipe/NAME.log``)."""
+def progress_table(plan: str, reused: Iterable[str] = ()) -> str:
+    """Issue 21's runs while they run: each training job of ``plan`` but those it reuses as another plan trained
+    them, with its last logged epoch (``runs/PLAN/NAME.log``)."""
     lines = [
         "| job | epochs logged / planned | FER2013 holdout weighted F1 (last epoch) | its ECE | seconds (last epoch) |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for name, planned in planned_epochs().items():
-        log = RECIPE_RUN / f"{name}.log"
+    for name, planned in planned_epochs(plan).items():
+        if name in reused:
+            continue
+        log = RUNS / plan / f"{name}.log"
         epochs = _EPOCH_LINE.findall(log.read_text()) if log.exists() else []
         if not epochs:
             lines.append(f"| {name} | 0 / {planned} | - | - | - |")
@@ -326,7 +329,9 @@ SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
         "shipping-rule": shipping_rule_table,
         "cross-cpu": cross_cpu_table,
         "candidates": candidates_table,
-        "recipe-progress": recipe_progress_table,
+        "recipe-progress": lambda _: progress_table("recipe"),
+        "recipe2-progress": lambda _: progress_table("recipe2", reused=TEACHERS),
+        "recipe3-progress": lambda _: progress_table("recipe3", reused=NEXT_TEACHERS),
         "recipe-candidates": recipe_candidates_table,
         "history": history_table,
         "quality-selection": _from_quality_record(quality_report.selection_table),

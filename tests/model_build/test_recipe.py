@@ -183,15 +183,20 @@ def test_carried_checkpoints_continue_a_run_on_a_new_machine(tmp_path) -> None:
 def test_progress_table_shows_each_training_jobs_last_logged_epoch(tmp_path, monkeypatch) -> None:
     from model_build import model_card
 
-    monkeypatch.setattr(model_card, "RECIPE_RUN", tmp_path)
-    (tmp_path / "base.log").write_text(
+    monkeypatch.setattr(model_card, "RUNS", tmp_path)
+    (tmp_path / "recipe").mkdir()
+    (tmp_path / "recipe" / "base.log").write_text(
         "base epoch   1 loss 0.3679 val wF1 0.7559 acc 0.7619 ece 0.042 lr 5.0e-04 129.1s *\n"
         "base epoch   2 loss 0.3593 val wF1 0.7443 acc 0.7570 ece 0.027 lr 4.8e-04 140.6s *\n"
     )
-    rows = {line.split(" | ")[0].strip("| "): line for line in model_card.recipe_progress_table({}).splitlines()[2:]}
+    rows = {line.split(" | ")[0].strip("| "): line for line in model_card.progress_table("recipe").splitlines()[2:]}
     assert list(rows) == list(recipe.planned_epochs()) == [*recipe.TEACHERS, "base", *recipe.STUDENTS]
     assert rows["base"] == "| base | 2 / 15 | 0.7443 | 0.027 | 141 |"
     assert rows["final"] == "| final | 0 / 5 | - | - | - |"
+    # A later plan's table leaves out the teachers it reuses, and reads its own folder.
+    later = model_card.progress_table("recipe2", reused=recipe.TEACHERS).splitlines()[2:]
+    assert [line.split(" | ")[0].strip("| ") for line in later] == ["t_w2_s3_e50", "base", *recipe.STUDENTS]
+    assert "| base | 0 / 15 | - | - | - |" in later
 
 
 @pytest.mark.parametrize(
