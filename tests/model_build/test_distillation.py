@@ -15,6 +15,7 @@ import torch
 from meaa.labels import EMOTIONS, MOODS
 from model_build import bank, cpu_numerics, distill, evaluate, splits, train
 from model_build.augment import AugmentConfig, PipelineCrops, augment_batch
+from model_build.scoring import load_checkpoint
 from tests.model_build.test_training import _pattern_images
 
 
@@ -143,6 +144,13 @@ def test_teacher_bank_student_end_to_end(tiny, tmp_path) -> None:
     assert summary["views_scored"] == 3
     assert np.load(prefix + ".fer.npy").shape == (3, 192, 7)
     assert np.load(prefix + ".jaffe.npy").shape == (12, 3, 7)
+    # On a CPU the bank is scored in small batches (bank.default_batch): the same logits as one large batch.
+    teacher = load_checkpoint(tmp_path / "ck_teacher" / "best.pt")[0].eval()
+    whole = bank.teacher_logits(teacher, torch.from_numpy(drawn[1]), 48, batch_size=len(drawn[1])).numpy()
+    assert bank.default_batch(torch.device("cpu")) < len(drawn[1])
+    np.testing.assert_allclose(np.load(prefix + ".fer.npy")[1].astype(np.float32), whole, rtol=2e-3, atol=2e-3)
+    timed = bank.main(["time", "--checkpoint", str(tmp_path / "ck_teacher" / "best.pt"), "--views", str(views)])
+    assert set(timed["seconds_per_face"]) == {2048, 256, 64}
 
     targets, _, scored = distill.teacher_targets((prefix, prefix), temperature=2.0)
     assert scored == 3
