@@ -215,7 +215,8 @@ def _student_jobs(paths: Paths) -> list[Job]:
     for name, left_out in STUDENTS.items():
         args = ["--name", name, *bank, *STUDENT_ARGS, "--jaffe", paths.jaffe, "--jaffe-exclude", left_out]
         args += ["--init-from", paths.checkpoint("base"), "--out-dir", str(Path(paths.checkpoint(name)).parent)]
-        jobs.append(Job(name, "model_build.distill", args, ["base", "jaffe_views"], True))
+        # The bank too, not only base: a carried, done base does not bring the bank to a new machine.
+        jobs.append(Job(name, "model_build.distill", args, ["base", "jaffe_views", *logits], True))
     return jobs
 
 

@@ -33,6 +33,13 @@ def test_every_job_needs_only_jobs_that_exist_and_none_waits_on_itself(jobs) -> 
         done |= ready
 
 
+def test_every_student_waits_for_the_bank_it_reads(jobs) -> None:
+    """On a new machine the carried base is done while the bank (not carried) is not: a fold must wait for it."""
+    bank = {f"logits_{name}" for name in (*recipe.TEACHERS, "fer")}
+    for name in ("base", *recipe.STUDENTS):
+        assert bank <= set(jobs[name].needs), name
+
+
 def test_no_jaffe_reaches_a_fold_through_its_ancestors(jobs, tmp_path) -> None:
     """Teachers and the base never see a posed face, so fold_S has seen JAFFE only through its own fine-tune,
     and that fine-tune leaves S out."""
