@@ -29,7 +29,6 @@ DOCUMENTS = (MODEL_CARD, README)
 RUNS = REPO_ROOT / "model_build" / "runs"
 MANIFEST = REPO_ROOT / "layers" / "meaa" / "models" / "manifest.json"
 DISTILL_RUN = RUNS / "distill1"
-RECIPE_RUN = RUNS / "recipe"
 
 
 def _f(value: float, digits: int = 3) -> str:
@@ -186,9 +185,10 @@ def candidates_table(_: dict) -> str:
     return _candidates(_load(DISTILL_RUN / "candidates.json"))
 
 
-def recipe_candidates_table(_: dict) -> str:
-    """Issue 21's CPU recipe (``recipe_report.py``): the candidates, then ``final`` paired with the shipped models."""
-    data = _load(RECIPE_RUN / "candidates.json")
+def recipe_candidates_table(plan: str) -> str:
+    """A plan of issue 21's CPU recipe (``recipe_report.py``, ``runs/PLAN/candidates.json``): the candidates, then
+    ``final`` paired with the models shipped when the report ran."""
+    data = _load(RUNS / plan / "candidates.json")
     if not data or "final_vs" not in data:
         return _candidates(data)
     lines = [
@@ -332,7 +332,8 @@ SECTIONS: dict[Path, dict[str, Callable[[dict], str]]] = {
         "recipe-progress": lambda _: progress_table("recipe"),
         "recipe2-progress": lambda _: progress_table("recipe2", reused=TEACHERS),
         "recipe3-progress": lambda _: progress_table("recipe3", reused=NEXT_TEACHERS),
-        "recipe-candidates": recipe_candidates_table,
+        "recipe-candidates": lambda _: recipe_candidates_table("recipe"),
+        "recipe2-candidates": lambda _: recipe_candidates_table("recipe2"),
         "history": history_table,
         "quality-selection": _from_quality_record(quality_report.selection_table),
         "quality-angles": _from_quality_record(quality_report.angle_table),

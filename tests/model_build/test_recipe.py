@@ -206,6 +206,34 @@ def test_progress_table_shows_each_training_jobs_last_logged_epoch(tmp_path, mon
     assert "| base | 0 / 15 | - | - | - |" in later
 
 
+def test_candidates_table_reads_its_own_plans_report(tmp_path, monkeypatch) -> None:
+    from model_build import model_card
+
+    monkeypatch.setattr(model_card, "RUNS", tmp_path)
+    (tmp_path / "recipe2").mkdir()
+    pair = {
+        "fer2013_val_weighted_f1": {"difference": 0.0123, "ci95_faces": [0.002, 0.021]},
+        "jaffe_dev_loso_weighted_f1": {"difference": -0.01, "ci95_subjects": [-0.08, 0.04]},
+        "rule_met": True,
+    }
+    (tmp_path / "recipe2" / "candidates.json").write_text(
+        json.dumps(
+            {
+                "rows": [],
+                "baseline_jaffe_dev_loso": {
+                    "weighted_f1": 0.85,
+                    "weighted_f1_ci95_subjects": [0.7, 0.9],
+                    "margin_chosen": {},
+                },
+                "final_vs": {"mini_xception_w2_recipe": pair},
+            }
+        )
+    )
+    assert model_card.recipe_candidates_table("recipe") == "(not measured yet)"
+    table = model_card.recipe_candidates_table("recipe2")
+    assert "| `mini_xception_w2_recipe` | +0.012 (0.002 to 0.021) | -0.010 (-0.080 to 0.040) | yes |" in table
+
+
 @pytest.mark.parametrize(
     ("plan", "new"),
     [
